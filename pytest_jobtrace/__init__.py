@@ -1,0 +1,47 @@
+"""pytest-jobtrace: assert on the OpenTelemetry traces that background jobs produce.
+
+Request the ``job_spans`` fixture and call :func:`assert_span_tree` with the tree you expect.
+"""
+
+from __future__ import annotations
+
+from pytest_jobtrace._assert import SpanTreeMismatch, check_span_tree, forest_from
+from pytest_jobtrace._jobspans import JobSpans, current
+from pytest_jobtrace._options import JobtraceOptions
+from pytest_jobtrace._parse import TextTreeError, span
+from pytest_jobtrace._render import render_forest, render_mermaid
+from pytest_jobtrace._tree import SpanForest, SpanNode
+
+__all__ = [
+    "JobSpans",
+    "JobtraceOptions",
+    "SpanForest",
+    "SpanNode",
+    "SpanTreeMismatch",
+    "TextTreeError",
+    "assert_span_tree",
+    "render",
+    "span",
+]
+
+
+def assert_span_tree(
+    expected: object, spans: object = None, *, exact: bool | None = None, ordered: bool | None = None
+) -> None:
+    """Assert that the captured spans contain the ``expected`` tree(s).
+
+    ``expected`` is one expected root or a list of them, each a :func:`span`, a dict with span()'s
+    keys, or a text tree. ``spans`` defaults to the current test's ``job_spans`` capture; it may also
+    be a list of spans, an ``InMemorySpanExporter`` or a :class:`SpanForest`.
+    """
+    __tracebackhide__ = True
+    if spans is None:
+        current().assert_span_tree(expected, exact=exact, ordered=ordered)
+        return
+    check_span_tree(expected, forest_from(spans), exact=bool(exact), ordered=bool(ordered))
+
+
+def render(spans: object, format: str = "text") -> str:
+    """Render any spans (a capture, a list, an exporter) as a text tree or a Mermaid graph."""
+    forest = forest_from(spans)
+    return render_mermaid(forest) if format == "mermaid" else render_forest(forest)

@@ -1,0 +1,98 @@
+"""``assert_span_tree``: match, and when that fails, say exactly where and how."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from pytest_jobtrace._diagnose import Diagnoser
+from pytest_jobtrace._expect import Expected
+from pytest_jobtrace._match import Difference, Matcher
+from pytest_jobtrace._parse import expected_list
+from pytest_jobtrace._render import render_expected, render_forest
+from pytest_jobtrace._tree import SpanForest
+
+_MAX_LINES = 200
+
+
+class SpanTreeMismatch(AssertionError):
+    """Raised by assert_span_tree; carries the difference for tools that want more than text."""
+
+    def __init__(self, message: str, difference: Difference) -> None:
+        super().__init__(message)
+        self.difference = difference
+
+
+SpanTreeMismatch.__module__ = "pytest_jobtrace"
+
+
+class _HasFinishedSpans(Protocol):
+    def get_finished_spans(self) -> Sequence[ReadableSpan]: ...
+
+
+SpanSource = Iterable[ReadableSpan] | SpanForest | _HasFinishedSpans
+
+
+def forest_from(spans: Any) -> SpanForest:
+    """A forest from a capture, a forest, an InMemorySpanExporter or any iterable of spans."""
+    if isinstance(spans, SpanForest):
+        return spans
+    forest = getattr(spans, "forest", None)
+    if callable(forest):
+        return forest()  # type: ignore[no-any-return]
+    if hasattr(spans, "get_finished_spans"):
+        return SpanForest(spans.get_finished_spans())
+    return SpanForest(list(spans))
+
+
+def check_span_tree(expected: object, forest: SpanForest, *, exact: bool, ordered: bool) -> None:
+    __tracebackhide__ = True
+    roots = expected_list(expected)
+    if not roots:
+        raise ValueError("assert_span_tree() got an empty expectation: give at least one expected span")
+    matcher = Matcher(forest, exact=exact, ordered=ordered)
+    if matcher.assign(roots, matcher.root_pool()) is not None:
+        return
+    difference = Diagnoser(matcher).explain_group(roots, matcher.root_pool(), None)
+    raise SpanTreeMismatch(failure_message(roots, forest, difference, exact=exact, ordered=ordered), difference)
+
+
+def failure_message(
+    roots: Sequence[Expected], forest: SpanForest, difference: Difference, *, exact: bool, ordered: bool
+) -> str:
+    modes = [name for name, on in (("exact", exact), ("ordered", ordered)) if on]
+    heading = "span tree does not match" + (f" ({', '.join(modes)})" if modes else "")
+    marks = {difference.node.index: difference.detail} if difference.node is not None else {}
+    traces = len(forest.traces)
+    captured = f"{len(forest)} span{'s' * (len(forest) != 1)} in {traces} trace{'s' * (traces != 1)}"
+    return "\n".join(
+        [
+            f"{heading}: {difference.message}",
+            "",
+            "expected:",
+            _indent(render_expected(roots)),
+            "",
+            f"captured ({captured}):",
+            _indent(_clip(render_forest(forest, marks), difference)),
+        ]
+    )
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def _clip(text: str, difference: Difference) -> str:
+    lines = text.splitlines()
+    if len(lines) <= _MAX_LINES:
+        return text
+    focus = next((i for i, line in enumerate(lines) if "    <-- " in line), 0)
+    start = max(0, min(focus - _MAX_LINES // 2, len(lines) - _MAX_LINES))
+    shown = lines[start : start + _MAX_LINES]
+    if start:
+        shown.insert(0, f"... {start} lines above ...")
+    if start + _MAX_LINES < len(lines):
+        shown.append(f"... {len(lines) - start - _MAX_LINES} lines below ...")
+    return "\n".join(shown)

@@ -1,0 +1,172 @@
+"""Per-test span capture that survives every way an application sets up OpenTelemetry.
+
+The global ``TracerProvider`` can be set once per process, module-level tracers cache the first real
+tracer they meet, and opentelemetry-test-utils' ``TestBase`` swaps providers every test. Rather than
+fighting any of that, one process-wide span processor (the router) is attached to *every* SDK
+``TracerProvider``: those that exist when the plugin starts, and every one constructed later (by
+wrapping ``TracerProvider.__init__``). The router hands each ended span to the capture of the test
+that is running, and keeps track of spans started in one test and ended in another.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+
+
+@dataclass(frozen=True)
+class LeakedSpan:
+    """A span started in one capture that ended after that capture closed."""
+
+    name: str
+    started_in: str
+    ended_in: str | None
+
+
+class SpanRouter(SpanProcessor):
+    """The one span processor the plugin adds; routes spans to the active capture."""
+
+    def __init__(self) -> None:
+        self._stack: list[CaptureSink] = []
+        self._open: dict[int, CaptureSink] = {}
+        self._leaks: list[LeakedSpan] = []
+        self._lock = threading.Lock()
+        self.test_label: str | None = None
+
+    @property
+    def active(self) -> CaptureSink | None:
+        stack = self._stack
+        return stack[-1] if stack else None
+
+    def push(self, sink: CaptureSink) -> None:
+        self._stack.append(sink)
+
+    def pop(self, sink: CaptureSink) -> None:
+        if sink in self._stack:
+            self._stack.remove(sink)
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        sink = self.active
+        if sink is not None and span.context.trace_flags.sampled:
+            self._open[span.context.span_id] = sink
+            sink.started(span)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        context = span.context
+        if context is None or not context.trace_flags.sampled:
+            return
+        owner = self._open.pop(context.span_id, None)
+        if owner is None:
+            # Started before any capture opened (a session fixture, an import): it ended here.
+            owner = self.active
+        elif owner.closed:
+            self._record_leak(span, owner)
+            return
+        if owner is not None:
+            owner.add(span)
+
+    def _record_leak(self, span: ReadableSpan, owner: CaptureSink) -> None:
+        ended_in = self.test_label if self.test_label != owner.label else None
+        leak = LeakedSpan(span.name, owner.label, ended_in)
+        with self._lock:
+            self._leaks.append(leak)
+
+    def take_leaks(self) -> list[LeakedSpan]:
+        if not self._leaks:
+            return []
+        with self._lock:
+            leaks, self._leaks = self._leaks, []
+        return leaks
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class CaptureSink:
+    """Where the router puts spans for one test; the public ``JobSpans`` wraps one."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.spans: list[ReadableSpan] = []
+        self.unfinished: dict[int, Span] = {}
+        self.closed = False
+        self._lock = threading.Lock()
+
+    def started(self, span: Span) -> None:
+        self.unfinished[span.context.span_id] = span
+
+    def add(self, span: ReadableSpan) -> None:
+        if span.context is not None:
+            self.unfinished.pop(span.context.span_id, None)
+        with self._lock:
+            self.spans.append(span)
+
+    def snapshot(self) -> list[ReadableSpan]:
+        with self._lock:
+            return list(self.spans)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.spans.clear()
+
+
+ROUTER = SpanRouter()
+_attached: weakref.WeakSet[TracerProvider] = weakref.WeakSet()
+_original_init: Callable[..., None] | None = None
+_installs = 0
+
+
+def attach(provider: object) -> None:
+    """Add the router to an SDK provider once; other providers (no-op, proxy) are left alone."""
+    if isinstance(provider, TracerProvider) and provider not in _attached:
+        _attached.add(provider)
+        provider.add_span_processor(ROUTER)
+
+
+def _patched_init(self: TracerProvider, *args: Any, **kwargs: Any) -> None:
+    assert _original_init is not None
+    _original_init(self, *args, **kwargs)
+    attach(self)
+
+
+def install() -> None:
+    """Start routing spans from every SDK provider; reference-counted for nested pytest sessions."""
+    global _installs, _original_init
+    _installs += 1
+    if _installs > 1:
+        return
+    _original_init = TracerProvider.__init__
+    TracerProvider.__init__ = _patched_init  # type: ignore[method-assign]
+    attach(trace.get_tracer_provider())
+
+
+def uninstall() -> None:
+    """Undo :func:`install` when the last session using it ends; attached providers keep the router."""
+    global _installs, _original_init
+    _installs -= 1
+    if _installs == 0 and _original_init is not None:
+        TracerProvider.__init__ = _original_init  # type: ignore[method-assign]
+        _original_init = None
+
+
+def ensure_global_provider() -> None:
+    """Make module-level tracers record: set an SDK provider only if nobody has set one.
+
+    Called when a capture opens, not at start-up, so an application that sets its own provider
+    during collection (conftest, module import) is never overridden and never warned about.
+    """
+    current = trace.get_tracer_provider()
+    if isinstance(current, trace.ProxyTracerProvider):
+        trace.set_tracer_provider(TracerProvider())
+    else:
+        attach(current)

@@ -1,0 +1,268 @@
+"""Expected nodes: what a test says a span (or, later, a job) should look like."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.trace import SpanKind, StatusCode
+
+from pytest_jobtrace._values import (
+    kind_word,
+    show,
+    show_name,
+    value_matches,
+)
+
+if TYPE_CHECKING:
+    from pytest_jobtrace._tree import SpanNode
+
+
+class Expected:
+    """Base of every expected node; the matcher only talks to this interface."""
+
+    children: tuple[Expected, ...] = ()
+    links: tuple[Expected, ...] = ()
+    count: int | None = None
+
+    def label(self) -> str:
+        raise NotImplementedError
+
+    def exact_name(self) -> str | None:
+        """A literal name lets the matcher look candidates up instead of trying every span."""
+        return None
+
+    def same_name(self, node: SpanNode) -> bool:
+        """Whether the node is the one meant, even if other checks fail (for picking the closest)."""
+        name = self.exact_name()
+        return name is None or name == node.name
+
+    def local_mismatch(self, node: SpanNode) -> str | None:
+        """The first difference on this node itself (not its children or links), or None."""
+        raise NotImplementedError
+
+    def child_nodes(self, node: SpanNode) -> Sequence[SpanNode]:
+        """The actual nodes that this node's expected children are matched against."""
+        return node.children
+
+    def group_key(self) -> Hashable:
+        """Equal keys mean interchangeable siblings (matched as one group); id() when unsure."""
+        return id(self)
+
+    def render_line(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    name: object
+    attributes: Mapping[str, object] | None = None
+
+    def describe(self) -> str:
+        if not self.attributes:
+            return show_name(self.name)
+        return f"{show_name(self.name)} {_show_attrs(self.attributes)}"
+
+
+@dataclass(frozen=True)
+class ExceptionSpec:
+    type: object = None
+    message: object = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.type is not None:
+            parts.append(_type_label(self.type))
+        if self.message is not None:
+            parts.append(f"message {show(self.message)}")
+        return " with ".join(parts) if parts else "any exception"
+
+
+def _type_label(expected: object) -> str:
+    if isinstance(expected, type):
+        return expected.__name__
+    return show_name(expected)
+
+
+def exception_type_matches(expected: object, actual: object) -> bool:
+    """A class matches its name, qualname or module-qualified name; a string also its last component."""
+    if not isinstance(actual, str):
+        return False
+    if isinstance(expected, type):
+        qualified = f"{expected.__module__}.{expected.__qualname__}"
+        return actual in (expected.__name__, expected.__qualname__, qualified)
+    if isinstance(expected, str):
+        return actual == expected or actual.rsplit(".", 1)[-1] == expected
+    return value_matches(expected, actual)
+
+
+@dataclass(frozen=True, eq=False)
+class ExpectedSpan(Expected):
+    """An expected span; build it with :func:`pytest_jobtrace.span`."""
+
+    name: object = None
+    kind: SpanKind | None = None
+    attributes: Mapping[str, object] | None = None
+    status: StatusCode | None = None
+    description: object = None
+    events: tuple[EventSpec, ...] = ()
+    exception: ExceptionSpec | None = None
+    links: tuple[Expected, ...] = ()
+    children: tuple[Expected, ...] = ()
+    count: int | None = None
+    _key: Hashable = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_key", self._compute_key())
+
+    def _compute_key(self) -> Hashable:
+        try:
+            attrs = None if self.attributes is None else tuple(sorted(self.attributes.items()))
+            children = tuple(c.group_key() for c in self.children)
+            links = tuple(x.group_key() for x in self.links)
+            key = (self.name, self.kind, attrs, self.status, self.description, self.events, self.exception)
+            key_all = (*key, children, links, self.count)
+            hash(key_all)
+        except TypeError:
+            return id(self)
+        return key_all
+
+    def group_key(self) -> Hashable:
+        return self._key
+
+    def label(self) -> str:
+        return "any span" if self.name is None else show_name(self.name)
+
+    def exact_name(self) -> str | None:
+        return self.name if isinstance(self.name, str) else None
+
+    def same_name(self, node: SpanNode) -> bool:
+        return self.name is None or value_matches(self.name, node.name)
+
+    def local_mismatch(self, node: SpanNode) -> str | None:
+        for check in (self._name_diff, self._kind_diff, self._status_diff, self._attributes_diff):
+            message = check(node)
+            if message is not None:
+                return message
+        return self._events_diff(node) or self._exception_diff(node)
+
+    def _name_diff(self, node: SpanNode) -> str | None:
+        if self.name is None or value_matches(self.name, node.name):
+            return None
+        return f"name: expected {show_name(self.name)}, got {node.name!r}"
+
+    def _kind_diff(self, node: SpanNode) -> str | None:
+        if self.kind is None or node.kind == self.kind:
+            return None
+        return f"kind: expected {kind_word(self.kind)}, got {kind_word(node.kind)}"
+
+    def _status_diff(self, node: SpanNode) -> str | None:
+        status = node.span.status
+        if self.status is not None and status.status_code != self.status:
+            got = status.status_code.name
+            if status.description:
+                got += f" ({status.description!r})"
+            return f"status: expected {self.status.name}, got {got}"
+        if self.description is not None and not value_matches(self.description, status.description):
+            return f"status description: expected {show(self.description)}, got {status.description!r}"
+        return None
+
+    def _attributes_diff(self, node: SpanNode) -> str | None:
+        if not self.attributes:
+            return None
+        return attributes_diff(self.attributes, node.span.attributes or {})
+
+    def _events_diff(self, node: SpanNode) -> str | None:
+        for spec in self.events:
+            if not any(_event_matches(spec, event) for event in node.span.events):
+                names = [event.name for event in node.span.events]
+                return f"events: expected an event {spec.describe()}, got {names or 'no events'}"
+        return None
+
+    def _exception_diff(self, node: SpanNode) -> str | None:
+        spec = self.exception
+        if spec is None:
+            return None
+        found = [dict(e.attributes or {}) for e in node.span.events if e.name == "exception"]
+        if any(_exception_matches(spec, attrs) for attrs in found):
+            return None
+        got = ", ".join(f"{a.get('exception.type')}: {a.get('exception.message')!r}" for a in found)
+        return f"exception: expected {spec.describe()}, got {got or 'no exception event'}"
+
+    def render_line(self) -> str:
+        line = "*" if self.name is None else _name_text(self.name)
+        notes = self._notes()
+        if notes:
+            line += f" [{', '.join(notes)}]"
+        if self.attributes:
+            line += f" {_show_attrs(self.attributes)}"
+        if self.events:
+            line += " events=[" + ", ".join(spec.describe() for spec in self.events) + "]"
+        if self.exception is not None:
+            line += f" exception={self.exception.describe()}"
+        return line
+
+    def _notes(self) -> list[str]:
+        notes = []
+        if self.kind is not None:
+            notes.append(kind_word(self.kind))
+        if self.status is not None:
+            notes.append(self.status.name)
+        if self.description is not None:
+            notes.append(f"description {show(self.description)}")
+        notes.extend(f"link {link.label()}" for link in self.links)
+        if self.count is not None:
+            notes.append(f"x{self.count}")
+        return notes
+
+
+def _name_text(name: object) -> str:
+    if isinstance(name, str):
+        return name
+    return show_name(name)
+
+
+def _show_attrs(attributes: Mapping[str, object]) -> str:
+    return "{" + ", ".join(f"{key}={show(value)}" for key, value in attributes.items()) + "}"
+
+
+def attributes_diff(expected: Mapping[str, object], actual: Mapping[str, Any]) -> str | None:
+    """Subset match; None as a value asserts the attribute is absent."""
+    for key, value in expected.items():
+        got = actual.get(key, _ABSENT)
+        if value is None:
+            if got is not _ABSENT:
+                return f"attributes[{key!r}]: expected absent, got {got!r}"
+            continue
+        if got is _ABSENT:
+            return f"attributes[{key!r}]: expected {show(value)}, but the span has no such attribute"
+        if not value_matches(value, got):
+            return f"attributes[{key!r}]: expected {show(value)}, got {got!r}"
+    return None
+
+
+_ABSENT: Any = object()
+
+
+def _event_matches(spec: EventSpec, event: Any) -> bool:
+    if not value_matches(spec.name, event.name):
+        return False
+    return spec.attributes is None or attributes_diff(spec.attributes, event.attributes or {}) is None
+
+
+def _exception_matches(spec: ExceptionSpec, attributes: Mapping[str, Any]) -> bool:
+    if spec.type is not None and not exception_type_matches(spec.type, attributes.get("exception.type")):
+        return False
+    return spec.message is None or value_matches(spec.message, attributes.get("exception.message"))
+
+
+def json_string(text: str) -> str:
+    """Strings inside text-tree annotations are JSON strings, so quotes and newlines are unambiguous."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def is_pattern(value: object) -> bool:
+    return isinstance(value, re.Pattern)

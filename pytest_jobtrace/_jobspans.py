@@ -1,0 +1,92 @@
+"""``JobSpans``: the object the ``job_spans`` fixture yields."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Literal
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from pytest_jobtrace._assert import check_span_tree
+from pytest_jobtrace._capture import CaptureSink
+from pytest_jobtrace._expect import attributes_diff
+from pytest_jobtrace._render import render_forest, render_mermaid
+from pytest_jobtrace._tree import SpanForest
+from pytest_jobtrace._values import value_matches
+
+_current: list[JobSpans] = []
+
+
+class JobSpans:
+    """Every span that ended during the current test, from any tracer and any thread, in end order.
+
+    Only exposed for type hints (``def test_x(job_spans: JobSpans)``); the constructor is not API.
+    """
+
+    def __init__(self, sink: CaptureSink, *, exact: bool = False, ordered: bool = False) -> None:
+        self._sink = sink
+        self._defaults = {"exact": exact, "ordered": ordered}
+        self._forest: tuple[int, SpanForest] | None = None
+
+    @property
+    def spans(self) -> list[ReadableSpan]:
+        """A copy of the captured spans, in the order they ended."""
+        return self._sink.snapshot()
+
+    def __len__(self) -> int:
+        return len(self._sink.spans)
+
+    def __iter__(self) -> Iterator[ReadableSpan]:
+        return iter(self.spans)
+
+    def __repr__(self) -> str:
+        return f"<JobSpans {self._sink.label}: {len(self)} spans>"
+
+    def clear(self) -> None:
+        """Forget what was captured so far (spans still open are captured when they end)."""
+        self._sink.clear()
+
+    def find(
+        self, name: object = None, attributes: Mapping[str, object] | None = None, **attrs: object
+    ) -> list[ReadableSpan]:
+        """Spans whose name matches and that have these attributes (None: attribute absent).
+
+        Dotted attribute keys go in ``attributes={"payment.status": "ok"}``; plain ones may be keywords.
+        """
+        wanted = {**(attributes or {}), **attrs}
+        return [
+            s
+            for s in self.spans
+            if (name is None or value_matches(name, s.name)) and attributes_diff(wanted, s.attributes or {}) is None
+        ]
+
+    def forest(self) -> SpanForest:
+        """The captured spans as traces and trees (rebuilt only when spans were added)."""
+        spans = self._sink.snapshot()
+        if self._forest is None or self._forest[0] != len(spans):
+            self._forest = (len(spans), SpanForest(spans))
+        return self._forest[1]
+
+    def render(self, format: Literal["text", "mermaid"] = "text") -> str:
+        """The captured forest as a box-drawn text tree (a valid expectation) or a Mermaid graph."""
+        forest = self.forest()
+        return render_mermaid(forest) if format == "mermaid" else render_forest(forest)
+
+    def assert_span_tree(self, expected: object, *, exact: bool | None = None, ordered: bool | None = None) -> None:
+        """Assert that the captured forest contains ``expected``; see :func:`pytest_jobtrace.assert_span_tree`."""
+        __tracebackhide__ = True
+        check_span_tree(
+            expected,
+            self.forest(),
+            exact=self._defaults["exact"] if exact is None else exact,
+            ordered=self._defaults["ordered"] if ordered is None else ordered,
+        )
+
+
+def current() -> JobSpans:
+    if not _current:
+        raise RuntimeError(
+            "assert_span_tree() without spans= needs the job_spans fixture: request it in the test "
+            "(or mark the test with @pytest.mark.jobtrace), or pass spans=..."
+        )
+    return _current[-1]

@@ -1,0 +1,324 @@
+"""Turning what a test writes (span() calls, dicts, text trees) into expected nodes."""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_jobtrace._expect import EventSpec, ExceptionSpec, Expected, ExpectedSpan
+from pytest_jobtrace._values import parse_kind, parse_status
+
+
+class TextTreeError(ValueError):
+    """A text tree that does not parse; the message names the line and the problem."""
+
+
+SPAN_KEYS = (
+    "name",
+    "kind",
+    "attributes",
+    "status",
+    "description",
+    "events",
+    "exception",
+    "links",
+    "children",
+    "count",
+)
+
+# Other node types (job()) register a dict key that selects them, e.g. {"job": "ProcessOrderJob"}.
+DICT_BUILDERS: dict[str, Callable[[Mapping[str, Any]], Expected]] = {}
+
+
+def span(
+    name: object = None,
+    *,
+    kind: object = None,
+    attributes: Mapping[str, object] | None = None,
+    status: object = None,
+    description: object = None,
+    events: Iterable[object] | None = None,
+    exception: object = None,
+    links: Iterable[object] | None = None,
+    children: Iterable[object] | object = (),
+    count: int | None = None,
+) -> ExpectedSpan:
+    """An expected span. Every argument is optional; what is left out is not checked.
+
+    ``children`` and ``links`` take expected spans in any form: ``span()``, a dict or a text tree.
+    """
+    if attributes is not None and not isinstance(attributes, Mapping):
+        raise TypeError(f"attributes must be a mapping of attribute name to expected value, got {attributes!r}")
+    return ExpectedSpan(
+        name=name,
+        kind=None if kind is None else parse_kind(kind),
+        attributes=None if attributes is None else dict(attributes),
+        status=None if status is None else parse_status(status),
+        description=description,
+        events=tuple(_event_spec(e) for e in events or ()),
+        exception=None if exception is None else _exception_spec(exception),
+        links=tuple(expected_list(links or ())),
+        children=tuple(expected_list(children)),
+        count=_check_count(count),
+    )
+
+
+def _check_count(count: object) -> int | None:
+    if count is None:
+        return None
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(f"count={count!r}: expected a whole number of sibling spans, 0 or more")
+    return count
+
+
+def _event_spec(event: object) -> EventSpec:
+    if isinstance(event, Mapping):
+        _reject_unknown(event, ("name", "attributes"), "an expected event")
+        if "name" not in event:
+            raise ValueError(f"an expected event needs a 'name': {dict(event)!r}")
+        return EventSpec(event["name"], event.get("attributes"))
+    return EventSpec(event)
+
+
+def _exception_spec(exception: object) -> ExceptionSpec:
+    if isinstance(exception, Mapping):
+        _reject_unknown(exception, ("type", "message"), "an expected exception")
+        return ExceptionSpec(exception.get("type"), exception.get("message"))
+    return ExceptionSpec(type=exception)
+
+
+def _reject_unknown(mapping: Mapping[str, Any], valid: Iterable[str], what: str) -> None:
+    unknown = [key for key in mapping if key not in valid]
+    if unknown:
+        names = ", ".join(repr(k) for k in unknown)
+        raise ValueError(f"unknown key(s) {names} in {what}; valid keys: {', '.join(valid)}")
+
+
+def from_dict(data: Mapping[str, Any]) -> Expected:
+    """A dict with span()'s keys, or with a key registered by another node type (``job``)."""
+    for key, build in DICT_BUILDERS.items():
+        if key in data:
+            return build(data)
+    _reject_unknown(data, SPAN_KEYS, "an expected span")
+    return span(**data)
+
+
+def expected_list(value: object) -> list[Expected]:
+    """One expected node or several, in any of the three forms, as a flat list."""
+    if isinstance(value, (Expected, Mapping, str)):
+        return to_expected(value)
+    if isinstance(value, Iterable):
+        return [node for item in value for node in to_expected(item)]
+    raise TypeError(f"expected a span(), a dict or a text tree, got {value!r}")
+
+
+def to_expected(value: object) -> list[Expected]:
+    if isinstance(value, Expected):
+        return [value]
+    if isinstance(value, Mapping):
+        return [from_dict(value)]
+    if isinstance(value, str):
+        return parse_text_tree(value)
+    raise TypeError(f"expected a span(), a dict or a text tree, got {type(value).__name__}: {value!r}")
+
+
+# --- text trees -------------------------------------------------------------------------------
+
+_BOX_CHARS = "│├└─ "
+_BRANCHES = ("├── ", "└── ")
+
+
+@dataclass
+class _Line:
+    number: int
+    text: str
+    depth: int
+    children: list[_Line] = field(default_factory=list)
+
+
+def parse_text_tree(text: str) -> list[Expected]:
+    """Parse an indented or box-drawn tree, one span per line (see docs/text-trees.md)."""
+    lines = _meaningful_lines(text)
+    if not lines:
+        raise TextTreeError("the text tree is empty: write one span name per line")
+    boxed = any(set(_prefix(line)) - {" "} for _, line in lines)
+    parsed = _box_depths(lines) if boxed else _indent_depths(lines)
+    return [_build(line) for line in _nest(parsed)]
+
+
+def _meaningful_lines(text: str) -> list[tuple[int, str]]:
+    raw = textwrap.dedent(text.expandtabs(4)).splitlines()
+    kept = [(i + 1, line.rstrip()) for i, line in enumerate(raw)]
+    return [(n, line) for n, line in kept if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _prefix(line: str) -> str:
+    stripped = line.lstrip(_BOX_CHARS)
+    return line[: len(line) - len(stripped)]
+
+
+def _box_depths(lines: list[tuple[int, str]]) -> list[_Line]:
+    parsed = []
+    for number, line in lines:
+        prefix = _prefix(line)
+        if len(prefix) % 4 or (prefix and not prefix.endswith(_BRANCHES)):
+            raise TextTreeError(
+                f"line {number}: {line.strip()!r}: a box-drawn line must start with '├── ' or '└── ' "
+                "after 4 columns per level ('│   ' or '    '), as render() writes it"
+            )
+        parsed.append(_Line(number, line[len(prefix) :], len(prefix) // 4))
+    return parsed
+
+
+def _indent_depths(lines: list[tuple[int, str]]) -> list[_Line]:
+    indents = [len(line) - len(line.lstrip(" ")) for _, line in lines]
+    unit = min((i for i in indents if i), default=2)
+    if unit < 2:
+        raise TextTreeError(f"line {lines[indents.index(1)][0]}: indent each level by two or more spaces, not one")
+    parsed = []
+    for (number, line), indent in zip(lines, indents):
+        if indent % unit:
+            raise TextTreeError(
+                f"line {number}: {line.strip()!r} is indented {indent} spaces, "
+                f"but the tree uses {unit} spaces per level"
+            )
+        parsed.append(_Line(number, line.strip(), indent // unit))
+    return parsed
+
+
+def _nest(lines: list[_Line]) -> list[_Line]:
+    if lines[0].depth:
+        raise TextTreeError(f"line {lines[0].number}: the first line must not be indented")
+    roots: list[_Line] = []
+    stack: list[_Line] = []
+    for line in lines:
+        if line.depth > len(stack):
+            raise TextTreeError(
+                f"line {line.number}: {line.text!r} is nested {line.depth} levels deep "
+                f"right after a line at level {len(stack) - 1}; indent one level at a time"
+            )
+        del stack[line.depth :]
+        (stack[-1].children if stack else roots).append(line)
+        stack.append(line)
+    return roots
+
+
+def _build(line: _Line) -> Expected:
+    name, notes = _split_annotations(line)
+    return ExpectedSpan(
+        name=_parse_name(name),
+        kind=notes.get("kind"),
+        status=notes.get("status"),
+        description=notes.get("description"),
+        links=tuple(notes.get("links", ())),
+        children=tuple(_build(child) for child in line.children),
+        count=notes.get("count"),
+    )
+
+
+def _parse_name(name: str) -> object:
+    if name == "*":
+        return None
+    if len(name) > 2 and name.startswith("/") and name.endswith("/"):
+        return re.compile(name[1:-1])
+    return name
+
+
+def _split_annotations(line: _Line) -> tuple[str, dict[str, Any]]:
+    """The trailing ``[...]`` is annotations only if everything in it parses as such."""
+    text = line.text
+    if text.endswith("]"):
+        for match in re.finditer(r"\s\[", text):
+            notes = _parse_notes(text[match.end() : -1])
+            if notes is not None:
+                return text[: match.start()].rstrip(), notes
+    return text, {}
+
+
+_NOTE_PATTERNS = (
+    (re.compile(r"(server|client|producer|consumer|internal)\b", re.I), "kind"),
+    (re.compile(r"(ok|error|unset)\b", re.I), "status"),
+    (re.compile(r"link\b"), "link"),
+    (re.compile(r"[x×](\d+)\b"), "count"),
+)
+
+
+def _parse_notes(body: str) -> dict[str, Any] | None:
+    notes: dict[str, Any] = {}
+    pos = 0
+    while pos < len(body):
+        pos = _parse_note(body, pos, notes)
+        if pos < 0:
+            return None
+        pos = _skip(body, pos)
+        if pos < len(body):
+            if body[pos] != ",":
+                return None
+            pos = _skip(body, pos + 1)
+    return notes or None
+
+
+def _skip(body: str, pos: int) -> int:
+    while pos < len(body) and body[pos] == " ":
+        pos += 1
+    return pos
+
+
+def _parse_note(body: str, pos: int, notes: dict[str, Any]) -> int:
+    for pattern, what in _NOTE_PATTERNS:
+        match = pattern.match(body, pos)
+        if match:
+            return _NOTE_HANDLERS[what](body, match, notes)
+    return -1
+
+
+def _note_kind(body: str, match: re.Match[str], notes: dict[str, Any]) -> int:
+    notes["kind"] = parse_kind(match.group(1))
+    return match.end()
+
+
+def _note_status(body: str, match: re.Match[str], notes: dict[str, Any]) -> int:
+    notes["status"] = parse_status(match.group(1))
+    description, end = _json_string(body, _skip(body, match.end()))
+    if description is not None:
+        notes["description"] = description
+        return end
+    return match.end()
+
+
+def _note_link(body: str, match: re.Match[str], notes: dict[str, Any]) -> int:
+    pos = _skip(body, match.end())
+    if body.startswith("(not captured)", pos):
+        return pos + len("(not captured)")
+    target, end = _json_string(body, pos)
+    if target is None:
+        return -1
+    notes.setdefault("links", []).append(ExpectedSpan(name=_parse_name(target)))
+    return end
+
+
+def _note_count(body: str, match: re.Match[str], notes: dict[str, Any]) -> int:
+    notes["count"] = int(match.group(1))
+    return match.end()
+
+
+_NOTE_HANDLERS: dict[str, Callable[[str, re.Match[str], dict[str, Any]], int]] = {
+    "kind": _note_kind,
+    "status": _note_status,
+    "link": _note_link,
+    "count": _note_count,
+}
+
+
+def _json_string(body: str, pos: int) -> tuple[str | None, int]:
+    if pos >= len(body) or body[pos] != '"':
+        return None, pos
+    try:
+        value, end = json.JSONDecoder().raw_decode(body, pos)
+    except json.JSONDecodeError:
+        return None, pos
+    return (value, end) if isinstance(value, str) else (None, pos)

@@ -1,0 +1,90 @@
+"""Text and Mermaid renderings of a span forest and of an expected tree.
+
+The text form is also a valid expectation: ``assert_span_tree(capture.render())`` passes for the
+capture it was rendered from (see docs/text-trees.md for the grammar).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TypeVar
+
+from opentelemetry.trace import SpanKind, StatusCode
+
+from pytest_jobtrace._expect import Expected, json_string
+from pytest_jobtrace._tree import SpanForest, SpanNode
+from pytest_jobtrace._values import kind_word
+
+T = TypeVar("T")
+
+
+def span_line(node: SpanNode) -> str:
+    """One span as a line: name, then [kind, status "description", link "target"]."""
+    notes = []
+    if node.kind != SpanKind.INTERNAL:
+        notes.append(kind_word(node.kind))
+    status = node.span.status
+    if status.status_code != StatusCode.UNSET:
+        note = status.status_code.name
+        if status.description:
+            note += f" {json_string(status.description)}"
+        notes.append(note)
+    notes.extend(f"link {json_string(target.name)}" for target in node.links)
+    notes.extend("link (not captured)" for _ in range(node.unresolved_links))
+    return f"{node.name} [{', '.join(notes)}]" if notes else node.name
+
+
+def tree_lines(
+    roots: Sequence[T],
+    children: Callable[[T], Sequence[T]],
+    line: Callable[[T], str],
+) -> Iterator[tuple[T, str]]:
+    """Box-drawn lines for a forest of any node type, with the node each line shows."""
+    for root in roots:
+        yield root, line(root)
+        yield from _branch_lines(root, children, line, "")
+
+
+def _branch_lines(
+    node: T, children: Callable[[T], Sequence[T]], line: Callable[[T], str], indent: str
+) -> Iterator[tuple[T, str]]:
+    kids = children(node)
+    for i, child in enumerate(kids):
+        last = i == len(kids) - 1
+        yield child, f"{indent}{'└── ' if last else '├── '}{line(child)}"
+        yield from _branch_lines(child, children, line, indent + ("    " if last else "│   "))
+
+
+def render_forest(forest: SpanForest, marks: Mapping[int, str] | None = None) -> str:
+    """The captured forest, one trace after another; ``marks`` annotate nodes by index."""
+    if not forest.roots:
+        return "(no spans captured)"
+    marks = marks or {}
+    lines = []
+    for node, text in tree_lines(forest.roots, lambda n: n.children, span_line):
+        mark = marks.get(node.index)
+        lines.append(f"{text}    <-- {mark}" if mark else text)
+    return "\n".join(lines)
+
+
+def render_expected(roots: Sequence[Expected]) -> str:
+    return "\n".join(text for _, text in tree_lines(roots, lambda e: e.children, lambda e: e.render_line()))
+
+
+def render_mermaid(forest: SpanForest) -> str:
+    """A ``graph TD`` of the forest: solid arrows for parents, dotted ones for links."""
+    lines = ["graph TD"]
+    for node in forest:
+        lines.append(f'    s{node.index}["{_mermaid_label(node)}"]')
+        if node.status_code == StatusCode.ERROR:
+            lines.append(f"    class s{node.index} error")
+    for node in forest:
+        lines.extend(f"    s{node.index} --> s{child.index}" for child in node.children)
+        lines.extend(f"    s{node.index} -.->|link| s{target.index}" for target in node.links)
+    lines.append("    classDef error fill:#fdd,stroke:#c00")
+    return "\n".join(lines)
+
+
+def _mermaid_label(node: SpanNode) -> str:
+    text = span_line(node).replace('"', "#quot;")
+    return text.replace("[", "#91;").replace("]", "#93;")

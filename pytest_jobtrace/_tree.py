@@ -1,0 +1,137 @@
+"""The captured spans as a forest: traces, parent-child trees and resolved links."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode
+
+
+@dataclass(eq=False)
+class SpanNode:
+    """One captured span in the forest, with its captured parent, children and link targets."""
+
+    span: ReadableSpan
+    index: int
+    parent: SpanNode | None = None
+    children: list[SpanNode] = field(default_factory=list)
+    links: list[SpanNode] = field(default_factory=list)
+    unresolved_links: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.span.name
+
+    @property
+    def kind(self) -> SpanKind:
+        return self.span.kind
+
+    @property
+    def status_code(self) -> StatusCode:
+        return self.span.status.status_code
+
+    @property
+    def depth(self) -> int:
+        depth, node = 0, self.parent
+        while node is not None:
+            depth, node = depth + 1, node.parent
+        return depth
+
+    def path(self) -> list[SpanNode]:
+        """This node and its ancestors, root first."""
+        nodes: list[SpanNode] = []
+        node: SpanNode | None = self
+        while node is not None:
+            nodes.append(node)
+            node = node.parent
+        return nodes[::-1]
+
+    def walk(self) -> Iterator[SpanNode]:
+        """This node, then its descendants depth-first in display order."""
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node.children))
+
+    def __repr__(self) -> str:
+        return f"<SpanNode {self.name!r}>"
+
+
+def _order_key(node: SpanNode) -> tuple[int, str, int]:
+    return (node.span.start_time or 0, node.name, node.index)
+
+
+class SpanForest:
+    """Spans grouped into traces and trees by parent id, in a deterministic order.
+
+    Traces come by earliest start; within a trace, parents before children; siblings (and roots)
+    by start time, ties by name. A span whose parent was not captured is a root.
+    """
+
+    def __init__(self, spans: Iterable[ReadableSpan]) -> None:
+        self.nodes = [SpanNode(span, i) for i, span in enumerate(spans)]
+        self._by_id = {_key_of(node.span): node for node in self.nodes}
+        self.roots = self._link_parents()
+        self._resolve_links()
+        self.traces = self._group_traces()
+        self.roots = [root for trace in self.traces for root in trace]
+        self.ordered = [node for root in self.roots for node in root.walk()]
+
+    def _link_parents(self) -> list[SpanNode]:
+        roots = []
+        for node in self.nodes:
+            parent_ctx = node.span.parent
+            parent = None
+            if parent_ctx is not None:
+                parent = self._by_id.get((parent_ctx.trace_id, parent_ctx.span_id))
+            if parent is None or parent is node:
+                roots.append(node)
+            else:
+                node.parent = parent
+                parent.children.append(node)
+        for node in self.nodes:
+            node.children.sort(key=_order_key)
+        return roots
+
+    def _resolve_links(self) -> None:
+        for node in self.nodes:
+            for link in node.span.links:
+                target = self._by_id.get((link.context.trace_id, link.context.span_id))
+                if target is None:
+                    node.unresolved_links += 1
+                else:
+                    node.links.append(target)
+
+    def _group_traces(self) -> list[list[SpanNode]]:
+        traces: dict[int, list[SpanNode]] = {}
+        for root in sorted(self.roots, key=_order_key):
+            traces.setdefault(_trace_id(root), []).append(root)
+        return sorted(traces.values(), key=lambda roots: _order_key(roots[0]))
+
+    def get(self, span: ReadableSpan) -> SpanNode | None:
+        return self._by_id.get(_key_of(span))
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __iter__(self) -> Iterator[SpanNode]:
+        return iter(self.ordered)
+
+
+def _key_of(span: ReadableSpan) -> tuple[int, int]:
+    context = span.context
+    if context is None:
+        return (0, id(span))
+    return (context.trace_id, context.span_id)
+
+
+def _trace_id(node: SpanNode) -> int:
+    context = node.span.context
+    return context.trace_id if context is not None else 0
+
+
+def forest_of(spans: Sequence[ReadableSpan] | SpanForest) -> SpanForest:
+    return spans if isinstance(spans, SpanForest) else SpanForest(spans)

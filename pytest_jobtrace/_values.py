@@ -1,0 +1,75 @@
+"""How one expected value is compared with one actual value, and how both are shown."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from typing import Any
+
+from opentelemetry.trace import SpanKind, StatusCode
+
+_MISSING: Any = object()
+
+
+def is_predicate(value: object) -> bool:
+    """Plain functions, lambdas, methods and partials are predicates; other objects compare with ==."""
+    return inspect.isfunction(value) or inspect.ismethod(value) or isinstance(value, functools.partial)
+
+
+def value_matches(expected: object, actual: object) -> bool:
+    """Literal with ==, compiled pattern with fullmatch, predicate called; a TypeError is 'not equal'."""
+    try:
+        if isinstance(expected, re.Pattern):
+            return isinstance(actual, str) and expected.fullmatch(actual) is not None
+        if is_predicate(expected):
+            return bool(expected(actual))  # type: ignore[operator]
+        if isinstance(expected, list) and isinstance(actual, tuple):
+            return tuple(expected) == actual
+        return bool(expected == actual)
+    except TypeError:
+        return False
+
+
+def show(value: object) -> str:
+    """A value as the user would write it."""
+    if isinstance(value, re.Pattern):
+        return f"re.compile({value.pattern!r})"
+    if is_predicate(value):
+        name = getattr(value, "__name__", "predicate")
+        return "<lambda>" if name == "<lambda>" else f"<function {name}>"
+    return repr(value)
+
+
+def show_name(value: object) -> str:
+    """A span-name expectation as it reads in a message: 'name', /pattern/ or repr."""
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, re.Pattern):
+        return f"/{value.pattern}/"
+    return show(value)
+
+
+_KINDS = {kind.name: kind for kind in SpanKind}
+_STATUSES = {code.name: code for code in StatusCode}
+
+
+def parse_kind(value: object) -> SpanKind:
+    if isinstance(value, SpanKind):
+        return value
+    if isinstance(value, str) and value.upper() in _KINDS:
+        return _KINDS[value.upper()]
+    valid = ", ".join(k.lower() for k in _KINDS)
+    raise ValueError(f"kind={value!r} is not a span kind; use a SpanKind or one of: {valid}")
+
+
+def parse_status(value: object) -> StatusCode:
+    if isinstance(value, StatusCode):
+        return value
+    if isinstance(value, str) and value.upper() in _STATUSES:
+        return _STATUSES[value.upper()]
+    raise ValueError(f"status={value!r} is not a span status; use a StatusCode or one of: OK, ERROR, UNSET")
+
+
+def kind_word(kind: SpanKind) -> str:
+    return kind.name.lower()

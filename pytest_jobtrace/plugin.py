@@ -1,0 +1,104 @@
+"""pytest entry point: options, the jobtrace marker, the job_spans fixture and span hygiene checks."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+
+import pytest
+
+from pytest_jobtrace import _capture
+from pytest_jobtrace._capture import ROUTER, CaptureSink
+from pytest_jobtrace._jobspans import JobSpans, _current
+from pytest_jobtrace._options import MARKER_HELP, JobtraceOptions, add_options, options_for
+
+
+class JobtraceWarning(pytest.PytestWarning):
+    """A span was left unfinished, or ended after the test that started it."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    _capture.install()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _capture.uninstall()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixturenames = getattr(item, "fixturenames", None)
+        if fixturenames is not None and item.get_closest_marker("jobtrace") and "job_spans" not in fixturenames:
+            fixturenames.insert(0, "job_spans")
+
+
+@pytest.fixture(name="jobtrace_options")
+def _jobtrace_options(request: pytest.FixtureRequest) -> JobtraceOptions:
+    """The pytest-jobtrace options in force for this test (ini, command line, then the marker)."""
+    return options_for(request.node)
+
+
+@pytest.fixture(name="job_spans")
+def _job_spans(request: pytest.FixtureRequest, jobtrace_options: JobtraceOptions) -> Iterator[JobSpans]:
+    """Capture every span that ends during this test; assert on them with ``assert_span_tree``."""
+    _capture.ensure_global_provider()
+    sink = CaptureSink(request.node.nodeid)
+    capture = JobSpans(sink, exact=jobtrace_options.exact, ordered=jobtrace_options.ordered)
+    ROUTER.push(sink)
+    _current.append(capture)
+    try:
+        yield capture
+    finally:
+        _current.remove(capture)
+        ROUTER.pop(sink)
+        sink.closed = True
+    _report_unfinished(sink, jobtrace_options.unfinished)
+
+
+def _report_unfinished(sink: CaptureSink, policy: str) -> None:
+    __tracebackhide__ = True
+    open_spans = list(sink.unfinished.values())
+    if not open_spans or policy == "ignore":
+        return
+    shown = ", ".join(repr(s.name) for s in open_spans[:10])
+    message = (
+        f"{len(open_spans)} span(s) started in this test never ended: {shown}. "
+        "End every span (use `with tracer.start_as_current_span(...)`), and join threads or shut down "
+        "executors that run traced work before the test returns. "
+        "(Silence with @pytest.mark.jobtrace(unfinished='ignore') or --jobtrace-unfinished=ignore.)"
+    )
+    if policy == "error":
+        pytest.fail(message, pytrace=False)
+    warnings.warn(JobtraceWarning(message), stacklevel=2)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    ROUTER.test_label = item.nodeid
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    for leak in ROUTER.take_leaks():
+        during = f"during {leak.ended_in}" if leak.ended_in else "between tests"
+        warnings.warn(
+            JobtraceWarning(
+                f"span {leak.name!r} started in {leak.started_in} but ended {during}, after its test had "
+                "finished; it is in no test's capture. Wait in the test for the thread or task that runs "
+                "it (join it, or shut the executor down)."
+            ),
+            stacklevel=2,
+        )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    leaks = ROUTER.take_leaks()
+    if leaks:
+        terminalreporter.section("jobtrace: spans that ended after their test")
+        for leak in leaks:
+            terminalreporter.line(f"{leak.name!r} started in {leak.started_in}")

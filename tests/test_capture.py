@@ -1,0 +1,390 @@
+"""The job_spans capture, tested as users run it: through pytester, in-process and in a subprocess."""
+
+from __future__ import annotations
+
+import pytest
+
+both_modes = pytest.mark.parametrize("run", ["inprocess", "subprocess"])
+# The global TracerProvider is per process: tests about who sets it first need a process of their own.
+fresh_process = pytest.mark.parametrize("run", ["subprocess"])
+
+OVERRIDE_WARNING = "Overriding of current TracerProvider is not allowed"
+
+
+def run_pytest(pytester: pytest.Pytester, run: str, *args: str) -> pytest.RunResult:
+    if run == "subprocess":
+        return pytester.runpytest_subprocess(*args)
+    return pytester.runpytest(*args)
+
+
+def assert_in_order(result: pytest.RunResult, *fragments: str) -> None:
+    """Each fragment appears in the output, in this order (plain text: no glob brackets to escape)."""
+    output = result.stdout.str()
+    position = 0
+    for fragment in fragments:
+        found = output.find(fragment, position)
+        assert found >= 0, f"{fragment!r} not found in order in:\n{output}"
+        position = found + len(fragment)
+
+
+def assert_clean(result: pytest.RunResult) -> None:
+    """No OpenTelemetry override warning and no jobtrace warning anywhere in the output."""
+    output = result.stdout.str() + result.stderr.str()
+    assert OVERRIDE_WARNING not in output
+    assert "JobtraceWarning" not in output
+
+
+@both_modes
+def test_captures_spans_and_isolates_tests(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        from opentelemetry import trace
+
+        tracer = trace.get_tracer("app")  # module level, before any provider exists
+
+        def test_first(job_spans):
+            with tracer.start_as_current_span("first"):
+                pass
+            assert [s.name for s in job_spans.spans] == ["first"]
+
+        def test_second(job_spans):
+            assert len(job_spans) == 0
+            with tracer.start_as_current_span("second"):
+                pass
+            assert [s.name for s in job_spans] == ["second"]
+        """
+    )
+    result = run_pytest(pytester, run)
+    result.assert_outcomes(passed=2)
+    assert_clean(result)
+
+
+@fresh_process
+def test_provider_set_by_application_before_plugin_starts(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makeconftest(
+        """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        APP_EXPORTER = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(APP_EXPORTER))
+        trace.set_tracer_provider(provider)
+        """
+    )
+    pytester.makepyfile(
+        """
+        from opentelemetry import trace
+        from conftest import APP_EXPORTER
+
+        def test_app_provider_kept(job_spans):
+            with trace.get_tracer("app").start_as_current_span("work"):
+                pass
+            assert [s.name for s in job_spans] == ["work"]
+            assert [s.name for s in APP_EXPORTER.get_finished_spans()] == ["work"]
+        """
+    )
+    result = run_pytest(pytester, run)
+    result.assert_outcomes(passed=1)
+    assert_clean(result)
+
+
+@fresh_process
+def test_provider_set_by_application_after_plugin_starts(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+
+        tracer = trace.get_tracer("app")
+
+        @pytest.fixture(scope="session", autouse=True)
+        def app():
+            trace.set_tracer_provider(TracerProvider())  # as an app factory would, once
+
+        def test_one(job_spans):
+            with tracer.start_as_current_span("one"):
+                pass
+            assert [s.name for s in job_spans] == ["one"]
+
+        def test_two(job_spans):
+            with tracer.start_as_current_span("two"):
+                pass
+            assert [s.name for s in job_spans] == ["two"]
+        """
+    )
+    result = run_pytest(pytester, run)
+    result.assert_outcomes(passed=2)
+    assert_clean(result)
+
+
+@fresh_process
+def test_testbase_unittests_before_and_after_pytest_tests(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        from opentelemetry import trace
+        from opentelemetry.test.test_base import TestBase
+
+        tracer = trace.get_tracer("app")  # a module-level ProxyTracer shared by every test
+
+        class TestA(TestBase):
+            def test_resets_globals(self):
+                with trace.get_tracer("a").start_as_current_span("unittest-a"):
+                    pass
+                assert [s.name for s in self.get_finished_spans()] == ["unittest-a"]
+
+        def test_pytest_style(job_spans):
+            with tracer.start_as_current_span("module-level"):
+                pass
+            with trace.get_tracer("fresh").start_as_current_span("fresh"):
+                pass
+            assert [s.name for s in job_spans] == ["module-level", "fresh"]
+
+        class TestB(TestBase):
+            def test_again(self):
+                with trace.get_tracer("b").start_as_current_span("unittest-b"):
+                    pass
+                assert [s.name for s in self.get_finished_spans()] == ["unittest-b"]
+
+        def test_pytest_style_after(job_spans):
+            with tracer.start_as_current_span("module-level-again"):
+                pass
+            with trace.get_tracer("fresh2").start_as_current_span("fresh-again"):
+                pass
+            assert [s.name for s in job_spans] == ["module-level-again", "fresh-again"]
+        """
+    )
+    result = run_pytest(pytester, run)
+    result.assert_outcomes(passed=4)
+    assert_clean(result)
+
+
+@both_modes
+def test_span_ending_after_its_test_is_reported_not_captured(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        import threading
+        from opentelemetry import trace
+
+        tracer = trace.get_tracer("app")
+        release = threading.Event()
+        done = threading.Event()
+
+        def slow():
+            with tracer.start_as_current_span("slow_work"):
+                release.wait(5)
+            done.set()
+
+        def test_starts_thread(job_spans):
+            threading.Thread(target=slow, daemon=True).start()
+
+        def test_next(job_spans):
+            release.set()
+            done.wait(5)
+            assert [s.name for s in job_spans] == []
+        """
+    )
+    result = run_pytest(pytester, run, "-W", "default")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*1 span(s) started in this test never ended: 'slow_work'*",
+            "*span 'slow_work' started in test_span_ending_after_its_test_is_reported_not_captured.py::"
+            "test_starts_thread but ended during *::test_next, after its test had finished*",
+        ]
+    )
+
+
+@both_modes
+def test_unfinished_span_policies(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from opentelemetry import trace
+
+        tracer = trace.get_tracer("app")
+
+        def test_warns(job_spans):
+            tracer.start_span("never_ended_1")
+
+        @pytest.mark.jobtrace(unfinished="error")
+        def test_errors():
+            tracer.start_span("never_ended_2")
+
+        @pytest.mark.jobtrace(unfinished="ignore")
+        def test_ignored():
+            tracer.start_span("never_ended_3")
+        """
+    )
+    result = run_pytest(pytester, run, "-W", "default")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_errors*",
+            "*1 span(s) started in this test never ended: 'never_ended_2'*",
+            "*JobtraceWarning: 1 span(s) started in this test never ended: 'never_ended_1'*",
+        ]
+    )
+    assert "never_ended_3" not in result.stdout.str()
+
+
+@both_modes
+def test_marker_gives_fixture_and_rejects_typos(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from opentelemetry import trace
+        from pytest_jobtrace import assert_span_tree
+
+        @pytest.mark.jobtrace
+        def test_marked():
+            with trace.get_tracer("app").start_as_current_span("marked"):
+                pass
+            assert_span_tree("marked")
+
+        @pytest.mark.jobtrace(exactt=True)
+        def test_typo():
+            pass
+
+        @pytest.mark.jobtrace(True)
+        def test_positional():
+            pass
+        """
+    )
+    result = run_pytest(pytester, run)
+    result.assert_outcomes(passed=1, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*TypeError: unknown jobtrace option(s) exactt; valid options: exact, ordered, unfinished,*",
+            "*TypeError: @pytest.mark.jobtrace takes keyword arguments only, got (True,)*",
+        ]
+    )
+
+
+@both_modes
+def test_marker_and_ini_defaults_for_exact(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makeini("[pytest]\njobtrace_exact = true\n")
+    pytester.makepyfile(
+        """
+        import pytest
+        from opentelemetry import trace
+        from pytest_jobtrace import assert_span_tree
+
+        tracer = trace.get_tracer("app")
+
+        def test_exact_from_ini(job_spans):
+            with tracer.start_as_current_span("root"):
+                with tracer.start_as_current_span("extra"):
+                    pass
+            assert_span_tree("root")
+
+        @pytest.mark.jobtrace(exact=False)
+        def test_marker_overrides_ini(job_spans):
+            with tracer.start_as_current_span("root"):
+                with tracer.start_as_current_span("extra"):
+                    pass
+            assert_span_tree("root")
+        """
+    )
+    result = run_pytest(pytester, run)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*span tree does not match (exact): unexpected child 'extra' under 'root'*"])
+
+
+@both_modes
+def test_failure_output_hides_plugin_frames(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        from opentelemetry import trace
+        from pytest_jobtrace import assert_span_tree, span
+
+        def test_fails(job_spans):
+            with trace.get_tracer("app").start_as_current_span("POST /orders") as s:
+                s.set_attribute("http.status", 500)
+            assert_span_tree(span("POST /orders", attributes={"http.status": 201}))
+        """
+    )
+    result = run_pytest(pytester, run)
+    result.assert_outcomes(failed=1)
+    assert_in_order(
+        result,
+        "E       pytest_jobtrace.SpanTreeMismatch: span tree does not match: at 'POST /orders': "
+        "attributes['http.status']: expected 201, got 500",
+        "E       expected:",
+        "E         POST /orders {http.status=201}",
+        "E       captured (1 span in 1 trace):",
+        "E         POST /orders    <-- attributes['http.status']: expected 201, got 500",
+    )
+    assert "pytest_jobtrace/_" not in result.stdout.str()
+
+
+@both_modes
+def test_assert_without_capture_says_what_to_do(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        from pytest_jobtrace import assert_span_tree
+
+        def test_no_fixture():
+            assert_span_tree("anything")
+        """
+    )
+    result = run_pytest(pytester, run)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*assert_span_tree() without spans= needs the job_spans fixture*"])
+
+
+@both_modes
+def test_find_clear_render(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        import re
+        from opentelemetry import trace
+
+        tracer = trace.get_tracer("app")
+
+        def test_api(job_spans):
+            with tracer.start_as_current_span("charge", attributes={"payment.status": "ok", "amount": 3}):
+                pass
+            with tracer.start_as_current_span("charge", attributes={"payment.status": "declined"}):
+                pass
+            assert len(job_spans.find("charge")) == 2
+            assert [s.attributes["payment.status"] for s in job_spans.find(
+                re.compile("ch.*"), attributes={"payment.status": "ok"})] == ["ok"]
+            assert len(job_spans.find(amount=3)) == 1
+            assert len(job_spans.find(attributes={"amount": None})) == 1
+            assert job_spans.render() == "charge\\ncharge"
+            assert job_spans.render("mermaid").startswith("graph TD")
+            job_spans.clear()
+            assert job_spans.spans == []
+        """
+    )
+    result = run_pytest(pytester, run)
+    result.assert_outcomes(passed=1)
+
+
+@both_modes
+def test_under_xdist(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from opentelemetry import trace
+        from pytest_jobtrace import assert_span_tree, span
+
+        tracer = trace.get_tracer("app")
+
+        @pytest.mark.parametrize("i", range(20))
+        def test_many(job_spans, i):
+            with tracer.start_as_current_span(f"root-{i}"):
+                with tracer.start_as_current_span("child"):
+                    pass
+            assert len(job_spans) == 2
+            assert_span_tree(span(f"root-{i}", children=["child"]), exact=True)
+        """
+    )
+    result = run_pytest(pytester, run, "-n", "2", "-p", "xdist")
+    result.assert_outcomes(passed=20)
+    result.stdout.fnmatch_lines(["*2 workers*"])
+    assert_clean(result)

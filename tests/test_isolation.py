@@ -1,0 +1,29 @@
+"""Nothing the capture keeps outlives its test (checked in-process, where the router can be inspected)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_jobtrace._capture import ROUTER
+
+
+def test_nothing_accumulates_across_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from opentelemetry import trace
+
+        tracer = trace.get_tracer("app")
+
+        @pytest.mark.parametrize("i", range(300))
+        def test_many(job_spans, i):
+            for _ in range(5):
+                with tracer.start_as_current_span("s"):
+                    pass
+        """
+    )
+    open_before = len(ROUTER._open)
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=300)
+    assert len(ROUTER._open) == open_before
+    assert len(ROUTER._stack) <= 1  # only this test's own capture, if any
