@@ -6,6 +6,8 @@ Request the ``job_spans`` fixture and call :func:`assert_span_tree` with the tre
 from __future__ import annotations
 
 from pytest_jobtrace._assert import SpanTreeMismatch, check_span_tree, forest_from
+from pytest_jobtrace._jobmatch import job
+from pytest_jobtrace._jobs import JobView
 from pytest_jobtrace._jobspans import JobSpans, current
 from pytest_jobtrace._options import JobtraceOptions
 from pytest_jobtrace._parse import TextTreeError, span
@@ -14,12 +16,14 @@ from pytest_jobtrace._tree import SpanForest, SpanNode
 
 __all__ = [
     "JobSpans",
+    "JobView",
     "JobtraceOptions",
     "SpanForest",
     "SpanNode",
     "SpanTreeMismatch",
     "TextTreeError",
     "assert_span_tree",
+    "job",
     "render",
     "span",
 ]

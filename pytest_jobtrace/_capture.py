@@ -159,6 +159,9 @@ def uninstall() -> None:
         _original_init = None
 
 
+_last_global: list[object] = [None]
+
+
 def ensure_global_provider() -> None:
     """Make module-level tracers record: set an SDK provider only if nobody has set one.
 
@@ -166,7 +169,10 @@ def ensure_global_provider() -> None:
     during collection (conftest, module import) is never overridden and never warned about.
     """
     current = trace.get_tracer_provider()
+    if current is _last_global[0]:
+        return
     if isinstance(current, trace.ProxyTracerProvider):
         trace.set_tracer_provider(TracerProvider())
     else:
+        _last_global[0] = current  # only a real provider: a proxy may be the global again after a reset
         attach(current)

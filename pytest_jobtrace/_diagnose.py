@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pytest_jobtrace._expect import Expected
-from pytest_jobtrace._match import Difference, Matcher
+from pytest_jobtrace._match import Difference, Matcher, crowded_groups, sibling_groups
 from pytest_jobtrace._tree import SpanNode
 
 _MAX_CANDIDATES = 50
@@ -21,6 +21,23 @@ def where(node: SpanNode) -> str:
 def names(nodes: Sequence[SpanNode], limit: int = 6) -> str:
     shown = ", ".join(repr(n.name) for n in nodes[:limit])
     return shown + (f" and {len(nodes) - limit} more" if len(nodes) > limit else "")
+
+
+def labels(expected: Sequence[Expected], limit: int = 8) -> str:
+    """Expected siblings by label; a run of interchangeable ones (or a count=N node) as ``label xN``."""
+    runs: list[tuple[Expected, int]] = []
+    for node in expected:
+        times = 1 if node.count is None else node.count
+        if runs and node.count is None and runs[-1][0].count is None and _same(runs[-1][0], node):
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((node, times))
+    shown = [node.label() if times == 1 and node.count is None else f"{node.label()} x{times}" for node, times in runs]
+    return ", ".join(shown[:limit]) + (f" and {len(shown) - limit} more" if len(shown) > limit else "")
+
+
+def _same(a: Expected, b: Expected) -> bool:
+    return b.group_key() in {a.group_key()}
 
 
 class Diagnoser:
@@ -37,36 +54,49 @@ class Diagnoser:
             if node.count is not None:
                 found = self.m.candidates(node, actual)
                 if len(found) != node.count:
-                    return self._count_difference(node, found, actual, parent)
-        for node in expected:
-            if node.count is None and not self.m.candidates(node, actual):
+                    return self._count_difference(node, node.count, found, actual, parent)
+        for group in sibling_groups(expected):
+            node = expected[group[0]]
+            found = self.m.candidates(node, actual)
+            if not found:
                 return self._missing(node, actual, parent)
+            if len(found) < len(group):
+                return self._count_difference(node, len(group), found, actual, parent)
         return self._placement_difference(expected, actual, parent)
 
     def _count_difference(
-        self, node: Expected, found: list[SpanNode], actual: Sequence[SpanNode], parent: SpanNode | None
+        self, node: Expected, wanted: int, found: list[SpanNode], actual: Sequence[SpanNode], parent: SpanNode | None
     ) -> Difference:
         place = f"under {where(parent)}" if parent else "in the capture"
-        message = (
-            f"expected {node.count} span{'s' * (node.count != 1)} matching {node.label()} {place}, found {len(found)}"
-        )
-        if len(found) < (node.count or 0):
-            closest = self.closest(node, [n for n in actual if n not in found])
+        message = f"expected {wanted} span{'s' * (wanted != 1)} matching {node.label()} {place}, found {len(found)}"
+        if len(found) < wanted:
+            matched = {n.index for n in found}
+            closest = self.closest(node, [n for n in actual if n.index not in matched])
             if closest is not None and closest.score[0]:
                 message += f"; the closest other one differs: {closest.message}"
-                return Difference(message, closest.node, (1, *closest.score))
+                return Difference(message, closest.node, (1, *closest.score), closest.detail)
         return Difference(message, parent or (found[0] if found else None), (1,))
 
     def _missing(self, node: Expected, actual: Sequence[SpanNode], parent: SpanNode | None) -> Difference:
         closest = self.closest(node, actual)
         if closest is not None and closest.score[0]:
-            return Difference(closest.message, closest.node, (1, *closest.score))
+            return Difference(closest.message, closest.node, (1, *closest.score), closest.detail)
         if parent is None:
-            message = f"no captured span matches {node.label()}"
-        else:
-            kids = f"; its children are {names(actual)}" if actual else "; it has no children"
-            message = f"missing child matching {node.label()} under {where(parent)}{kids}"
-        return Difference(message, parent, (0,))
+            return self._missing_root(node)
+        kids = f"; its children are {names(actual)}" if actual else "; it has no children"
+        message = f"missing child matching {node.label()} under {where(parent)}{kids}"
+        return Difference(message, parent, (0,), f"missing child matching {node.label()}")
+
+    def _missing_root(self, node: Expected) -> Difference:
+        elsewhere = self.loose.candidates(node, self.m.forest.ordered) if self.m.exact else []
+        if not elsewhere:
+            return Difference(f"no captured span matches {node.label()}", None, (0,))
+        spot = elsewhere[0]
+        message = (
+            f"no captured root span matches {node.label()}; {where(spot)} does, but it is not a root "
+            "(exact=True: the expected roots must be the captured roots)"
+        )
+        return Difference(message, spot, (0,), f"matches {node.label()}, but is not a root (exact=True)")
 
     def _placement_difference(
         self, expected: Sequence[Expected], actual: Sequence[SpanNode], parent: SpanNode | None
@@ -75,10 +105,64 @@ class Diagnoser:
         if self.m.exact and self.loose.assign(expected, actual) is not None:
             return self._unexpected(expected, actual, parent)
         if self.m.ordered:
-            wanted = ", ".join(node.label() for node in expected)
-            return Difference(f"{place}: expected {wanted} in this order, got {names(actual, 12)}", parent, (1,))
-        labels = ", ".join(node.label() for node in expected if node.count is None)
-        return Difference(f"{place}: {labels} must each match a different span, and not enough do", parent, (1,))
+            return self._order_difference(expected, actual, parent, place)
+        return self._crowded(expected, actual, parent, place)
+
+    def _order_difference(
+        self, expected: Sequence[Expected], actual: Sequence[SpanNode], parent: SpanNode | None, place: str
+    ) -> Difference:
+        """Walk the expected siblings in order and report the first one that nothing later matches."""
+        cursor, previous = 0, -1
+        for node in expected:
+            for _ in range(1 if node.count is None else node.count):
+                while cursor < len(actual) and not self.m.matches(node, actual[cursor]):
+                    cursor += 1
+                if cursor == len(actual):
+                    return self._out_of_order(expected, actual, parent, place, node, previous)
+                previous, cursor = cursor, cursor + 1
+        wanted = labels(expected)
+        return Difference(f"{place}: expected {wanted} in this order, got {names(actual, 12)}", parent, (1,))
+
+    def _out_of_order(
+        self,
+        expected: Sequence[Expected],
+        actual: Sequence[SpanNode],
+        parent: SpanNode | None,
+        place: str,
+        node: Expected,
+        previous: int,
+    ) -> Difference:
+        what = "child" if parent else "span"
+        after = f" after {what} {previous + 1} ({actual[previous].name!r})" if previous >= 0 else ""
+        detail = f"no {what}{after} matches {node.label()}"
+        listing = "children in start order" if parent else "spans in order"
+        message = f"{place}: expected {labels(expected)} in this order, but {detail} ({listing}: {names(actual, 12)})"
+        return Difference(message, parent, (1,), detail)
+
+    def _crowded(
+        self, expected: Sequence[Expected], actual: Sequence[SpanNode], parent: SpanNode | None, place: str
+    ) -> Difference:
+        """Every expected sibling has candidates, but some of them compete for too few spans."""
+        counted = [node for node in expected if node.count is not None]
+        taken = {n.index for node in counted for n in self.m.candidates(node, actual)}
+        groups = sibling_groups(expected)
+        wanted = [self.m.candidates(expected[group[0]], actual) for group in groups]
+        options = [[n for n in found if n.index not in taken] for found in wanted]
+        crowded = crowded_groups([len(group) for group in groups], options)
+        members = [expected[pos] for g in crowded for pos in groups[g]]
+        lost = [n for n in actual if n.index in taken and any(n in wanted[g] for g in crowded)]
+        if lost:
+            detail = (
+                f"{labels(members)} has no span left: {names(lost)} already counted by {labels(counted)} "
+                "(a count=N node takes every span it matches)"
+            )
+        else:
+            usable = [n for n in actual if any(n in options[g] for g in crowded)]
+            detail = (
+                f"{len(members)} expected {'children' if parent else 'spans'} ({labels(members)}) need "
+                f"{len(members)} different spans, but only {len(usable)} match any of them: {names(usable)}"
+            )
+        return Difference(f"{place}: {detail}", parent, (1,), detail)
 
     def _unexpected(
         self, expected: Sequence[Expected], actual: Sequence[SpanNode], parent: SpanNode | None
@@ -90,6 +174,7 @@ class Diagnoser:
             f"unexpected {what} (exact=True: every span must be expected)",
             extra[0] if extra else parent,
             (1,),
+            "unexpected span (exact=True: every span must be expected)",
         )
 
     def closest(self, expected: Expected, actual: Sequence[SpanNode]) -> Difference | None:
@@ -103,12 +188,11 @@ class Diagnoser:
         local = expected.local_mismatch(node)
         if local is not None:
             named = expected.same_name(node)
-            return Difference(f"at {where(node)}: {local}", node, (int(named), 0))
+            return Difference(f"at {where(node)}: {local}", node, (int(named), 0), local)
         for link in expected.links:
             if not any(self.m.matches(link, target) for target in node.links):
                 got = names(node.links) if node.links else "nothing captured"
-                return Difference(
-                    f"at {where(node)}: expected a link to {link.label()}, it links to {got}", node, (1, 1)
-                )
+                detail = f"expected a link to {link.label()}, it links to {got}"
+                return Difference(f"at {where(node)}: {detail}", node, (1, 1), detail)
         inner = self.explain_group(expected.children, expected.child_nodes(node), node)
-        return Difference(inner.message, inner.node, (1, 2, *inner.score))
+        return Difference(inner.message, inner.node, (1, 2, *inner.score), inner.mark)

@@ -35,6 +35,10 @@ class Expected:
         """A literal name lets the matcher look candidates up instead of trying every span."""
         return None
 
+    def exact_attribute(self) -> tuple[str, object] | None:
+        """An attribute that must equal a plain value lets the matcher look candidates up too."""
+        return None
+
     def same_name(self, node: SpanNode) -> bool:
         """Whether the node is the one meant, even if other checks fail (for picking the closest)."""
         name = self.exact_name()
@@ -138,6 +142,12 @@ class ExpectedSpan(Expected):
 
     def exact_name(self) -> str | None:
         return self.name if isinstance(self.name, str) else None
+
+    def exact_attribute(self) -> tuple[str, object] | None:
+        for key, value in (self.attributes or {}).items():
+            if type(value) in (str, int, float, bool):
+                return key, value
+        return None
 
     def same_name(self, node: SpanNode) -> bool:
         return self.name is None or value_matches(self.name, node.name)

@@ -10,9 +10,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from pytest_jobtrace._assert import check_span_tree
 from pytest_jobtrace._capture import CaptureSink
 from pytest_jobtrace._expect import attributes_diff
-from pytest_jobtrace._render import render_forest, render_mermaid
+from pytest_jobtrace._jobmatch import job_index
+from pytest_jobtrace._jobs import JobView, describe_jobs, name_matches
+from pytest_jobtrace._render import render_folded, render_forest, render_mermaid
 from pytest_jobtrace._tree import SpanForest
-from pytest_jobtrace._values import value_matches
+from pytest_jobtrace._values import show_name, value_matches
 
 _current: list[JobSpans] = []
 
@@ -67,10 +69,34 @@ class JobSpans:
             self._forest = (len(spans), SpanForest(spans))
         return self._forest[1]
 
-    def render(self, format: Literal["text", "mermaid"] = "text") -> str:
-        """The captured forest as a box-drawn text tree (a valid expectation) or a Mermaid graph."""
+    def render(self, format: Literal["text", "mermaid", "jobs"] = "text") -> str:
+        """The captured forest as a box-drawn text tree (a valid expectation), a Mermaid graph, or
+        with every job folded to one line (``"jobs"``: attempts and outcome, stable for snapshots)."""
         forest = self.forest()
-        return render_mermaid(forest) if format == "mermaid" else render_forest(forest)
+        if format == "mermaid":
+            return render_mermaid(forest)
+        if format == "jobs":
+            return render_folded(job_index(forest))
+        if format != "text":
+            raise ValueError(f"render(format={format!r}): use 'text', 'mermaid' or 'jobs'")
+        return render_forest(forest)
+
+    def jobs(self) -> list[JobView]:
+        """Every job the captured spans show (from any adapter), in enqueue order."""
+        return list(job_index(self.forest()).jobs)
+
+    def job(self, name: object) -> JobView:
+        """The one job whose name (full, last component, or pattern) matches; fails listing candidates."""
+        __tracebackhide__ = True
+        jobs = self.jobs()
+        found = [j for j in jobs if name_matches(name, j.name)]
+        if len(found) != 1:
+            what = "no job" if not found else f"{len(found)} jobs"
+            raise AssertionError(
+                f"expected exactly one job matching {show_name(name)}, found {what}; jobs captured: "
+                f"{describe_jobs(jobs)}"
+            )
+        return found[0]
 
     def assert_span_tree(self, expected: object, *, exact: bool | None = None, ordered: bool | None = None) -> None:
         """Assert that the captured forest contains ``expected``; see :func:`pytest_jobtrace.assert_span_tree`."""

@@ -16,6 +16,7 @@ from pytest_jobtrace._expect import Expected
 from pytest_jobtrace._tree import SpanForest, SpanNode
 
 _INDEX_FROM = 12  # below this many candidates, scanning beats building a name index
+_ABSENT = object()
 
 Assignment = dict[int, list[SpanNode]]
 
@@ -28,14 +29,16 @@ class Matcher:
         self.exact = exact
         self.ordered = ordered
         self._memo: dict[tuple[int, int], bool] = {}
-        self._indexes: dict[int, tuple[Sequence[SpanNode], dict[str, list[SpanNode]]]] = {}
+        self._canonical: dict[int, int] = {}
+        self._by_key: dict[Hashable, int] = {}
+        self._indexes: dict[tuple[int, str | None], tuple[Sequence[SpanNode], dict[object, list[SpanNode]]]] = {}
 
     def root_pool(self) -> Sequence[SpanNode]:
         """Expected roots match captured roots with exact=True, any captured span otherwise."""
         return self.forest.roots if self.exact else self.forest.ordered
 
     def matches(self, expected: Expected, node: SpanNode) -> bool:
-        key = (id(expected), node.index)
+        key = (self._canonical_id(expected), node.index)
         found = self._memo.get(key)
         if found is None:
             found = (
@@ -46,6 +49,13 @@ class Matcher:
             self._memo[key] = found
         return found
 
+    def _canonical_id(self, expected: Expected) -> int:
+        """Interchangeable expected nodes (equal group keys) share one memo entry per span."""
+        found = self._canonical.get(id(expected))
+        if found is None:
+            found = self._canonical[id(expected)] = self._by_key.setdefault(expected.group_key(), id(expected))
+        return found
+
     def links_ok(self, expected: Expected, node: SpanNode) -> bool:
         return all(any(self.matches(link, t) for t in node.links) for link in expected.links)
 
@@ -53,16 +63,26 @@ class Matcher:
         return [node for node in self._prefiltered(expected, actual) if self.matches(expected, node)]
 
     def _prefiltered(self, expected: Expected, actual: Sequence[SpanNode]) -> Sequence[SpanNode]:
-        name = expected.exact_name()
-        if name is None or len(actual) < _INDEX_FROM:
+        """The nodes that can match at all, looked up by a plain attribute value or the exact name."""
+        if len(actual) < _INDEX_FROM:
             return actual
-        entry = self._indexes.get(id(actual))
+        attribute = expected.exact_attribute()
+        if attribute is not None:
+            return self._index(actual, attribute[0]).get(attribute[1], [])
+        name = expected.exact_name()
+        return actual if name is None else self._index(actual, None).get(name, [])
+
+    def _index(self, actual: Sequence[SpanNode], key: str | None) -> dict[object, list[SpanNode]]:
+        """Nodes by name (key None) or by the value of one attribute; built once per list of siblings."""
+        entry = self._indexes.get((id(actual), key))
         if entry is None or entry[0] is not actual:
-            index: dict[str, list[SpanNode]] = {}
+            index: dict[object, list[SpanNode]] = {}
             for node in actual:
-                index.setdefault(node.name, []).append(node)
-            entry = self._indexes[id(actual)] = (actual, index)
-        return entry[1].get(name, [])
+                value = node.name if key is None else (node.span.attributes or {}).get(key, _ABSENT)
+                if value is not _ABSENT:
+                    index.setdefault(value, []).append(node)
+            entry = self._indexes[(id(actual), key)] = (actual, index)
+        return entry[1]
 
     def assign(self, expected: Sequence[Expected], actual: Sequence[SpanNode]) -> Assignment | None:
         """Distinct actual nodes for every expected node (count=N nodes take all N), or None."""
@@ -94,19 +114,39 @@ class Matcher:
     def _assign_groups(
         self, expected: Sequence[Expected], actual: Sequence[SpanNode], taken: set[int], result: Assignment
     ) -> Assignment | None:
-        groups: dict[Hashable, list[int]] = {}
-        for pos, item in enumerate(expected):
-            if item.count is None:
-                groups.setdefault(item.group_key(), []).append(pos)
-        positions = list(groups.values())
-        options = [[n for n in self.candidates(expected[pos[0]], actual) if n.index not in taken] for pos in positions]
-        owned = max_assignment([len(p) for p in positions], options)
+        positions = sibling_groups(expected)
+        owned = self._first_fit(expected, actual, positions, taken)
+        if owned is None:
+            options = [[n for n in self.candidates(expected[p[0]], actual) if n.index not in taken] for p in positions]
+            owned = max_assignment([len(p) for p in positions], options)
         if owned is None:
             return None
         for pos_list, nodes in zip(positions, owned):
             for pos, chosen in zip(pos_list, nodes):
                 result[pos] = [chosen]
         return result
+
+    def _first_fit(
+        self, expected: Sequence[Expected], actual: Sequence[SpanNode], positions: list[list[int]], taken: set[int]
+    ) -> list[list[SpanNode]] | None:
+        """Each group takes the first free nodes it matches; usually enough, and it tests few pairs.
+
+        When it leaves a group short, the caller falls back to the full bipartite matching.
+        """
+        used = set(taken)
+        owned: list[list[SpanNode]] = []
+        for pos in positions:
+            nodes: list[SpanNode] = []
+            for node in self._prefiltered(expected[pos[0]], actual):
+                if len(nodes) == len(pos):
+                    break
+                if node.index not in used and self.matches(expected[pos[0]], node):
+                    nodes.append(node)
+                    used.add(node.index)
+            if len(nodes) < len(pos):
+                return None
+            owned.append(nodes)
+        return owned
 
     def _assign_ordered(self, expected: Sequence[Expected], actual: Sequence[SpanNode]) -> Assignment | None:
         """Greedy earliest placement is optimal for in-order (subsequence) matching."""
@@ -127,14 +167,41 @@ class Matcher:
         return result
 
 
+def sibling_groups(expected: Sequence[Expected]) -> list[list[int]]:
+    """Positions of the expected siblings without a count, interchangeable ones grouped together."""
+    groups: dict[Hashable, list[int]] = {}
+    for pos, item in enumerate(expected):
+        if item.count is None:
+            groups.setdefault(item.group_key(), []).append(pos)
+    return list(groups.values())
+
+
 def _units(expected: Sequence[Expected]) -> int:
     return sum(1 if node.count is None else node.count for node in expected)
 
 
 def max_assignment(capacity: list[int], options: list[list[SpanNode]]) -> list[list[SpanNode]] | None:
     """Give group g ``capacity[g]`` distinct nodes from ``options[g]``, or None if impossible."""
-    if any(len(opts) < cap for cap, opts in zip(capacity, options)):
+    owner, crowded = _solve(capacity, options)
+    if crowded:
         return None
+    by_index = {node.index: node for opts in options for node in opts}
+    owned: list[list[SpanNode]] = [[] for _ in capacity]
+    for index, group in owner.items():
+        owned[group].append(by_index[index])
+    return owned
+
+
+def crowded_groups(capacity: list[int], options: list[list[SpanNode]]) -> list[int]:
+    """When no assignment exists: groups that together need more nodes than all their options hold."""
+    return sorted(_solve(capacity, options)[1])
+
+
+def _solve(capacity: list[int], options: list[list[SpanNode]]) -> tuple[dict[int, int], set[int]]:
+    """Owner group of each node, and the groups left short (empty when every group is served)."""
+    for group, (cap, opts) in enumerate(zip(capacity, options)):
+        if len(opts) < cap:
+            return {}, {group}
     owner: dict[int, int] = {}
     load = [0] * len(capacity)
     for group, opts in enumerate(options):
@@ -146,18 +213,18 @@ def max_assignment(capacity: list[int], options: list[list[SpanNode]]) -> list[l
                 load[group] += 1
     for group in range(len(capacity)):
         while load[group] < capacity[group]:
-            if not _augment(group, options, owner):
-                return None
+            stuck = _augment(group, options, owner)
+            if stuck:
+                return owner, stuck
             load[group] += 1
-    by_index = {node.index: node for opts in options for node in opts}
-    owned: list[list[SpanNode]] = [[] for _ in capacity]
-    for index, group in owner.items():
-        owned[group].append(by_index[index])
-    return owned
+    return owner, set()
 
 
-def _augment(start: int, options: list[list[SpanNode]], owner: dict[int, int]) -> bool:
-    """Breadth-first search for a chain of reassignments that frees one node for ``start``."""
+def _augment(start: int, options: list[list[SpanNode]], owner: dict[int, int]) -> set[int]:
+    """Breadth-first search for a chain of reassignments that frees one node for ``start``.
+
+    Returns an empty set on success; otherwise the groups searched, whose options all belong to them.
+    """
     came_from: dict[int, tuple[int, int] | None] = {start: None}
     queue = deque([start])
     while queue:
@@ -166,11 +233,11 @@ def _augment(start: int, options: list[list[SpanNode]], owner: dict[int, int]) -
             holder = owner.get(node.index)
             if holder is None:
                 _flip(group, node.index, came_from, owner)
-                return True
+                return set()
             if holder not in came_from:
                 came_from[holder] = (group, node.index)
                 queue.append(holder)
-    return False
+    return set(came_from)
 
 
 def _flip(group: int, free: int, came_from: dict[int, tuple[int, int] | None], owner: dict[int, int]) -> None:
@@ -184,12 +251,16 @@ def _flip(group: int, free: int, came_from: dict[int, tuple[int, int] | None], o
 
 @dataclass(frozen=True)
 class Difference:
-    """The first concrete difference found, where it was found, and how far matching got."""
+    """The first concrete difference found, where it was found, and how far matching got.
+
+    ``mark`` is the shorter text shown next to ``node`` in the rendered forest, when it differs.
+    """
 
     message: str
     node: SpanNode | None
     score: tuple[int, ...]
+    mark: str = ""
 
     @property
     def detail(self) -> str:
-        return self.message.split(": ", 1)[-1] if self.message.startswith("at ") else self.message
+        return self.mark or self.message

@@ -71,17 +71,41 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("jobtrace_exact", "assert_span_tree defaults to exact=True", type="bool", default=False)
 
 
+_OPTIONS_KEY = pytest.StashKey[JobtraceOptions]()
+_DEFAULTS_KEY = pytest.StashKey[JobtraceOptions]()
+
+
 def options_for(item: pytest.Item) -> JobtraceOptions:
-    """Ini and command line first, then the closest jobtrace marker's keywords."""
-    config = item.config
-    values: dict[str, Any] = {
-        "unfinished": config.getoption("jobtrace_unfinished") or config.getini("jobtrace_unfinished"),
-        "mode": config.getoption("jobtrace_mode") or config.getini("jobtrace_mode"),
-        "propagation": config.getini("jobtrace_propagation"),
-        "exact": config.getini("jobtrace_exact"),
-    }
-    for marker in reversed(list(item.iter_markers("jobtrace"))):
+    """The session's options (ini, command line), overridden by the closest jobtrace marker's keywords.
+
+    Tests without the marker share one options object, so the common case costs a lookup.
+    """
+    options = item.stash.get(_OPTIONS_KEY, None)
+    if options is None:
+        options = item.stash[_OPTIONS_KEY] = _resolve(item)
+    return options
+
+
+def _session_defaults(config: pytest.Config) -> JobtraceOptions:
+    defaults = config.stash.get(_DEFAULTS_KEY, None)
+    if defaults is None:
+        defaults = config.stash[_DEFAULTS_KEY] = JobtraceOptions.build(
+            unfinished=config.getoption("jobtrace_unfinished") or config.getini("jobtrace_unfinished"),
+            mode=config.getoption("jobtrace_mode") or config.getini("jobtrace_mode"),
+            propagation=config.getini("jobtrace_propagation"),
+            exact=config.getini("jobtrace_exact"),
+        )
+    return defaults
+
+
+def _resolve(item: pytest.Item) -> JobtraceOptions:
+    defaults = _session_defaults(item.config)
+    markers = list(item.iter_markers("jobtrace"))
+    if not markers:
+        return defaults
+    values: dict[str, Any] = {}
+    for marker in reversed(markers):
         if marker.args:
             raise TypeError(f"@pytest.mark.jobtrace takes keyword arguments only, got {marker.args!r}")
         values.update(marker.kwargs)
-    return JobtraceOptions.build(**values)
+    return JobtraceOptions.build(**{**dataclasses.asdict(defaults), **values})

@@ -12,6 +12,7 @@ from typing import TypeVar
 from opentelemetry.trace import SpanKind, StatusCode
 
 from pytest_jobtrace._expect import Expected, json_string
+from pytest_jobtrace._jobs import JobIndex, folded_children, job_line
 from pytest_jobtrace._tree import SpanForest, SpanNode
 from pytest_jobtrace._values import kind_word
 
@@ -65,6 +66,21 @@ def render_forest(forest: SpanForest, marks: Mapping[int, str] | None = None) ->
         mark = marks.get(node.index)
         lines.append(f"{text}    <-- {mark}" if mark else text)
     return "\n".join(lines)
+
+
+def render_folded(index: JobIndex) -> str:
+    """The forest with each job folded to one line; its attempts' own spans hang under it."""
+    hidden = index.hidden()
+    roots = [root for root in index.forest.roots if root.index not in hidden]
+
+    def line(node: SpanNode) -> str:
+        job = index.job_at(node)
+        return job_line(job) if job is not None else span_line(node)
+
+    if not roots:
+        return "(no spans captured)"
+    lines = tree_lines(roots, lambda n: folded_children(index, n), line)
+    return "\n".join(text for _, text in lines)
 
 
 def render_expected(roots: Sequence[Expected]) -> str:

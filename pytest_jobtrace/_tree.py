@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
+
+T = TypeVar("T")
 
 
 @dataclass(eq=False)
@@ -15,6 +18,7 @@ class SpanNode:
 
     span: ReadableSpan
     index: int
+    forest: SpanForest = field(repr=False)
     parent: SpanNode | None = None
     children: list[SpanNode] = field(default_factory=list)
     links: list[SpanNode] = field(default_factory=list)
@@ -72,7 +76,8 @@ class SpanForest:
     """
 
     def __init__(self, spans: Iterable[ReadableSpan]) -> None:
-        self.nodes = [SpanNode(span, i) for i, span in enumerate(spans)]
+        self.nodes = [SpanNode(span, i, self) for i, span in enumerate(spans)]
+        self._extensions: dict[str, object] = {}
         self._by_id = {_key_of(node.span): node for node in self.nodes}
         self.roots = self._link_parents()
         self._resolve_links()
@@ -110,6 +115,12 @@ class SpanForest:
         for root in sorted(self.roots, key=_order_key):
             traces.setdefault(_trace_id(root), []).append(root)
         return sorted(traces.values(), key=lambda roots: _order_key(roots[0]))
+
+    def cached(self, key: str, build: Callable[[SpanForest], T]) -> T:
+        """Per-forest derived data (such as the job index), built once on first use."""
+        if key not in self._extensions:
+            self._extensions[key] = build(self)
+        return self._extensions[key]  # type: ignore[return-value]
 
     def get(self, span: ReadableSpan) -> SpanNode | None:
         return self._by_id.get(_key_of(span))

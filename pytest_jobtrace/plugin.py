@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 
 from pytest_jobtrace import _capture
+from pytest_jobtrace._builtin_runtime import JobRuntime
 from pytest_jobtrace._capture import ROUTER, CaptureSink
 from pytest_jobtrace._jobspans import JobSpans, _current
 from pytest_jobtrace._options import MARKER_HELP, JobtraceOptions, add_options, options_for
+from pytest_jobtrace.adapters import adapters
 
 
 class JobtraceWarning(pytest.PytestWarning):
@@ -44,11 +46,14 @@ def _jobtrace_options(request: pytest.FixtureRequest) -> JobtraceOptions:
 
 
 @pytest.fixture(name="job_spans")
-def _job_spans(request: pytest.FixtureRequest, jobtrace_options: JobtraceOptions) -> Iterator[JobSpans]:
+def _job_spans(request: pytest.FixtureRequest) -> Iterator[JobSpans]:
     """Capture every span that ends during this test; assert on them with ``assert_span_tree``."""
+    # Options are read directly, not through the jobtrace_options fixture: every fixture level costs
+    # pytest tens of microseconds, and this one runs for every test that looks at spans.
+    options = options_for(request.node)
     _capture.ensure_global_provider()
     sink = CaptureSink(request.node.nodeid)
-    capture = JobSpans(sink, exact=jobtrace_options.exact, ordered=jobtrace_options.ordered)
+    capture = JobSpans(sink, exact=options.exact, ordered=options.ordered)
     ROUTER.push(sink)
     _current.append(capture)
     try:
@@ -57,7 +62,35 @@ def _job_spans(request: pytest.FixtureRequest, jobtrace_options: JobtraceOptions
         _current.remove(capture)
         ROUTER.pop(sink)
         sink.closed = True
-    _report_unfinished(sink, jobtrace_options.unfinished)
+    _report_unfinished(sink, options.unfinished)
+
+
+@pytest.fixture(name="builtin_jobs")
+def _builtin_jobs(job_spans: JobSpans, jobtrace_options: JobtraceOptions) -> Iterator[JobRuntime]:
+    """Run built-in ``Job`` subclasses in-process for this test: ``perform_later`` enqueues, ``drain()`` runs."""
+    runtime = adapters()["builtin"].activate(jobtrace_options)
+    try:
+        yield runtime  # type: ignore[misc]
+    finally:
+        runtime.close()
+    _report_undrained(runtime.pending)
+
+
+def _report_undrained(pending: Sequence[object]) -> None:
+    if pending:
+        shown = ", ".join(_describe(p) for p in pending[:10])
+        warnings.warn(
+            JobtraceWarning(
+                f"{len(pending)} job(s) were enqueued but never performed: {shown}. "
+                "Call builtin_jobs.drain() before asserting, or use @pytest.mark.jobtrace(mode='inline')."
+            ),
+            stacklevel=2,
+        )
+
+
+def _describe(job: object) -> str:
+    describe = getattr(job, "describe", None)
+    return str(describe()) if callable(describe) else str(job)
 
 
 def _report_unfinished(sink: CaptureSink, policy: str) -> None:

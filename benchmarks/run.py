@@ -1,0 +1,239 @@
+"""pytest-jobtrace benchmarks: every figure is a ratio against an anchor measured in the same run.
+
+    python benchmarks/run.py            # all figures
+    python benchmarks/run.py --quick    # fewer repetitions
+
+Each figure prints its target; the script exits 1 if a figure misses it, so a regression is visible,
+but it is not part of the test suite (these machines are shared and noisy: timings belong here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from pytest_jobtrace import assert_span_tree, span
+from pytest_jobtrace._capture import ROUTER, CaptureSink, attach
+from pytest_jobtrace.builtin import Job, JobRuntime
+
+RESULTS: list[tuple[str, float, float, str]] = []
+
+
+def best_of(repeats: int, fn: Callable[[], object]) -> float:
+    """The fastest of several runs: the least disturbed by whatever else the machine is doing."""
+    times = []
+    for _ in range(repeats):
+        gc.collect()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def report(name: str, value: float, limit: float, unit: str) -> None:
+    RESULTS.append((name, value, limit, unit))
+    verdict = "ok" if value <= limit else "MISSED"
+    print(f"{name:<68} {value:10.3f}{unit:<3} (target <= {limit}{unit})  {verdict}", flush=True)
+
+
+def make_spans(tracer: trace.Tracer, count: int) -> None:
+    for _ in range(count):
+        with tracer.start_as_current_span("work"):
+            pass
+
+
+def bench_capture_per_span(repeats: int) -> None:
+    bare_exporter = InMemorySpanExporter()
+    bare = TracerProvider()
+    bare.add_span_processor(SimpleSpanProcessor(bare_exporter))
+    captured = TracerProvider()
+    attach(captured)
+    sink = CaptureSink("benchmark")
+    ROUTER.push(sink)
+    n = 20_000
+    try:
+        t_bare = best_of(repeats, lambda: (make_spans(bare.get_tracer("b"), n), bare_exporter.clear()))
+        t_capture = best_of(repeats, lambda: (make_spans(captured.get_tracer("c"), n), sink.clear()))
+    finally:
+        ROUTER.pop(sink)
+    print(
+        f"  per span: bare SimpleSpanProcessor+InMemorySpanExporter {t_bare / n * 1e6:.2f}us, "
+        f"job_spans capture {t_capture / n * 1e6:.2f}us"
+    )
+    report("capture: per-span cost vs SimpleSpanProcessor+InMemorySpanExporter", t_capture / t_bare, 1.2, "x")
+
+
+_TIMER_PLUGIN = """
+import time
+
+def pytest_collection_finish(session):
+    session.config._bench_start = time.perf_counter()
+
+def pytest_sessionfinish(session):
+    elapsed = time.perf_counter() - session.config._bench_start
+    with open("elapsed.txt", "w") as f:
+        f.write(repr(elapsed))
+"""
+
+
+def bench_fixture_overhead(repeats: int) -> None:
+    """Times only the run phase (after collection), so interpreter start-up noise stays out."""
+    tests = 2000
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "pytest.ini").write_text("[pytest]\n")
+        (root / "bench_timer.py").write_text(_TIMER_PLUGIN)
+        for variant, arg in (("with", "job_spans, "), ("without", "")):
+            body = f"import pytest\n\n@pytest.mark.parametrize('i', range({tests}))\ndef test_it({arg}i):\n    pass\n"
+            (root / f"test_{variant}.py").write_text(body)
+
+        def run(variant: str) -> float:
+            command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "bench_timer"]
+            subprocess.run(
+                [*command, f"test_{variant}.py"],
+                cwd=root,
+                check=True,
+                capture_output=True,
+                env={**os.environ, "PYTHONPATH": str(root)},
+            )
+            return float((root / "elapsed.txt").read_text())
+
+        timings: dict[str, list[float]] = {"with": [], "without": []}
+        for _ in range(repeats):  # interleaved, so a slow moment hits both variants alike
+            for variant in timings:
+                timings[variant].append(run(variant))
+    t_with, t_without = min(timings["with"]), min(timings["without"])
+    overhead_us = (t_with - t_without) / tests * 1e6
+    print(f"  {tests} tests (run phase): with job_spans {t_with:.3f}s, without {t_without:.3f}s")
+    report("job_spans fixture: setup+teardown per test", overhead_us, 50, "us")
+
+
+def build_trace(tracer: trace.Tracer, jobs: int, chunks: int) -> None:
+    with tracer.start_as_current_span("POST /import"):
+        for j in range(jobs):
+            with tracer.start_as_current_span(f"job {j}", attributes={"job.index": j}):
+                for c in range(chunks):
+                    with tracer.start_as_current_span(f"chunk {c}", attributes={"chunk.index": c}):
+                        pass
+
+
+def bench_assert_large_trace(repeats: int) -> None:
+    jobs, chunks = 100, 99  # 1 + 100 * (1 + 99) = 10,001 spans
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("bench")
+    t_create = best_of(repeats, lambda: (exporter.clear(), build_trace(tracer, jobs, chunks)))
+    spans = exporter.get_finished_spans()
+    expected = span(
+        "POST /import",
+        children=[
+            span(
+                f"job {j}",
+                attributes={"job.index": j},
+                children=[span(f"chunk {c}", attributes={"chunk.index": c}) for c in range(chunks)],
+            )
+            for j in range(jobs)
+        ],
+    )
+    t_assert = best_of(repeats, lambda: assert_span_tree(expected, spans, exact=True))
+    print(f"  {len(spans)} spans: created in {t_create * 1e3:.1f}ms, asserted in {t_assert * 1e3:.1f}ms")
+    report("assert_span_tree on a 10,000-span trace vs creating it", t_assert / t_create, 0.5, "x")
+
+
+def bench_identical_siblings(repeats: int) -> None:
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("bench")
+    with tracer.start_as_current_span("batch"):
+        make_spans(tracer, 1000)
+    spans = exporter.get_finished_spans()
+    one_by_one = span("batch", children=[span("work") for _ in range(1000)])
+    counted = span("batch", children=[span("work", count=1000)])
+    t_each = best_of(repeats, lambda: assert_span_tree(one_by_one, spans, exact=True))
+    t_count = best_of(repeats, lambda: assert_span_tree(counted, spans, exact=True))
+    report("1,000 identical siblings vs 1,000 expected children", t_each, 1.0, "s")
+    report("1,000 identical siblings vs one count=1000 node", t_count, 1.0, "s")
+
+
+class ChargeJob(Job):
+    queue = "bench"
+
+    def perform(self, order_id: int) -> None:
+        with trace.get_tracer("bench.app").start_as_current_span("charge"):
+            pass
+
+
+def bench_builtin_job(repeats: int) -> None:
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("bench")
+    n = 2000
+
+    def three_spans() -> None:
+        for _ in range(n):
+            make_spans(tracer, 3)
+        exporter.clear()
+
+    def jobs() -> None:
+        with JobRuntime(tracer_provider=provider) as runtime:
+            for i in range(n):
+                ChargeJob.perform_later(i)
+                runtime.drain()
+        exporter.clear()
+
+    previous = trace.get_tracer_provider()
+    if isinstance(previous, trace.ProxyTracerProvider):
+        trace.set_tracer_provider(provider)  # so the job's own tracer records on the same provider
+    t_bare = best_of(repeats, three_spans)
+    t_jobs = best_of(repeats, jobs)
+    print(f"  per job {t_jobs / n * 1e6:.1f}us, per three bare spans {t_bare / n * 1e6:.1f}us")
+    report("built-in job (enqueue+drain, 1 custom span) vs 3 bare spans", t_jobs / t_bare, 3.0, "x")
+
+    def drain(count: int) -> Callable[[], None]:
+        def run() -> None:
+            with JobRuntime(tracer_provider=provider, max_jobs=count + 1) as runtime:
+                for i in range(count):
+                    ChargeJob.perform_later(i)
+                runtime.drain()
+            exporter.clear()
+
+        return run
+
+    t_1k = best_of(repeats, drain(1000))
+    t_10k = best_of(max(1, repeats // 2), drain(10_000))
+    print(f"  drain 1,000 jobs {t_1k * 1e3:.0f}ms, 10,000 jobs {t_10k * 1e3:.0f}ms")
+    report("draining 10,000 queued jobs vs 1,000", t_10k / t_1k, 12.0, "x")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    args = parser.parse_args()
+    repeats = 3 if args.quick else 5
+    bench_capture_per_span(repeats)
+    bench_assert_large_trace(repeats)
+    bench_identical_siblings(repeats)
+    bench_builtin_job(repeats)
+    bench_fixture_overhead(3 if args.quick else 7)
+    missed = [name for name, value, limit, _ in RESULTS if value > limit]
+    print(f"\n{len(RESULTS) - len(missed)} of {len(RESULTS)} figures within target")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

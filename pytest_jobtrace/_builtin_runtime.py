@@ -1,0 +1,339 @@
+"""The built-in job runtime: a queue on a virtual clock, drained on the calling thread, with ActiveJob retries."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context
+from opentelemetry.trace import Tracer, TracerProvider
+
+from pytest_jobtrace._builtin_attempt import Envelope, Verdict, instantiate, judge_failure
+from pytest_jobtrace._builtin_model import (
+    MODES,
+    PROPAGATIONS,
+    SPAN_NAMINGS,
+    JobChainError,
+    JobFailedError,
+    JobHandle,
+    JobRun,
+    Mode,
+    PendingJob,
+    Propagation,
+    SpanNaming,
+    chain_message,
+    check_choice,
+    display_name,
+    failures_message,
+)
+from pytest_jobtrace._builtin_tracing import (
+    MessageRef,
+    consumer_context,
+    get_tracer,
+    process_span,
+    record_failure,
+    send_span,
+)
+
+if TYPE_CHECKING:
+    from pytest_jobtrace._builtin_job import Job
+
+# Each nested inline job adds a handful of Python frames; past this depth a chain is reported as not ending
+# well before the interpreter's recursion limit would turn it into an unreadable RecursionError.
+INLINE_DEPTH_LIMIT = 64
+_CHAIN_SHOWN = 10
+_RAISE_BOUND = "If the chain does end, raise the bound: rt.drain(max_jobs=N) or JobRuntime(max_jobs=N)."
+_USE_QUEUE = (
+    "Inline mode performs each job inside the perform_later() of the job that enqueued it;"
+    " run long chains with JobRuntime(mode='queue') and rt.drain()."
+)
+
+_ACTIVE: list[JobRuntime] = []
+
+
+@dataclass(frozen=True)
+class _Performing:
+    runtime: JobRuntime | None
+    job_id: str
+
+
+# The job being performed in this context: who enqueues, and which runtime receives its jobs.
+_CURRENT: ContextVar[_Performing | None] = ContextVar("pytest_jobtrace_builtin_current_job", default=None)
+
+
+@dataclass(frozen=True)
+class _Tracing:
+    provider: TracerProvider | None
+    span_naming: SpanNaming
+
+    def tracer(self) -> Tracer:
+        return get_tracer(self.provider)
+
+    def ref(self, job_class: type[Job], job_id: str) -> MessageRef:
+        destination = job_class.queue if self.span_naming == "queue" else job_class.__qualname__
+        full_name = f"{job_class.__module__}.{job_class.__qualname__}"
+        return MessageRef(full_name, job_class.queue, destination, job_id)
+
+
+_DEFAULT_TRACING = _Tracing(None, "queue")
+
+
+def enqueue(job_class: type[Job], args: tuple[Any, ...], kwargs: dict[str, Any]) -> JobHandle:
+    """Enqueue on the runtime performing the current job, else on the innermost active runtime."""
+    __tracebackhide__ = True
+    runtime = _current_runtime()
+    if runtime is None:
+        raise RuntimeError(
+            f"{display_name(job_class)}.perform_later(): no JobRuntime is active. Request the `builtin_jobs` "
+            "fixture in your test, or run this code inside `with JobRuntime() as rt:` and call rt.drain()."
+        )
+    return runtime._enqueue(job_class, args, kwargs)
+
+
+def perform_now(job_class: type[Job], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Run one attempt in the caller's context under a process span; exceptions reach the caller."""
+    __tracebackhide__ = True
+    runtime = _current_runtime()
+    tracing = runtime._tracing if runtime is not None else _DEFAULT_TRACING
+    ref = tracing.ref(job_class, uuid.uuid4().hex)
+    with process_span(tracing.tracer(), ref, 1, context.get_current(), ()) as span, _performing(runtime, ref.job_id):
+        try:
+            return instantiate(job_class, ref.job_id, 1).perform(*args, **kwargs)
+        except Exception as exc:
+            record_failure(span, exc)
+            raise
+
+
+def _current_runtime() -> JobRuntime | None:
+    performing = _CURRENT.get()
+    if performing is not None and performing.runtime is not None:
+        return performing.runtime
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
+@contextmanager
+def _performing(runtime: JobRuntime | None, job_id: str) -> Iterator[None]:
+    token = _CURRENT.set(_Performing(runtime, job_id))
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+class JobRuntime:
+    """An in-process job queue with ActiveJob-like semantics, traced with OpenTelemetry.
+
+    Activate it with ``with JobRuntime() as rt:``; ``Job.perform_later`` then enqueues on it (the innermost active
+    runtime wins when they are nested) and ``rt.drain()`` performs the jobs on the calling thread, advancing a
+    virtual clock (``rt.now``) instead of sleeping. Only the pending queue is guarded by a lock: jobs may be
+    enqueued from other threads, but drain from one thread.
+
+    ``mode="inline"`` performs each job inside ``perform_later``. ``propagation`` is how a process span relates to
+    the send span ("child", "link" or "none") unless the job class sets its own. ``span_naming`` picks the span
+    name's destination: the queue or the job class. ``max_jobs`` bounds the attempts one drain (or one inline
+    enqueue) may perform before a `JobChainError`. ``expect_failures`` is the default of ``drain()``'s.
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: Mode = "queue",
+        propagation: Propagation = "child",
+        span_naming: SpanNaming = "queue",
+        tracer_provider: TracerProvider | None = None,
+        max_jobs: int = 1000,
+        expect_failures: bool = False,
+    ) -> None:
+        check_choice("JobRuntime(): mode", mode, MODES)
+        check_choice("JobRuntime(): propagation", propagation, PROPAGATIONS)
+        check_choice("JobRuntime(): span_naming", span_naming, SPAN_NAMINGS)
+        self._mode, self._propagation, self._expect_failures = mode, propagation, expect_failures
+        self._max_jobs = _check_max_jobs("JobRuntime()", max_jobs)
+        self._tracing = _Tracing(tracer_provider, span_naming)
+        self._lock = threading.Lock()
+        self._queue: list[tuple[float, int, Envelope]] = []
+        self._seq = itertools.count()
+        self._now = 0.0
+        self._performed: list[JobRun] = []
+        self._lineage: dict[str, tuple[str, str | None]] = {}  # job id -> (class name, enqueued by)
+        self._inline_depth = 0
+        self._inline_attempted: list[str] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"<JobRuntime mode={self._mode!r} now={self._now} pending={len(self._queue)}"
+            f" performed={len(self._performed)}>"
+        )
+
+    def __enter__(self) -> JobRuntime:
+        _ACTIVE.append(self)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Deactivate this runtime, making the one active before it current again. Pending jobs stay pending."""
+        for index in range(len(_ACTIVE) - 1, -1, -1):
+            if _ACTIVE[index] is self:
+                del _ACTIVE[index]
+                return
+
+    @property
+    def now(self) -> float:
+        """The virtual clock in seconds: 0.0 at creation, moved forward by waits before retries."""
+        return self._now
+
+    @property
+    def pending(self) -> list[PendingJob]:
+        """The jobs (and scheduled retries) waiting to be performed, in the order drain() would perform them."""
+        with self._lock:
+            queued = sorted(self._queue)
+        return [envelope.pending() for _, _, envelope in queued]
+
+    @property
+    def performed(self) -> list[JobRun]:
+        """Every job that reached its final outcome on this runtime, in the order they did."""
+        return list(self._performed)
+
+    def unperformed(self) -> list[PendingJob]:
+        """The jobs enqueued but not performed yet; a test that never drains them probably forgot to."""
+        return self.pending
+
+    def drain(self, max_jobs: int | None = None, *, expect_failures: bool | None = None) -> list[JobRun]:
+        """Perform every pending job, the jobs they enqueue and their retries, by due time then FIFO.
+
+        Returns a `JobRun` for each job that reached its final outcome. Raises `JobChainError` before the
+        ``max_jobs + 1``-th attempt (default: the runtime's ``max_jobs``) and, once done, `JobFailedError` if any
+        job failed, unless ``expect_failures`` (default: the runtime's) is true.
+        """
+        __tracebackhide__ = True
+        limit = self._max_jobs if max_jobs is None else _check_max_jobs("drain()", max_jobs)
+        finished: list[JobRun] = []
+        attempted: list[str] = []
+        while (envelope := self._pop()) is not None:
+            if len(attempted) >= limit:
+                self._push(envelope)
+                reason = f"JobRuntime.drain() performed max_jobs={limit} attempts"
+                raise self._chain_error(envelope, attempted, reason, _RAISE_BOUND)
+            attempted.append(display_name(envelope.job_class))
+            self._now = max(self._now, envelope.due)
+            run = self._settle(envelope, self._attempt(envelope))
+            if run is None:
+                self._push(envelope)
+            else:
+                finished.append(run)
+        self._raise_failures(finished, expect_failures, "JobRuntime.drain()")
+        return finished
+
+    def _enqueue(self, job_class: type[Job], args: tuple[Any, ...], kwargs: dict[str, Any]) -> JobHandle:
+        __tracebackhide__ = True
+        performing = _CURRENT.get()
+        envelope = Envelope(
+            job_class, uuid.uuid4().hex, json.dumps([args, kwargs]), performing.job_id if performing else None
+        )
+        envelope.due, envelope.seq = self._now, next(self._seq)
+        self._lineage[envelope.job_id] = (display_name(job_class), envelope.enqueued_by)
+        with send_span(self._tracing.tracer(), self._tracing.ref(job_class, envelope.job_id)) as carrier:
+            envelope.carrier = carrier
+            if self._mode == "queue":
+                self._push(envelope)
+        if self._mode == "inline":
+            self._run_inline(envelope)
+        return envelope.handle()
+
+    def _push(self, envelope: Envelope) -> None:
+        with self._lock:
+            heapq.heappush(self._queue, (envelope.due, envelope.seq, envelope))
+
+    def _pop(self) -> Envelope | None:
+        with self._lock:
+            return heapq.heappop(self._queue)[2] if self._queue else None
+
+    def _attempt(self, envelope: Envelope) -> Verdict:
+        __tracebackhide__ = True  # a job's exception, chained under JobFailedError, then starts at perform
+        job_class = envelope.job_class
+        parent, links = consumer_context(envelope.carrier, job_class.propagation or self._propagation)
+        ref = self._tracing.ref(job_class, envelope.job_id)
+        args, kwargs = envelope.arguments()
+        with process_span(self._tracing.tracer(), ref, envelope.attempt, parent, links) as span:
+            try:
+                with _performing(self, envelope.job_id):
+                    instantiate(job_class, envelope.job_id, envelope.attempt).perform(*args, **kwargs)
+            except JobChainError:
+                raise  # the runtime's own verdict on the whole chain, not this job's failure
+            except Exception as exc:
+                return judge_failure(span, envelope, exc)
+        return Verdict("succeeded")
+
+    def _settle(self, envelope: Envelope, verdict: Verdict) -> JobRun | None:
+        """Reschedule a retried job (same id, same carrier, behind the jobs already due) or record its outcome."""
+        if verdict.kind == "retry":
+            envelope.attempt += 1
+            envelope.due, envelope.seq = self._now + verdict.delay, next(self._seq)
+            return None
+        run = envelope.run(verdict.kind, verdict.exception)
+        self._performed.append(run)
+        return run
+
+    def _run_inline(self, envelope: Envelope) -> None:
+        __tracebackhide__ = True
+        if self._inline_depth == 0:
+            self._inline_attempted = []
+        self._inline_depth += 1
+        try:
+            run = self._perform_inline(envelope)
+        finally:
+            self._inline_depth -= 1
+        where = f"{display_name(envelope.job_class)}.perform_later() in inline mode"
+        self._raise_failures([run], None, where)
+
+    def _perform_inline(self, envelope: Envelope) -> JobRun:
+        while True:
+            self._check_inline_bounds(envelope)
+            self._inline_attempted.append(display_name(envelope.job_class))
+            run = self._settle(envelope, self._attempt(envelope))
+            if run is not None:
+                return run
+            self._now = envelope.due
+
+    def _check_inline_bounds(self, envelope: Envelope) -> None:
+        if self._inline_depth > INLINE_DEPTH_LIMIT:
+            reason = f"inline jobs are nested {self._inline_depth} deep (limit {INLINE_DEPTH_LIMIT})"
+            raise self._chain_error(envelope, self._inline_attempted, reason, _USE_QUEUE)
+        if len(self._inline_attempted) >= self._max_jobs:
+            reason = f"inline perform_later() performed max_jobs={self._max_jobs} attempts"
+            raise self._chain_error(envelope, self._inline_attempted, reason, _RAISE_BOUND)
+
+    def _chain_error(self, envelope: Envelope, attempted: list[str], reason: str, hint: str) -> JobChainError:
+        ids: list[str] = []
+        job_id: str | None = envelope.job_id
+        while job_id is not None and job_id in self._lineage:
+            ids.append(job_id)
+            job_id = self._lineage[job_id][1]
+        shown = [(self._lineage[i][0], i) for i in reversed(ids[:_CHAIN_SHOWN])]
+        return JobChainError(chain_message(shown, len(ids), attempted, reason, hint))
+
+    def _raise_failures(self, runs: list[JobRun], expect_failures: bool | None, where: str) -> None:
+        __tracebackhide__ = True
+        failed = [run for run in runs if run.outcome == "failed"]
+        if not failed or (self._expect_failures if expect_failures is None else expect_failures):
+            return
+        raise JobFailedError(failures_message(failed, where), failed) from failed[0].exception
+
+
+def _check_max_jobs(owner: str, max_jobs: int) -> int:
+    if not isinstance(max_jobs, int) or isinstance(max_jobs, bool) or max_jobs < 1:
+        raise ValueError(f"{owner}: max_jobs must be an int >= 1; got {max_jobs!r}")
+    return max_jobs

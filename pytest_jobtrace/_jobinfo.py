@@ -1,0 +1,32 @@
+"""What an adapter tells the matchers about one span of a job: the common vocabulary of all job systems."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Role = Literal["send", "process"]
+AttemptOutcome = Literal["succeeded", "retried", "failed", "discarded"]
+
+
+@dataclass(frozen=True)
+class JobSpanInfo:
+    """A span recognised as part of a background job by the adapter that owns its job system.
+
+    ``send`` spans enqueue a job; ``process`` spans are one attempt at performing it, so only they carry
+    ``attempt``, ``attempt_outcome`` and, for a retried attempt, ``retry_reason``.
+    """
+
+    system: str
+    """The ``messaging.system`` value, e.g. ``"jobtrace"``."""
+    role: Role
+    job_name: str
+    """The job's full name, e.g. ``"tests.shop.ProcessOrderJob"``."""
+    job_id: str | None
+    queue: str | None
+    attempt: int | None = None
+    """1-based attempt number (process spans)."""
+    attempt_outcome: AttemptOutcome | None = None
+    """How this attempt ended (process spans)."""
+    retry_reason: str | None = None
+    """Exception type and message that caused the retry, e.g. ``"shop.PaymentError: card declined"``."""

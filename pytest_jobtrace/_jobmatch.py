@@ -1,0 +1,180 @@
+"""``job()``: an expected node that matches a whole job at its enqueue site."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_jobtrace._expect import Expected, attributes_diff
+from pytest_jobtrace._jobs import JobIndex, JobView, job_label, name_matches
+from pytest_jobtrace._parse import DICT_BUILDERS, expected_list
+from pytest_jobtrace._tree import SpanForest, SpanNode
+from pytest_jobtrace._values import show_name
+
+OUTCOMES = ("succeeded", "failed", "discarded", "pending")
+JOB_KEYS = ("job", "queue", "attempts", "outcome", "attributes", "linked", "children")
+
+
+def job_index(forest: SpanForest) -> JobIndex:
+    return forest.cached("jobs", JobIndex)
+
+
+@dataclass(frozen=True, eq=False)
+class ExpectedJob(Expected):
+    """An expected job; build it with :func:`pytest_jobtrace.job`."""
+
+    name: object
+    queue: object = None
+    attempts: int | None = None
+    outcome: str | None = None
+    attributes: Mapping[str, object] | None = None
+    linked: bool | None = None
+    children: tuple[Expected, ...] = ()
+
+    def label(self) -> str:
+        return job_label(self.name)
+
+    def group_key(self) -> Hashable:
+        return id(self)
+
+    def same_name(self, node: SpanNode) -> bool:
+        job = job_index(node.forest).job_at(node)
+        return job is not None and name_matches(self.name, job.name)
+
+    def child_nodes(self, node: SpanNode) -> Sequence[SpanNode]:
+        job = job_index(node.forest).job_at(node)
+        if job is None or not job.attempt_nodes:
+            return ()
+        return job.attempt_nodes[-1].children
+
+    def local_mismatch(self, node: SpanNode) -> str | None:
+        job = job_index(node.forest).job_at(node)
+        if job is None:
+            return f"expected {self.label()}, but {node.name!r} is not where a job was enqueued"
+        if not name_matches(self.name, job.name):
+            return f"expected {self.label()}, got job {job.name!r}"
+        prefix = f"job {job.short_name!r}: "
+        for check in (self._queue_diff, self._processed_diff, self._attempts_diff, self._outcome_diff):
+            message = check(job)
+            if message is not None:
+                return message if message.startswith("job ") else prefix + message
+        return self._linked_diff(job, prefix) or self._attributes_diff(job, prefix)
+
+    def _queue_diff(self, job: JobView) -> str | None:
+        if self.queue is None or name_matches(self.queue, job.queue or ""):
+            return None
+        return f"expected queue {show_name(self.queue)}, got {job.queue!r}"
+
+    def _processed_diff(self, job: JobView) -> str | None:
+        if job.attempt_nodes or self.outcome == "pending" or self.attempts == 0:
+            return None
+        site = job.publish_node
+        under = site.parent.name if site is not None and site.parent is not None else None
+        where = f" under {under!r}" if under else ""
+        return f"job {job.short_name!r} was enqueued{where} but never processed"
+
+    def _attempts_diff(self, job: JobView) -> str | None:
+        found = len(job.attempt_nodes)
+        if self.attempts is None or found == self.attempts:
+            return None
+        detail = f" ({job.describe_attempts()})" if found else ""
+        return f"expected {_plural(self.attempts, 'attempt')}, found {found}{detail}"
+
+    def _outcome_diff(self, job: JobView) -> str | None:
+        if self.outcome is None or job.outcome == self.outcome:
+            return None
+        detail = f" ({job.describe_attempts()})" if job.attempt_nodes else ""
+        return f"expected outcome {self.outcome!r}, got {job.outcome!r}{detail}"
+
+    def _linked_diff(self, job: JobView, prefix: str) -> str | None:
+        if self.linked is None or job.publish_node is None:
+            return None
+        for number, attempt in enumerate(job.attempt_nodes, 1):
+            linked = _is_linked(attempt, job)
+            if linked != self.linked:
+                return prefix + _linked_message(self.linked, number, attempt, job)
+        return None
+
+    def _attributes_diff(self, job: JobView, prefix: str) -> str | None:
+        if not self.attributes:
+            return None
+        node = job.attempt_nodes[-1] if job.attempt_nodes else job.site
+        assert node is not None
+        message = attributes_diff(self.attributes, node.span.attributes or {})
+        return None if message is None else f"{prefix}{message} (on {node.name!r})"
+
+    def render_line(self) -> str:
+        notes = [f"{k} {v!r}" for k, v in (("queue", self.queue), ("outcome", self.outcome)) if v is not None]
+        if self.attempts is not None:
+            notes.append(_plural(self.attempts, "attempt"))
+        if self.linked is not None:
+            notes.append("linked" if self.linked else "not linked")
+        line = f"job {show_name(self.name)}" + (f" [{', '.join(notes)}]" if notes else "")
+        if self.attributes:
+            line += " {" + ", ".join(f"{k}={v!r}" for k, v in self.attributes.items()) + "}"
+        return line
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' * (count != 1)}"
+
+
+def _is_linked(attempt: SpanNode, job: JobView) -> bool:
+    """Linked: the attempt does not descend from the publish span but carries a link to it."""
+    publish = job.publish_node
+    if publish is None:
+        return False
+    ancestors = {n.index for n in attempt.path()}
+    return publish.index not in ancestors and any(t is publish for t in attempt.links)
+
+
+def _linked_message(expected: bool, number: int, attempt: SpanNode, job: JobView) -> str:
+    where = f"a child of {attempt.parent.name!r}" if attempt.parent else "a new trace"
+    if expected:
+        return f"expected attempt {number} in its own trace linked to the enqueue, but it is {where}"
+    return f"expected attempt {number} to continue the enqueuing trace, but it is {where} linked to it"
+
+
+def job(
+    name: object,
+    *,
+    queue: object = None,
+    attempts: int | None = None,
+    outcome: str | None = None,
+    attributes: Mapping[str, object] | None = None,
+    linked: bool | None = None,
+    children: object = (),
+) -> ExpectedJob:
+    """An expected job, matched at its enqueue site (its publish span) with all its attempts.
+
+    ``name`` matches the full job name, its last dotted component, or a pattern. ``children`` are
+    matched under the last attempt's process span.
+    """
+    if outcome is not None and outcome not in OUTCOMES:
+        raise ValueError(f"outcome={outcome!r}: use one of {', '.join(OUTCOMES)}")
+    if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0):
+        raise ValueError(f"attempts={attempts!r}: expected a whole number of attempts, 0 or more")
+    if linked is not None and not isinstance(linked, bool):
+        raise TypeError(f"linked={linked!r}: expected True, False or None")
+    return ExpectedJob(
+        name=name,
+        queue=queue,
+        attempts=attempts,
+        outcome=outcome,
+        attributes=None if attributes is None else dict(attributes),
+        linked=linked,
+        children=tuple(expected_list(children)),
+    )
+
+
+def _job_from_dict(data: Mapping[str, Any]) -> Expected:
+    unknown = [key for key in data if key not in JOB_KEYS]
+    if unknown:
+        names = ", ".join(repr(k) for k in unknown)
+        raise ValueError(f"unknown key(s) {names} in an expected job; valid keys: {', '.join(JOB_KEYS)}")
+    values = dict(data)
+    return job(values.pop("job"), **values)
+
+
+DICT_BUILDERS["job"] = _job_from_dict

@@ -1,0 +1,56 @@
+"""The built-in job adapter: a dependency-free, in-process job runtime with ActiveJob-like semantics.
+
+Jobs are traced with OpenTelemetry following the messaging semantic conventions (version `SEMCONV_VERSION`):
+one PRODUCER span ``send {destination}`` per enqueue and one CONSUMER span ``process {destination}`` per
+attempt, with ``messaging.system = "jobtrace"``. ::
+
+    from pytest_jobtrace.builtin import Job, JobRuntime
+
+    class ProcessOrderJob(Job):
+        queue = "orders"
+        retry_on = (PaymentError,)
+        attempts = 5
+        wait = "exponential"
+
+        def perform(self, order_id: int) -> None: ...
+
+    with JobRuntime() as rt:
+        ProcessOrderJob.perform_later(42)
+        runs = rt.drain()  # performs on this thread, on a virtual clock: no real sleeping
+
+`recognise_span` is how the matchers learn which spans belong to built-in jobs.
+"""
+
+from __future__ import annotations
+
+from pytest_jobtrace._builtin_job import Job
+from pytest_jobtrace._builtin_model import (
+    JobArgumentError,
+    JobChainError,
+    JobFailedError,
+    JobHandle,
+    JobRun,
+    PendingJob,
+)
+from pytest_jobtrace._builtin_runtime import JobRuntime
+from pytest_jobtrace._builtin_tracing import SEMCONV_VERSION, recognise_span
+from pytest_jobtrace._jobinfo import JobSpanInfo
+
+# Tracebacks and reprs name the public module users import from, not the private one defining the class.
+for _public in (Job, JobArgumentError, JobChainError, JobFailedError, JobHandle, JobRun, JobRuntime, PendingJob):
+    _public.__module__ = __name__
+del _public
+
+__all__ = [
+    "SEMCONV_VERSION",
+    "Job",
+    "JobArgumentError",
+    "JobChainError",
+    "JobFailedError",
+    "JobHandle",
+    "JobRun",
+    "JobRuntime",
+    "JobSpanInfo",
+    "PendingJob",
+    "recognise_span",
+]
