@@ -191,6 +191,19 @@ class JobRuntime:
                 return
 
     @property
+    def mode(self) -> Mode:
+        """``"queue"`` (jobs wait for drain()) or ``"inline"`` (each runs inside its perform_later()).
+
+        Settable, so a test can switch: ``builtin_jobs.mode = "inline"``.
+        """
+        return self._mode
+
+    @mode.setter
+    def mode(self, mode: Mode) -> None:
+        check_choice("JobRuntime.mode", mode, MODES)
+        self._mode = mode
+
+    @property
     def now(self) -> float:
         """The virtual clock in seconds: 0.0 at creation, moved forward by waits before retries."""
         return self._now

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,9 +65,21 @@ def _package_version() -> str:
         return "0"
 
 
+_tracers: weakref.WeakKeyDictionary[TracerProvider, Tracer] = weakref.WeakKeyDictionary()
+
+
 def get_tracer(provider: TracerProvider | None) -> Tracer:
-    """The adapter's tracer, looked up per operation so the global provider in force at that moment is used."""
-    return trace.get_tracer(TRACER_NAME, _package_version(), tracer_provider=provider, schema_url=SCHEMA_URL)
+    """The adapter's tracer, looked up per operation so the global provider in force at that moment is used.
+
+    Cached per provider: asking a provider for a tracer costs as much as a span, and a job makes two.
+    """
+    provider = provider or trace.get_tracer_provider()
+    tracer = _tracers.get(provider)
+    if tracer is None:
+        tracer = provider.get_tracer(TRACER_NAME, _package_version(), schema_url=SCHEMA_URL)
+        if not isinstance(provider, trace.ProxyTracerProvider):
+            _tracers[provider] = tracer  # a proxy's tracer would stay a no-op once a real provider is set
+    return tracer
 
 
 def qualified_type_name(exc: BaseException) -> str:

@@ -5,6 +5,7 @@ Runs only when an assertion has already failed, so it favours clear answers over
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 
 from pytest_jobtrace._expect import Expected
@@ -78,9 +79,19 @@ class Diagnoser:
         return Difference(message, parent or (found[0] if found else None), (1,))
 
     def _missing(self, node: Expected, actual: Sequence[SpanNode], parent: SpanNode | None) -> Difference:
-        closest = self.closest(node, actual)
+        differences = self._differences(node, actual)
+        closest = max(differences, key=lambda d: d.score, default=None)
         if closest is not None and closest.score[0]:
-            return Difference(closest.message, closest.node, (1, *closest.score), closest.detail)
+            ties = sum(d.score == closest.score for d in differences)
+            message = closest.message
+            if ties > 1:
+                what = f"under {where(parent)}" if parent else "in the capture"
+                many = "at least " if ties == _MAX_CANDIDATES else ""
+                message = (
+                    f"nothing {what} matches {node.render_line()}; {many}{ties} spans come equally close, "
+                    f"the first: {message}"
+                )
+            return Difference(message, closest.node, (1, *closest.score), closest.detail)
         if parent is None:
             return self._missing_root(node)
         kids = f"; its children are {names(actual)}" if actual else "; it has no children"
@@ -90,13 +101,21 @@ class Diagnoser:
     def _missing_root(self, node: Expected) -> Difference:
         elsewhere = self.loose.candidates(node, self.m.forest.ordered) if self.m.exact else []
         if not elsewhere:
-            return Difference(f"no captured span matches {node.label()}", None, (0,))
+            absent = node.absent(self.m.forest)
+            message = absent or f"no captured span matches {node.label()}{self._similar(node)}"
+            return Difference(message, None, (0,))
         spot = elsewhere[0]
         message = (
             f"no captured root span matches {node.label()}; {where(spot)} does, but it is not a root "
             "(exact=True: the expected roots must be the captured roots)"
         )
         return Difference(message, spot, (0,), f"matches {node.label()}, but is not a root (exact=True)")
+
+    def _similar(self, node: Expected) -> str:
+        name = node.exact_name()
+        known = sorted({n.name for n in self.m.forest.nodes})
+        close = difflib.get_close_matches(name, known, n=3) if name is not None else []
+        return f" (similar names captured: {', '.join(map(repr, close))})" if close else ""
 
     def _placement_difference(
         self, expected: Sequence[Expected], actual: Sequence[SpanNode], parent: SpanNode | None
@@ -169,7 +188,11 @@ class Diagnoser:
     ) -> Difference:
         used = {n.index for nodes in (self.loose.assign(expected, actual) or {}).values() for n in nodes}
         extra = [node for node in actual if node.index not in used]
-        what = f"child {names(extra)} under {where(parent)}" if parent else f"root span {names(extra)}"
+        many = len(extra) > 1
+        if parent is not None:
+            what = f"{'children' if many else 'child'} {names(extra)} under {where(parent)}"
+        else:
+            what = f"root span{'s' * many} {names(extra)}"
         return Difference(
             f"unexpected {what} (exact=True: every span must be expected)",
             extra[0] if extra else parent,
@@ -179,20 +202,29 @@ class Diagnoser:
 
     def closest(self, expected: Expected, actual: Sequence[SpanNode]) -> Difference | None:
         """The candidate that gets furthest through the checks, with its first difference."""
-        named = [n for n in actual if expected.same_name(n)]
-        pool = (named or list(actual))[:_MAX_CANDIDATES]
-        differences = [self.first_difference(expected, node) for node in pool]
-        return max(differences, key=lambda d: d.score, default=None)
+        return max(self._differences(expected, actual), key=lambda d: d.score, default=None)
+
+    def _differences(self, expected: Expected, actual: Sequence[SpanNode]) -> list[Difference]:
+        pool = [n for n in actual if expected.same_name(n)] or list(actual)
+        if len(pool) > _MAX_CANDIDATES:
+            # Only the most promising get the full (recursive) diagnosis; the local checks are cheap.
+            pool.sort(key=lambda n: (expected.local_mismatch(n) is not None, -expected.closeness(n)))
+            del pool[_MAX_CANDIDATES:]
+        return [self.first_difference(expected, node) for node in pool]
 
     def first_difference(self, expected: Expected, node: SpanNode) -> Difference:
         local = expected.local_mismatch(node)
         if local is not None:
             named = expected.same_name(node)
-            return Difference(f"at {where(node)}: {local}", node, (int(named), 0), local)
+            score = (int(named), 0, expected.closeness(node))
+            return Difference(f"at {where(node)}: {local}", node, score, local)
         for link in expected.links:
             if not any(self.m.matches(link, target) for target in node.links):
                 got = names(node.links) if node.links else "nothing captured"
                 detail = f"expected a link to {link.label()}, it links to {got}"
                 return Difference(f"at {where(node)}: {detail}", node, (1, 1), detail)
-        inner = self.explain_group(expected.children, expected.child_nodes(node), node)
+        kids = expected.child_nodes(node)
+        # Messages say "under X" for the span whose children were searched (for a job: its last attempt).
+        owner = kids[0].parent if kids and kids[0].parent is not None else node
+        inner = self.explain_group(expected.children, kids, owner)
         return Difference(inner.message, inner.node, (1, 2, *inner.score), inner.mark)

@@ -12,13 +12,14 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from pytest_jobtrace._values import (
     kind_word,
+    mismatch,
     show,
     show_name,
     value_matches,
 )
 
 if TYPE_CHECKING:
-    from pytest_jobtrace._tree import SpanNode
+    from pytest_jobtrace._tree import SpanForest, SpanNode
 
 
 class Expected:
@@ -39,6 +40,10 @@ class Expected:
         """An attribute that must equal a plain value lets the matcher look candidates up too."""
         return None
 
+    def absent(self, forest: SpanForest) -> str | None:
+        """A message for when nothing captured is even the kind of thing meant (no such job at all)."""
+        return None
+
     def same_name(self, node: SpanNode) -> bool:
         """Whether the node is the one meant, even if other checks fail (for picking the closest)."""
         name = self.exact_name()
@@ -47,6 +52,10 @@ class Expected:
     def local_mismatch(self, node: SpanNode) -> str | None:
         """The first difference on this node itself (not its children or links), or None."""
         raise NotImplementedError
+
+    def closeness(self, node: SpanNode) -> int:
+        """How many of this node's own checks the span passes, to pick the closest of several."""
+        return 0
 
     def child_nodes(self, node: SpanNode) -> Sequence[SpanNode]:
         """The actual nodes that this node's expected children are matched against."""
@@ -92,14 +101,14 @@ def _type_label(expected: object) -> str:
 
 
 def exception_type_matches(expected: object, actual: object) -> bool:
-    """A class matches its name, qualname or module-qualified name; a string also its last component."""
+    """A class matches its name, qualname or module-qualified name; a string also a dotted tail of it."""
     if not isinstance(actual, str):
         return False
     if isinstance(expected, type):
         qualified = f"{expected.__module__}.{expected.__qualname__}"
         return actual in (expected.__name__, expected.__qualname__, qualified)
     if isinstance(expected, str):
-        return actual == expected or actual.rsplit(".", 1)[-1] == expected
+        return actual == expected or actual.endswith(f".{expected}")
     return value_matches(expected, actual)
 
 
@@ -159,6 +168,12 @@ class ExpectedSpan(Expected):
                 return message
         return self._events_diff(node) or self._exception_diff(node)
 
+    def closeness(self, node: SpanNode) -> int:
+        checks = (self._kind_diff, self._status_diff, self._events_diff, self._exception_diff)
+        passed = sum(check(node) is None for check in checks)
+        actual = node.span.attributes or {}
+        return passed + sum(attributes_diff({k: v}, actual) is None for k, v in (self.attributes or {}).items())
+
     def _name_diff(self, node: SpanNode) -> str | None:
         if self.name is None or value_matches(self.name, node.name):
             return None
@@ -177,7 +192,7 @@ class ExpectedSpan(Expected):
                 got += f" ({status.description!r})"
             return f"status: expected {self.status.name}, got {got}"
         if self.description is not None and not value_matches(self.description, status.description):
-            return f"status description: expected {show(self.description)}, got {status.description!r}"
+            return f"status description: {mismatch(self.description, status.description)}"
         return None
 
     def _attributes_diff(self, node: SpanNode) -> str | None:
@@ -250,7 +265,7 @@ def attributes_diff(expected: Mapping[str, object], actual: Mapping[str, Any]) -
         if got is _ABSENT:
             return f"attributes[{key!r}]: expected {show(value)}, but the span has no such attribute"
         if not value_matches(value, got):
-            return f"attributes[{key!r}]: expected {show(value)}, got {got!r}"
+            return f"attributes[{key!r}]: {mismatch(value, got)}"
     return None
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_jobtrace._expect import Expected, attributes_diff
-from pytest_jobtrace._jobs import JobIndex, JobView, job_label, name_matches
+from pytest_jobtrace._jobs import JobIndex, JobView, describe_jobs, job_label, name_matches
 from pytest_jobtrace._parse import DICT_BUILDERS, expected_list
 from pytest_jobtrace._tree import SpanForest, SpanNode
 from pytest_jobtrace._values import show_name
@@ -37,6 +37,12 @@ class ExpectedJob(Expected):
 
     def group_key(self) -> Hashable:
         return id(self)
+
+    def absent(self, forest: SpanForest) -> str | None:
+        jobs = job_index(forest).jobs
+        if any(name_matches(self.name, j.name) for j in jobs):
+            return None
+        return f"no job {show_name(self.name)} was enqueued; jobs captured: {describe_jobs(jobs)}"
 
     def same_name(self, node: SpanNode) -> bool:
         job = job_index(node.forest).job_at(node)

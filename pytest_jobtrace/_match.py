@@ -79,7 +79,7 @@ class Matcher:
             index: dict[object, list[SpanNode]] = {}
             for node in actual:
                 value = node.name if key is None else (node.span.attributes or {}).get(key, _ABSENT)
-                if value is not _ABSENT:
+                if value is not _ABSENT and isinstance(value, Hashable):  # no plain value equals a list anyway
                     index.setdefault(value, []).append(node)
             entry = self._indexes[(id(actual), key)] = (actual, index)
         return entry[1]

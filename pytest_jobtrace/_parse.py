@@ -151,9 +151,26 @@ def parse_text_tree(text: str) -> list[Expected]:
 
 
 def _meaningful_lines(text: str) -> list[tuple[int, str]]:
+    _reject_mixed_tabs(text)
     raw = textwrap.dedent(text.expandtabs(4)).splitlines()
     kept = [(i + 1, line.rstrip()) for i, line in enumerate(raw)]
     return [(n, line) for n, line in kept if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _reject_mixed_tabs(text: str) -> None:
+    """A tab is 4 columns here, but maybe not in the editor it was typed in: never mix the two."""
+    first: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        indent = line[: len(line) - len(line.lstrip(" \t"))]
+        if line.strip() and not line.lstrip().startswith("#"):
+            for char, word in ((" ", "spaces"), ("\t", "tabs")):
+                if char in indent:
+                    first.setdefault(word, number)
+    if len(first) == 2:
+        (early, a), (late, b) = sorted((n, w) for w, n in first.items())
+        raise TextTreeError(
+            f"line {late}: indented with {b}, but line {early} with {a}; indent the tree with spaces only"
+        )
 
 
 def _prefix(line: str) -> str:
@@ -198,8 +215,8 @@ def _nest(lines: list[_Line]) -> list[_Line]:
     for line in lines:
         if line.depth > len(stack):
             raise TextTreeError(
-                f"line {line.number}: {line.text!r} is nested {line.depth} levels deep "
-                f"right after a line at level {len(stack) - 1}; indent one level at a time"
+                f"line {line.number}: {line.text!r} is indented {line.depth - len(stack) + 1} levels deeper "
+                f"than the line above it ({stack[-1].text!r}); a child goes exactly one level deeper than its parent"
             )
         del stack[line.depth :]
         (stack[-1].children if stack else roots).append(line)
@@ -218,6 +235,21 @@ def _build(line: _Line) -> Expected:
         children=tuple(_build(child) for child in line.children),
         count=notes.get("count"),
     )
+
+
+def written_name(name: str, notes: str = "") -> str:
+    """How a tree line spells span ``name`` (followed by ``notes``) to read back as exactly that name.
+
+    Names the grammar would read otherwise (``*``, ``/x/``, a trailing ``[ok]``, leading ``#`` or box
+    characters, surrounding spaces, line breaks) are written as an escaped ``/regex/``.
+    """
+    line = name + notes
+    if name and line.isprintable() and line == line.strip() and line[0] not in "#" + _BOX_CHARS:
+        text, _ = _split_annotations(_Line(0, line, 0))
+        if _parse_name(text) == name:
+            return name
+    pattern = "".join(re.escape(c) if c.isprintable() else f"\\U{ord(c):08x}" for c in name)
+    return f"/{pattern or '(?:)'}/"
 
 
 def _parse_name(name: str) -> object:
@@ -293,6 +325,8 @@ def _note_status(body: str, match: re.Match[str], notes: dict[str, Any]) -> int:
 def _note_link(body: str, match: re.Match[str], notes: dict[str, Any]) -> int:
     pos = _skip(body, match.end())
     if body.startswith("(not captured)", pos):
+        # Nothing to check (the target is not there), but it makes the brackets annotations.
+        notes["uncaptured links"] = notes.get("uncaptured links", 0) + 1
         return pos + len("(not captured)")
     target, end = _json_string(body, pos)
     if target is None:

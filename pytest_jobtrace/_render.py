@@ -13,6 +13,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from pytest_jobtrace._expect import Expected, json_string
 from pytest_jobtrace._jobs import JobIndex, folded_children, job_line
+from pytest_jobtrace._parse import written_name
 from pytest_jobtrace._tree import SpanForest, SpanNode
 from pytest_jobtrace._values import kind_word
 
@@ -30,9 +31,10 @@ def span_line(node: SpanNode) -> str:
         if status.description:
             note += f" {json_string(status.description)}"
         notes.append(note)
-    notes.extend(f"link {json_string(target.name)}" for target in node.links)
+    notes.extend(f"link {json_string(written_name(target.name))}" for target in node.links)
     notes.extend("link (not captured)" for _ in range(node.unresolved_links))
-    return f"{node.name} [{', '.join(notes)}]" if notes else node.name
+    suffix = f" [{', '.join(notes)}]" if notes else ""
+    return written_name(node.name, suffix) + suffix
 
 
 def tree_lines(

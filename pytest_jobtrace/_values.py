@@ -29,12 +29,31 @@ def value_matches(expected: object, actual: object) -> bool:
         if isinstance(expected, re.Pattern):
             return isinstance(actual, str) and expected.fullmatch(actual) is not None
         if is_predicate(expected):
-            return bool(expected(actual))  # type: ignore[operator]
+            return _accepts(expected, actual)
         if isinstance(expected, list) and isinstance(actual, tuple):
             return tuple(expected) == actual
         return bool(expected == actual)
     except TypeError:
         return False
+
+
+def _accepts(predicate: Any, actual: object) -> bool:
+    """A predicate that raises (say, str methods on an int attribute of another span) rejects the value."""
+    try:
+        return bool(predicate(actual))
+    except Exception:
+        return False
+
+
+def mismatch(expected: object, actual: object) -> str:
+    """Why ``actual`` fails ``expected``: 'expected X, got Y', or what a predicate did with it."""
+    if not is_predicate(expected):
+        return f"expected {show(expected)}, got {actual!r}"
+    try:
+        expected(actual)  # type: ignore[operator]
+    except Exception as error:
+        return f"{show(expected)} raised {type(error).__name__}: {error} for {actual!r}"
+    return f"{show(expected)} returned false for {actual!r}"
 
 
 def show(value: object) -> str:

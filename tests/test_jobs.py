@@ -1,0 +1,410 @@
+"""Job-level assertions on built-in jobs, run as users run them (pytester, in-process and subprocess)."""
+
+from __future__ import annotations
+
+import pytest
+
+both_modes = pytest.mark.parametrize("run", ["inprocess", "subprocess"])
+
+SHOP = """
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from pytest_jobtrace.builtin import Job
+
+tracer = trace.get_tracer("shop")
+
+
+class PaymentError(Exception):
+    pass
+
+
+class RecordGone(Exception):
+    pass
+
+
+class SendConfirmationJob(Job):
+    queue = "mail"
+
+    def perform(self, order_id):
+        with tracer.start_as_current_span("render_email"):
+            pass
+
+
+class ProcessOrderJob(Job):
+    queue = "orders"
+    retry_on = (PaymentError,)
+    attempts = 3
+    wait = "exponential"
+    discard_on = (RecordGone,)
+
+    def perform(self, order_id, declines=1):
+        with tracer.start_as_current_span("charge") as span:
+            span.set_attribute("order.id", order_id)
+            if order_id < 0:
+                raise RecordGone(f"order {order_id} is gone")
+            if self.executions <= declines:
+                raise PaymentError("card declined")
+        SendConfirmationJob.perform_later(order_id)
+
+
+class AuditJob(Job):
+    queue = "audit"
+    propagation = "link"
+
+    def perform(self):
+        with tracer.start_as_current_span("write_audit"):
+            pass
+
+
+def checkout(order_id, declines=1):
+    with tracer.start_as_current_span("POST /orders", kind=SpanKind.SERVER):
+        ProcessOrderJob.perform_later(order_id, declines=declines)
+        AuditJob.perform_later()
+"""
+
+
+def run_pytest(pytester: pytest.Pytester, run: str, *args: str) -> pytest.RunResult:
+    pytester.makepyfile(shop=SHOP)
+    if run == "subprocess":
+        return pytester.runpytest_subprocess(*args)
+    return pytester.runpytest(*args)
+
+
+def assert_in_order(result: pytest.RunResult, *fragments: str) -> None:
+    output = result.stdout.str()
+    position = 0
+    for fragment in fragments:
+        found = output.find(fragment, position)
+        assert found >= 0, f"{fragment!r} not found in order in:\n{output}"
+        position = found + len(fragment)
+
+
+@both_modes
+def test_job_matches_enqueue_attempts_and_children(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        from pytest_jobtrace import assert_span_tree, job, span
+        from shop import checkout
+
+        def test_passes(job_spans, builtin_jobs):
+            checkout(42)
+            builtin_jobs.drain()
+            assert_span_tree(
+                span("POST /orders", kind="server", children=[
+                    job("ProcessOrderJob", queue="orders", attempts=2, outcome="succeeded", linked=False,
+                        attributes={"order.id": None},
+                        children=[
+                            span("charge", attributes={"order.id": 42}),
+                            job("SendConfirmationJob", attempts=1, children=["render_email"]),
+                        ]),
+                    job("shop.AuditJob", linked=True, outcome="succeeded", children=["write_audit"]),
+                ])
+            )
+            assert_span_tree({"job": "ProcessOrderJob", "attempts": 2})
+            assert_span_tree('''
+                POST /orders [server]
+                └── send orders [producer]
+                    ├── process orders [consumer, ERROR "card declined"]
+                    │   └── charge [ERROR "PaymentError: card declined"]
+                    └── process orders [consumer]
+            ''')
+        """
+    )
+    result = run_pytest(pytester, run)
+    result.assert_outcomes(passed=1)
+
+
+@both_modes
+def test_wrong_attempt_count_speaks_in_jobs(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        from pytest_jobtrace import assert_span_tree, job, span
+        from shop import checkout
+
+        def test_fails(job_spans, builtin_jobs):
+            checkout(42)
+            builtin_jobs.drain()
+            assert_span_tree(span("POST /orders", children=[job("ProcessOrderJob", attempts=3)]))
+        """
+    )
+    result = run_pytest(pytester, run)
+    result.assert_outcomes(failed=1)
+    assert_in_order(
+        result,
+        "span tree does not match: at 'POST /orders' > 'send orders': job 'ProcessOrderJob': "
+        "expected 3 attempts, found 2 (attempt 1 retried, attempt 2 succeeded)",
+        "expected:",
+        "POST /orders",
+        "└── job 'ProcessOrderJob' [3 attempts]",
+        "captured (",
+        "── send orders [producer]    <-- job 'ProcessOrderJob': expected 3 attempts, found 2",
+    )
+
+
+@both_modes
+def test_never_processed_job(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from opentelemetry import trace
+        from pytest_jobtrace import assert_span_tree, job, span
+        from shop import SendConfirmationJob
+
+        def test_fails(job_spans, builtin_jobs):
+            with trace.get_tracer("t").start_as_current_span("user_onboarding"):
+                SendConfirmationJob.perform_later(1)
+            assert [j.outcome for j in job_spans.jobs()] == ["pending"]
+            assert_span_tree(span("user_onboarding", children=[job("SendConfirmationJob")]))
+
+        def test_pending_is_fine_when_expected(job_spans, builtin_jobs):
+            SendConfirmationJob.perform_later(1)
+            assert_span_tree(job("SendConfirmationJob", outcome="pending", attempts=0))
+            builtin_jobs.drain()
+        """
+    )
+    result = run_pytest(pytester, run, "-W", "default")
+    result.assert_outcomes(failed=1, passed=1)
+    assert_in_order(
+        result,
+        "job 'SendConfirmationJob' was enqueued under 'user_onboarding' but never processed",
+        "1 job(s) were enqueued but never performed: SendConfirmationJob(1). Call builtin_jobs.drain()",
+    )
+
+
+@both_modes
+def test_outcome_linked_queue_and_attribute_mismatches(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_jobtrace import assert_span_tree, job
+        from shop import checkout
+
+        @pytest.fixture(autouse=True)
+        def ran(job_spans, builtin_jobs):
+            checkout(42)
+            builtin_jobs.drain()
+
+        def test_outcome():
+            assert_span_tree(job("ProcessOrderJob", outcome="failed"))
+
+        def test_linked():
+            assert_span_tree(job("ProcessOrderJob", linked=True))
+
+        def test_not_linked():
+            assert_span_tree(job("AuditJob", linked=False))
+
+        def test_queue():
+            assert_span_tree(job("ProcessOrderJob", queue="payments"))
+
+        def test_attributes():
+            assert_span_tree(job("ProcessOrderJob", attributes={"messaging.destination.name": "mail"}))
+
+        def test_no_such_job():
+            assert_span_tree(job("RefundJob"))
+        """
+    )
+    result = run_pytest(pytester, run)
+    result.assert_outcomes(failed=6)
+    text = result.stdout.str()
+    for message in (
+        "job 'ProcessOrderJob': expected outcome 'failed', got 'succeeded' (attempt 1 retried, attempt 2 succeeded)",
+        "job 'ProcessOrderJob': expected attempt 1 in its own trace linked to the enqueue, "
+        "but it is a child of 'send orders'",
+        "job 'AuditJob': expected attempt 1 to continue the enqueuing trace, but it is a new trace linked to it",
+        "job 'ProcessOrderJob': expected queue 'payments', got 'orders'",
+        "job 'ProcessOrderJob': attributes['messaging.destination.name']: expected 'mail', got 'orders' "
+        "(on 'process orders')",
+        "no job 'RefundJob' was enqueued; jobs captured: 'shop.ProcessOrderJob' (succeeded), "
+        "'shop.AuditJob' (succeeded), 'shop.SendConfirmationJob' (succeeded)",
+    ):
+        assert message in text, message
+
+
+@both_modes
+def test_missing_child_job(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        from pytest_jobtrace import assert_span_tree, job
+        from shop import checkout
+
+        def test_fails(job_spans, builtin_jobs):
+            checkout(42)
+            builtin_jobs.drain()
+            assert_span_tree(job("ProcessOrderJob", children=[job("SendInvoiceJob")]))
+        """
+    )
+    result = run_pytest(pytester, run)
+    result.assert_outcomes(failed=1)
+    assert "missing child matching job 'SendInvoiceJob' under 'POST /orders' > 'send orders' > 'process orders'" in (
+        result.stdout.str()
+    )
+
+
+@both_modes
+def test_jobs_views_and_job_lookup(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_jobtrace import JobView
+        from shop import checkout, ProcessOrderJob
+
+        def test_views(job_spans, builtin_jobs):
+            checkout(42)
+            ProcessOrderJob.perform_later(-1)
+            builtin_jobs.drain()
+            jobs = job_spans.jobs()
+            assert [j.name for j in jobs] == [
+                "shop.ProcessOrderJob", "shop.AuditJob", "shop.ProcessOrderJob", "shop.SendConfirmationJob"
+            ]
+            order = jobs[0]
+            assert isinstance(order, JobView)
+            assert order.queue == "orders"
+            assert order.publish.name == "send orders"
+            assert [s.name for s in order.attempts] == ["process orders", "process orders"]
+            assert order.outcome == "succeeded"
+            assert order.retry_reasons == ["shop.PaymentError: card declined"]
+            assert [j.name for j in order.enqueued] == ["shop.SendConfirmationJob"]
+            assert order.id == order.attempts[0].attributes["messaging.message.id"]
+            assert jobs[2].outcome == "discarded"
+            assert job_spans.job("SendConfirmationJob").queue == "mail"
+            with pytest.raises(AssertionError, match="expected exactly one job matching 'ProcessOrderJob', "
+                               "found 2 jobs; jobs captured: 'shop.ProcessOrderJob' .succeeded."):
+                job_spans.job("ProcessOrderJob")
+            with pytest.raises(AssertionError, match="found no job"):
+                job_spans.job("Nope")
+        """
+    )
+    result = run_pytest(pytester, run)
+    result.assert_outcomes(passed=1)
+
+
+@both_modes
+def test_failed_job_is_reported_by_drain_and_visible_as_a_job(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        from pytest_jobtrace import assert_span_tree, job, span
+        from shop import checkout
+
+        def test_unexpected_failure(job_spans, builtin_jobs):
+            checkout(7, declines=5)
+            builtin_jobs.drain()
+
+        def test_expected_failure(job_spans, builtin_jobs):
+            checkout(7, declines=5)
+            builtin_jobs.drain(expect_failures=True)
+            assert_span_tree(job("ProcessOrderJob", attempts=3, outcome="failed", children=[
+                span("charge", status="error", exception={"type": "PaymentError", "message": "card declined"}),
+            ]))
+            [order] = [j for j in job_spans.jobs() if j.short_name == "ProcessOrderJob"]
+            events = [e.name for e in order.attempts[-1].events]
+            assert events == ["exception", "jobtrace.retries_exhausted"]
+        """
+    )
+    result = run_pytest(pytester, run)
+    result.assert_outcomes(failed=1, passed=1)
+    assert_in_order(result, "JobRuntime.drain(): 1 job failed:", "ProcessOrderJob(7, declines=5)")
+
+
+@both_modes
+def test_marker_selects_inline_mode_and_propagation(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_jobtrace import assert_span_tree, job
+        from shop import checkout
+
+        @pytest.mark.jobtrace(mode="inline", propagation="link")
+        def test_inline_linked(job_spans, builtin_jobs):
+            checkout(42)
+            assert builtin_jobs.pending == []
+            assert_span_tree(job("ProcessOrderJob", linked=True, attempts=2, children=[
+                job("SendConfirmationJob", linked=True),
+            ]))
+
+        @pytest.mark.jobtrace(span_naming="job_class")
+        def test_named_by_class(job_spans, builtin_jobs):
+            checkout(42)
+            builtin_jobs.drain()
+            assert_span_tree("send ProcessOrderJob\\n  process ProcessOrderJob")
+        """
+    )
+    result = run_pytest(pytester, run)
+    result.assert_outcomes(passed=2)
+
+
+@both_modes
+def test_folded_render(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        from shop import checkout
+
+        def test_folded(job_spans, builtin_jobs):
+            checkout(42)
+            builtin_jobs.drain()
+            assert job_spans.render("jobs") == '''\\
+        POST /orders [server]
+        ├── job shop.ProcessOrderJob [queue 'orders', 2 attempts (retried, succeeded), succeeded]
+        │   ├── charge [ERROR "PaymentError: card declined"]
+        │   ├── charge
+        │   └── job shop.SendConfirmationJob [queue 'mail', 1 attempt (succeeded), succeeded]
+        │       └── render_email
+        └── job shop.AuditJob [queue 'audit', 1 attempt (succeeded), succeeded]
+            └── write_audit'''
+        """
+    )
+    result = run_pytest(pytester, run)
+    result.assert_outcomes(passed=1)
+
+
+def test_job_arguments_are_validated() -> None:
+    from pytest_jobtrace import assert_span_tree, job
+
+    with pytest.raises(ValueError, match=r"outcome='done': use one of succeeded, failed, discarded, pending"):
+        job("X", outcome="done")
+    with pytest.raises(ValueError, match=r"attempts=-1: expected a whole number of attempts"):
+        job("X", attempts=-1)
+    with pytest.raises(ValueError, match=r"unknown key\(s\) 'attempt' in an expected job; valid keys: job, queue"):
+        assert_span_tree({"job": "X", "attempt": 2}, spans=[])
+
+
+@both_modes
+def test_jobs_under_xdist(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_jobtrace import assert_span_tree, job
+        from shop import checkout
+
+        @pytest.mark.parametrize("i", range(10))
+        def test_each(job_spans, builtin_jobs, i):
+            checkout(i)
+            builtin_jobs.drain()
+            assert len(job_spans.jobs()) == 3
+            assert_span_tree(job("ProcessOrderJob", attempts=2, attributes={"messaging.destination.name": "orders"}))
+        """
+    )
+    result = run_pytest(pytester, run, "-n", "2", "-p", "xdist")
+    result.assert_outcomes(passed=10)
+
+
+def test_fixture_switches_to_inline_mode(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_jobtrace import assert_span_tree, job
+        from shop import checkout
+
+        def test_switch(job_spans, builtin_jobs):
+            assert builtin_jobs.mode == "queue"
+            builtin_jobs.mode = "inline"
+            checkout(42)
+            assert builtin_jobs.pending == []
+            assert_span_tree(job("ProcessOrderJob", attempts=2, outcome="succeeded"))
+
+        def test_bad_mode(builtin_jobs):
+            with pytest.raises(ValueError, match="JobRuntime.mode"):
+                builtin_jobs.mode = "eager"
+        """
+    )
+    result = run_pytest(pytester, "inprocess")
+    result.assert_outcomes(passed=2)
