@@ -59,15 +59,18 @@ def _branch_lines(
 
 
 def render_forest(forest: SpanForest, marks: Mapping[int, str] | None = None) -> str:
-    """The captured forest, one trace after another; ``marks`` annotate nodes by index."""
+    """The captured forest, traces separated by a blank line; ``marks`` annotate nodes by index."""
     if not forest.roots:
         return "(no spans captured)"
     marks = marks or {}
-    lines = []
-    for node, text in tree_lines(forest.roots, lambda n: n.children, span_line):
-        mark = marks.get(node.index)
-        lines.append(f"{text}    <-- {mark}" if mark else text)
-    return "\n".join(lines)
+    blocks = []
+    for roots in forest.traces:
+        lines = []
+        for node, text in tree_lines(roots, lambda n: n.children, span_line):
+            mark = marks.get(node.index)
+            lines.append(f"{text}    <-- {mark}" if mark else text)
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def render_folded(index: JobIndex) -> str:

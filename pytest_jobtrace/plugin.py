@@ -8,11 +8,12 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from pytest_jobtrace import _capture
+from pytest_jobtrace._builtin_adapter import ADAPTER as BUILTIN
+from pytest_jobtrace._builtin_model import PendingJob
 from pytest_jobtrace._builtin_runtime import JobRuntime
 from pytest_jobtrace._capture import ROUTER, CaptureSink
 from pytest_jobtrace._jobspans import JobSpans, _current
 from pytest_jobtrace._options import MARKER_HELP, JobtraceOptions, add_options, options_for
-from pytest_jobtrace.adapters import adapters
 
 
 class JobtraceWarning(pytest.PytestWarning):
@@ -62,38 +63,39 @@ def _job_spans(request: pytest.FixtureRequest) -> Iterator[JobSpans]:
         _current.remove(capture)
         ROUTER.pop(sink)
         sink.closed = True
-    _report_unfinished(sink, options.unfinished)
+    _report_unfinished(request.node, sink, options.unfinished)
 
 
 @pytest.fixture(name="builtin_jobs")
-def _builtin_jobs(job_spans: JobSpans, jobtrace_options: JobtraceOptions) -> Iterator[JobRuntime]:
+def _builtin_jobs(
+    request: pytest.FixtureRequest, job_spans: JobSpans, jobtrace_options: JobtraceOptions
+) -> Iterator[JobRuntime]:
     """Run built-in ``Job`` subclasses in-process for this test: ``perform_later`` enqueues, ``drain()`` runs."""
-    runtime = adapters()["builtin"].activate(jobtrace_options)
+    runtime = BUILTIN.activate(jobtrace_options)
     try:
-        yield runtime  # type: ignore[misc]
+        yield runtime
     finally:
         runtime.close()
-    _report_undrained(runtime.pending)
+    _report_undrained(request.node, runtime.pending)
 
 
-def _report_undrained(pending: Sequence[object]) -> None:
+def _warn(item: pytest.Item, message: str) -> None:
+    """A JobtraceWarning pointing at the test it concerns, not at this plugin."""
+    _, line, _ = item.location
+    warnings.warn_explicit(JobtraceWarning(message), JobtraceWarning, str(item.path), (line or 0) + 1)
+
+
+def _report_undrained(item: pytest.Item, pending: Sequence[PendingJob]) -> None:
     if pending:
-        shown = ", ".join(_describe(p) for p in pending[:10])
-        warnings.warn(
-            JobtraceWarning(
-                f"{len(pending)} job(s) were enqueued but never performed: {shown}. "
-                "Call builtin_jobs.drain() before asserting, or use @pytest.mark.jobtrace(mode='inline')."
-            ),
-            stacklevel=2,
+        shown = ", ".join(p.describe() for p in pending[:10])
+        _warn(
+            item,
+            f"{len(pending)} job(s) were enqueued but never performed: {shown}. "
+            "Call builtin_jobs.drain() before asserting, or use @pytest.mark.jobtrace(mode='inline').",
         )
 
 
-def _describe(job: object) -> str:
-    describe = getattr(job, "describe", None)
-    return str(describe()) if callable(describe) else str(job)
-
-
-def _report_unfinished(sink: CaptureSink, policy: str) -> None:
+def _report_unfinished(item: pytest.Item, sink: CaptureSink, policy: str) -> None:
     __tracebackhide__ = True
     open_spans = list(sink.unfinished.values())
     if not open_spans or policy == "ignore":
@@ -107,7 +109,7 @@ def _report_unfinished(sink: CaptureSink, policy: str) -> None:
     )
     if policy == "error":
         pytest.fail(message, pytrace=False)
-    warnings.warn(JobtraceWarning(message), stacklevel=2)
+    _warn(item, message)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -119,13 +121,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def pytest_runtest_teardown(item: pytest.Item) -> None:
     for leak in ROUTER.take_leaks():
         during = f"during {leak.ended_in}" if leak.ended_in else "between tests"
-        warnings.warn(
-            JobtraceWarning(
-                f"span {leak.name!r} started in {leak.started_in} but ended {during}, after its test had "
-                "finished; it is in no test's capture. Wait in the test for the thread or task that runs "
-                "it (join it, or shut the executor down)."
-            ),
-            stacklevel=2,
+        _warn(
+            item,
+            f"span {leak.name!r} started in {leak.started_in} but ended {during}, after its test had "
+            "finished; it is in no test's capture. Wait in the test for the thread or task that runs "
+            "it (join it, or shut the executor down).",
         )
 
 

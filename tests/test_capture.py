@@ -355,7 +355,7 @@ def test_find_clear_render(pytester: pytest.Pytester, run: str) -> None:
                 re.compile("ch.*"), attributes={"payment.status": "ok"})] == ["ok"]
             assert len(job_spans.find(amount=3)) == 1
             assert len(job_spans.find(attributes={"amount": None})) == 1
-            assert job_spans.render() == "charge\\ncharge"
+            assert job_spans.render() == "charge\\n\\ncharge"  # two traces, a blank line apart
             assert job_spans.render("mermaid").startswith("graph TD")
             job_spans.clear()
             assert job_spans.spans == []

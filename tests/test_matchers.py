@@ -957,9 +957,9 @@ def test_render_writes_kind_status_and_links(linked: InMemorySpanExporter, make_
     failed = make_span("retry", at=5, kind=SpanKind.SERVER, status=(StatusCode.ERROR, 'said "no"\ntwice'))
     make_span("ok", failed, at=6, status=StatusCode.OK)
     assert render(linked) == (
-        "apply_async/charge [producer]\n"
+        "apply_async/charge [producer]\n\n"
         'run/charge [consumer, link "apply_async/charge"]\n'
-        "└── db\n"
+        "└── db\n\n"
         'retry [server, ERROR "said \\"no\\"\\ntwice"]\n'
         "└── ok [OK]"
     )
@@ -982,6 +982,7 @@ def test_render_orders_traces_parents_and_siblings(make_span: MakeSpan, exporter
             "├── second",
             "├── a-tie",
             "└── b-tie",
+            "",
             "late-trace",
             "└── child",
         ]

@@ -260,6 +260,7 @@ def test_render_of_a_capture_is_its_expected_tree(shop: InMemorySpanExporter) ->
             "GET /orders/[id] [server]",
             "├── apply_async/process_order [producer]",
             "└── db.query: SELECT orders [client]",
+            "",
             'run/process_order [consumer, link "apply_async/process_order"]',
             '├── charge card [ERROR "PaymentError: card \\"4242\\" declined"]',
             "├── process_chunk_5",
@@ -304,7 +305,7 @@ def test_round_trip_of_links_and_several_traces(make_span: MakeSpan, exporter: I
         make_span("apply_async/job", run, at=at, kind=SpanKind.PRODUCER)
     make_span("fan-in", at=20, links=publishes)
     rendered = render(exporter)
-    assert rendered.count("\n") == 6
+    assert rendered.count("\n") == 6 + 4  # one line per span, a blank line between the 5 traces
     assert 'fan-in [link "apply_async/job", link "apply_async/job"]' in rendered
     assert_span_tree(rendered, exporter, exact=True, ordered=True)
 
