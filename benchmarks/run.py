@@ -10,6 +10,7 @@ but it is not part of the test suite (these machines are shared and noisy: timin
 from __future__ import annotations
 
 import argparse
+import ast
 import gc
 import os
 import subprocess
@@ -118,6 +119,60 @@ def bench_fixture_overhead(repeats: int) -> None:
     overhead_us = (t_with - t_without) / tests * 1e6
     print(f"  {tests} tests (run phase): with job_spans {t_with:.3f}s, without {t_without:.3f}s")
     report("job_spans fixture: setup+teardown per test", overhead_us, 50, "us")
+
+
+_MEMORY_PLUGIN = """
+import gc
+import tracemalloc
+
+SAMPLES = {}
+
+def pytest_sessionstart(session):
+    tracemalloc.start()
+
+def pytest_runtest_logfinish(nodeid, location):
+    count = len(SAMPLES) + 1
+    SAMPLES[count] = None
+    if count in (1000, 10000):
+        gc.collect()
+        SAMPLES[count] = tracemalloc.get_traced_memory()[0]
+
+def pytest_sessionfinish(session):
+    with open("memory.txt", "w") as f:
+        f.write(repr((SAMPLES[1000], SAMPLES[10000])))
+"""
+
+
+def bench_memory_over_tests() -> None:
+    """Memory kept from test 1,000 to test 10,000, with job_spans minus without (pytest keeps its own)."""
+    tests = 10_000
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "pytest.ini").write_text("[pytest]\n")
+        (root / "bench_memory.py").write_text(_MEMORY_PLUGIN)
+        body = (
+            "import pytest\nfrom opentelemetry import trace\n\ntracer = trace.get_tracer('app')\n\n"
+            f"@pytest.mark.parametrize('i', range({tests}))\ndef test_it({{arg}}i):\n"
+            "    for _ in range(5):\n        with tracer.start_as_current_span('work'):\n            pass\n"
+        )
+        growth = {}
+        for variant, arg in (("with", "job_spans, "), ("without", "")):
+            (root / f"test_{variant}.py").write_text(body.replace("{arg}", arg))
+            command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "bench_memory"]
+            subprocess.run(
+                [*command, f"test_{variant}.py"],
+                cwd=root,
+                check=True,
+                capture_output=True,
+                env={**os.environ, "PYTHONPATH": str(root)},
+            )
+            at_1k, at_10k = ast.literal_eval((root / "memory.txt").read_text())
+            growth[variant] = (at_10k - at_1k) / (tests - 1000)
+    print(
+        f"  bytes kept per test from test 1,000 to 10,000: with job_spans {growth['with']:.0f}, "
+        f"without {growth['without']:.0f} (pytest's own reports)"
+    )
+    report("memory kept per test by job_spans over 10,000 tests", max(0.0, growth["with"] - growth["without"]), 64, "B")
 
 
 def build_trace(tracer: trace.Tracer, jobs: int, chunks: int) -> None:
@@ -257,6 +312,7 @@ def main() -> int:
     bench_identical_siblings(repeats)
     bench_builtin_job(repeats)
     bench_fixture_overhead(3 if args.quick else 7)
+    bench_memory_over_tests()
     missed = [name for name, value, limit, _ in RESULTS if value > limit]
     print(f"\n{len(RESULTS) - len(missed)} of {len(RESULTS)} figures within target")
     return 1 if missed else 0
