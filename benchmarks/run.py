@@ -76,6 +76,13 @@ def bench_capture_per_span(repeats: int) -> None:
     report("capture: per-span cost vs SimpleSpanProcessor+InMemorySpanExporter", t_capture / t_bare, 1.2, "x")
 
 
+def run_generated(root: Path, plugin: str, test_file: str) -> None:
+    """Run pytest on a generated test file in a fresh process, with a measuring plugin from ``root``."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", plugin, test_file]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    subprocess.run(command, cwd=root, check=True, capture_output=True, env=env)
+
+
 _TIMER_PLUGIN = """
 import time
 
@@ -101,14 +108,7 @@ def bench_fixture_overhead(repeats: int) -> None:
             (root / f"test_{variant}.py").write_text(body)
 
         def run(variant: str) -> float:
-            command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "bench_timer"]
-            subprocess.run(
-                [*command, f"test_{variant}.py"],
-                cwd=root,
-                check=True,
-                capture_output=True,
-                env={**os.environ, "PYTHONPATH": str(root)},
-            )
+            run_generated(root, "bench_timer", f"test_{variant}.py")
             return float((root / "elapsed.txt").read_text())
 
         timings: dict[str, list[float]] = {"with": [], "without": []}
@@ -158,14 +158,7 @@ def bench_memory_over_tests() -> None:
         growth = {}
         for variant, arg in (("with", "job_spans, "), ("without", "")):
             (root / f"test_{variant}.py").write_text(body.replace("{arg}", arg))
-            command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "bench_memory"]
-            subprocess.run(
-                [*command, f"test_{variant}.py"],
-                cwd=root,
-                check=True,
-                capture_output=True,
-                env={**os.environ, "PYTHONPATH": str(root)},
-            )
+            run_generated(root, "bench_memory", f"test_{variant}.py")
             at_1k, at_10k = ast.literal_eval((root / "memory.txt").read_text())
             growth[variant] = (at_10k - at_1k) / (tests - 1000)
     print(

@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from helpers import assert_in_order, both_modes, run_pytest
 
-both_modes = pytest.mark.parametrize("run", ["inprocess", "subprocess"])
 # The global TracerProvider is per process: tests about who sets it first need a process of their own.
 fresh_process = pytest.mark.parametrize("run", ["subprocess"])
 
 OVERRIDE_WARNING = "Overriding of current TracerProvider is not allowed"
-
-
-def run_pytest(pytester: pytest.Pytester, run: str, *args: str) -> pytest.RunResult:
-    if run == "subprocess":
-        return pytester.runpytest_subprocess(*args)
-    return pytester.runpytest(*args)
-
-
-def assert_in_order(result: pytest.RunResult, *fragments: str) -> None:
-    """Each fragment appears in the output, in this order (plain text: no glob brackets to escape)."""
-    output = result.stdout.str()
-    position = 0
-    for fragment in fragments:
-        found = output.find(fragment, position)
-        assert found >= 0, f"{fragment!r} not found in order in:\n{output}"
-        position = found + len(fragment)
 
 
 def assert_clean(result: pytest.RunResult) -> None:

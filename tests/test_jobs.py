@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-both_modes = pytest.mark.parametrize("run", ["inprocess", "subprocess"])
+from helpers import assert_in_order, both_modes, run_pytest
 
 SHOP = """
 from opentelemetry import trace
@@ -63,20 +62,10 @@ def checkout(order_id, declines=1):
 """
 
 
-def run_pytest(pytester: pytest.Pytester, run: str, *args: str) -> pytest.RunResult:
+def run_shop(pytester: pytest.Pytester, run: str, *args: str) -> pytest.RunResult:
+    """Run the test project with the shop module beside it."""
     pytester.makepyfile(shop=SHOP)
-    if run == "subprocess":
-        return pytester.runpytest_subprocess(*args)
-    return pytester.runpytest(*args)
-
-
-def assert_in_order(result: pytest.RunResult, *fragments: str) -> None:
-    output = result.stdout.str()
-    position = 0
-    for fragment in fragments:
-        found = output.find(fragment, position)
-        assert found >= 0, f"{fragment!r} not found in order in:\n{output}"
-        position = found + len(fragment)
+    return run_pytest(pytester, run, *args)
 
 
 @both_modes
@@ -110,7 +99,7 @@ def test_job_matches_enqueue_attempts_and_children(pytester: pytest.Pytester, ru
             ''')
         """
     )
-    result = run_pytest(pytester, run)
+    result = run_shop(pytester, run)
     result.assert_outcomes(passed=1)
 
 
@@ -127,7 +116,7 @@ def test_wrong_attempt_count_speaks_in_jobs(pytester: pytest.Pytester, run: str)
             assert_span_tree(span("POST /orders", children=[job("ProcessOrderJob", attempts=3)]))
         """
     )
-    result = run_pytest(pytester, run)
+    result = run_shop(pytester, run)
     result.assert_outcomes(failed=1)
     assert_in_order(
         result,
@@ -162,7 +151,7 @@ def test_never_processed_job(pytester: pytest.Pytester, run: str) -> None:
             builtin_jobs.drain()
         """
     )
-    result = run_pytest(pytester, run, "-W", "default")
+    result = run_shop(pytester, run, "-W", "default")
     result.assert_outcomes(failed=1, passed=1)
     assert_in_order(
         result,
@@ -203,7 +192,7 @@ def test_outcome_linked_queue_and_attribute_mismatches(pytester: pytest.Pytester
             assert_span_tree(job("RefundJob"))
         """
     )
-    result = run_pytest(pytester, run)
+    result = run_shop(pytester, run)
     result.assert_outcomes(failed=6)
     text = result.stdout.str()
     for message in (
@@ -233,7 +222,7 @@ def test_missing_child_job(pytester: pytest.Pytester, run: str) -> None:
             assert_span_tree(job("ProcessOrderJob", children=[job("SendInvoiceJob")]))
         """
     )
-    result = run_pytest(pytester, run)
+    result = run_shop(pytester, run)
     result.assert_outcomes(failed=1)
     assert "missing child matching job 'SendInvoiceJob' under 'POST /orders' > 'send orders' > 'process orders'" in (
         result.stdout.str()
@@ -274,7 +263,7 @@ def test_jobs_views_and_job_lookup(pytester: pytest.Pytester, run: str) -> None:
                 job_spans.job("Nope")
         """
     )
-    result = run_pytest(pytester, run)
+    result = run_shop(pytester, run)
     result.assert_outcomes(passed=1)
 
 
@@ -300,7 +289,7 @@ def test_failed_job_is_reported_by_drain_and_visible_as_a_job(pytester: pytest.P
             assert events == ["exception", "jobtrace.retries_exhausted"]
         """
     )
-    result = run_pytest(pytester, run)
+    result = run_shop(pytester, run)
     result.assert_outcomes(failed=1, passed=1)
     assert_in_order(result, "JobRuntime.drain(): 1 job failed:", "ProcessOrderJob(7, declines=5)")
 
@@ -328,7 +317,7 @@ def test_marker_selects_inline_mode_and_propagation(pytester: pytest.Pytester, r
             assert_span_tree("send ProcessOrderJob\\n  process ProcessOrderJob")
         """
     )
-    result = run_pytest(pytester, run)
+    result = run_shop(pytester, run)
     result.assert_outcomes(passed=2)
 
 
@@ -352,7 +341,7 @@ def test_folded_render(pytester: pytest.Pytester, run: str) -> None:
             └── write_audit'''
         """
     )
-    result = run_pytest(pytester, run)
+    result = run_shop(pytester, run)
     result.assert_outcomes(passed=1)
 
 
@@ -383,7 +372,7 @@ def test_jobs_under_xdist(pytester: pytest.Pytester, run: str) -> None:
             assert_span_tree(job("ProcessOrderJob", attempts=2, attributes={"messaging.destination.name": "orders"}))
         """
     )
-    result = run_pytest(pytester, run, "-n", "2", "-p", "xdist")
+    result = run_shop(pytester, run, "-n", "2", "-p", "xdist")
     result.assert_outcomes(passed=10)
 
 
@@ -406,5 +395,5 @@ def test_fixture_switches_to_inline_mode(pytester: pytest.Pytester) -> None:
                 builtin_jobs.mode = "eager"
         """
     )
-    result = run_pytest(pytester, "inprocess")
+    result = run_shop(pytester, "inprocess")
     result.assert_outcomes(passed=2)

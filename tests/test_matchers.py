@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 from dirty_equals import IsInt, IsPositiveInt, IsStr, IsTuple
+from helpers import headline, mismatch
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Span, SpanKind, StatusCode
 
@@ -23,17 +24,6 @@ class PaymentError(Exception):
 class Outer:
     class InnerError(Exception):
         pass
-
-
-def mismatch(expected: object, spans: object, **options: bool) -> str:
-    """The message of the SpanTreeMismatch that assert_span_tree must raise."""
-    with pytest.raises(SpanTreeMismatch) as excinfo:
-        assert_span_tree(expected, spans, **options)
-    return str(excinfo.value)
-
-
-def headline(message: str) -> str:
-    return message.splitlines()[0]
 
 
 def marked(message: str) -> list[str]:

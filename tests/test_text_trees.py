@@ -6,22 +6,13 @@ import re
 from collections.abc import Callable
 
 import pytest
+from helpers import headline, mismatch
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Span, SpanKind, StatusCode
 
-from pytest_jobtrace import SpanTreeMismatch, TextTreeError, assert_span_tree, render, span
+from pytest_jobtrace import TextTreeError, assert_span_tree, render, span
 
 MakeSpan = Callable[..., Span]
-
-
-def mismatch(expected: object, spans: object, **options: bool) -> str:
-    with pytest.raises(SpanTreeMismatch) as excinfo:
-        assert_span_tree(expected, spans, **options)
-    return str(excinfo.value)
-
-
-def headline(message: str) -> str:
-    return message.splitlines()[0]
 
 
 def expected_section(message: str) -> str:
