@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 
 import pytest
 
@@ -46,14 +46,29 @@ def _jobtrace_options(request: pytest.FixtureRequest) -> JobtraceOptions:
     return options_for(request.node)
 
 
+# The test being run. job_spans reads it here rather than asking for `request`, and its options
+# directly rather than through the jobtrace_options fixture: each of those costs pytest 20-30
+# microseconds a test, more than the capture itself (see benchmarks/run.py).
+_running: list[pytest.Item] = []
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    _running.append(item)
+    ROUTER.test_label = item.nodeid
+    try:
+        return (yield)
+    finally:
+        _running.pop()
+
+
 @pytest.fixture(name="job_spans")
-def _job_spans(request: pytest.FixtureRequest) -> Iterator[JobSpans]:
+def _job_spans() -> Iterator[JobSpans]:
     """Capture every span that ends during this test; assert on them with ``assert_span_tree``."""
-    # Options are read directly, not through the jobtrace_options fixture: every fixture level costs
-    # pytest tens of microseconds, and this one runs for every test that looks at spans.
-    options = options_for(request.node)
+    item = _running[-1]
+    options = options_for(item)
     _capture.ensure_global_provider()
-    sink = CaptureSink(request.node.nodeid)
+    sink = CaptureSink(item.nodeid)
     capture = JobSpans(sink, exact=options.exact, ordered=options.ordered)
     ROUTER.push(sink)
     _current.append(capture)
@@ -63,7 +78,7 @@ def _job_spans(request: pytest.FixtureRequest) -> Iterator[JobSpans]:
         _current.remove(capture)
         ROUTER.pop(sink)
         sink.closed = True
-    _report_unfinished(request.node, sink, options.unfinished)
+    _report_unfinished(item, sink, options.unfinished)
 
 
 @pytest.fixture(name="builtin_jobs")
@@ -110,11 +125,6 @@ def _report_unfinished(item: pytest.Item, sink: CaptureSink, policy: str) -> Non
     if policy == "error":
         pytest.fail(message, pytrace=False)
     _warn(item, message)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    ROUTER.test_label = item.nodeid
 
 
 @pytest.hookimpl(trylast=True)
