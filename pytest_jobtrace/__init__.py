@@ -6,18 +6,20 @@ Request the ``job_spans`` fixture and call :func:`assert_span_tree` with the tre
 from __future__ import annotations
 
 from pytest_jobtrace._assert import SpanTreeMismatch, check_span_tree, forest_from
+from pytest_jobtrace._hygiene import JobtraceWarning
 from pytest_jobtrace._jobmatch import job
 from pytest_jobtrace._jobs import JobView
 from pytest_jobtrace._jobspans import JobSpans, current
 from pytest_jobtrace._options import JobtraceOptions
 from pytest_jobtrace._parse import TextTreeError, span
-from pytest_jobtrace._render import render_forest, render_mermaid
+from pytest_jobtrace._render import Format, render_as
 from pytest_jobtrace._tree import SpanForest, SpanNode
 
 __all__ = [
     "JobSpans",
     "JobView",
     "JobtraceOptions",
+    "JobtraceWarning",
     "SpanForest",
     "SpanNode",
     "SpanTreeMismatch",
@@ -45,7 +47,7 @@ def assert_span_tree(
     check_span_tree(expected, forest_from(spans), exact=bool(exact), ordered=bool(ordered))
 
 
-def render(spans: object, format: str = "text") -> str:
-    """Render any spans (a capture, a list, an exporter) as a text tree or a Mermaid graph."""
-    forest = forest_from(spans)
-    return render_mermaid(forest) if format == "mermaid" else render_forest(forest)
+def render(spans: object, format: Format = "text") -> str:
+    """Render any spans (a capture, a list, an exporter) as a text tree, a Mermaid graph, or with jobs
+    folded to one line each (``"jobs"``)."""
+    return render_as(forest_from(spans), format)

@@ -79,7 +79,7 @@ class _Tracing:
         return get_tracer(self.provider)
 
     def ref(self, job_class: type[Job], job_id: str) -> MessageRef:
-        destination = job_class.queue if self.span_naming == "queue" else job_class.__qualname__
+        destination = job_class.queue if self.span_naming == "queue" else display_name(job_class)
         full_name = f"{job_class.__module__}.{job_class.__qualname__}"
         return MessageRef(full_name, job_class.queue, destination, job_id)
 
@@ -167,6 +167,8 @@ class JobRuntime:
         self._lineage: dict[str, tuple[str, str | None]] = {}  # job id -> (class name, enqueued by)
         self._inline_depth = 0
         self._inline_attempted: list[str] = []
+        self.chain_error: JobChainError | None = None
+        """The JobChainError this runtime raised, if any (its jobs are left pending on purpose)."""
 
     def __repr__(self) -> str:
         return (
@@ -336,7 +338,8 @@ class JobRuntime:
             ids.append(job_id)
             job_id = self._lineage[job_id][1]
         shown = [(self._lineage[i][0], i) for i in reversed(ids[:_CHAIN_SHOWN])]
-        return JobChainError(chain_message(shown, len(ids), attempted, reason, hint))
+        self.chain_error = JobChainError(chain_message(shown, len(ids), attempted, reason, hint))
+        return self.chain_error
 
     def _raise_failures(self, runs: list[JobRun], expect_failures: bool | None, where: str) -> None:
         __tracebackhide__ = True

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pytest_jobtrace._expect import Expected, attributes_diff
-from pytest_jobtrace._jobs import JobIndex, JobView, describe_jobs, job_label, name_matches
-from pytest_jobtrace._parse import DICT_BUILDERS, expected_list
+from pytest_jobtrace._jobs import JobView, describe_jobs, job_index, job_label, name_matches
+from pytest_jobtrace._parse import DICT_BUILDERS, check_count, expected_list
 from pytest_jobtrace._tree import SpanForest, SpanNode
 from pytest_jobtrace._values import show_name
 
+# Errors raised here are about the caller's input: pytest shows the caller's line, not these frames.
+__tracebackhide__ = True
+
 OUTCOMES = ("succeeded", "failed", "discarded", "pending")
-JOB_KEYS = ("job", "queue", "attempts", "outcome", "attributes", "linked", "children")
-
-
-def job_index(forest: SpanForest) -> JobIndex:
-    return forest.cached("jobs", JobIndex)
+JOB_KEYS = ("job", "queue", "attempts", "outcome", "attributes", "linked", "children", "count")
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,6 +30,7 @@ class ExpectedJob(Expected):
     attributes: Mapping[str, object] | None = None
     linked: bool | None = None
     children: tuple[Expected, ...] = ()
+    count: int | None = None
 
     def label(self) -> str:
         return job_label(self.name)
@@ -96,10 +96,11 @@ class ExpectedJob(Expected):
     def _linked_diff(self, job: JobView, prefix: str) -> str | None:
         if self.linked is None or job.publish_node is None:
             return None
+        wanted: Relation = "linked" if self.linked else "child"
         for number, attempt in enumerate(job.attempt_nodes, 1):
-            linked = _is_linked(attempt, job)
-            if linked != self.linked:
-                return prefix + _linked_message(self.linked, number, attempt, job)
+            relation = _relation(attempt, job)
+            if relation != wanted:
+                return prefix + _relation_message(wanted, number, relation, attempt)
         return None
 
     def _attributes_diff(self, job: JobView, prefix: str) -> str | None:
@@ -116,6 +117,8 @@ class ExpectedJob(Expected):
             notes.append(_plural(self.attempts, "attempt"))
         if self.linked is not None:
             notes.append("linked" if self.linked else "not linked")
+        if self.count is not None:
+            notes.append(f"x{self.count}")
         line = f"job {show_name(self.name)}" + (f" [{', '.join(notes)}]" if notes else "")
         if self.attributes:
             line += " {" + ", ".join(f"{k}={v!r}" for k, v in self.attributes.items()) + "}"
@@ -126,20 +129,34 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'s' * (count != 1)}"
 
 
-def _is_linked(attempt: SpanNode, job: JobView) -> bool:
-    """Linked: the attempt does not descend from the publish span but carries a link to it."""
+Relation = Literal["child", "linked", "detached"]
+
+
+def _relation(attempt: SpanNode, job: JobView) -> Relation:
+    """How an attempt hangs off its enqueue: below it in the same trace, in a trace linked to it, or neither.
+
+    A retry may be re-published (Celery workers do), so a link to any of the job's publish spans counts.
+    """
     publish = job.publish_node
-    if publish is None:
-        return False
-    ancestors = {n.index for n in attempt.path()}
-    return publish.index not in ancestors and any(t is publish for t in attempt.links)
+    if publish is not None and any(node is publish for node in attempt.path()):
+        return "child"
+    sends = {node.index for node in (publish, *job.republish_nodes) if node is not None}
+    return "linked" if any(target.index in sends for target in attempt.links) else "detached"
 
 
-def _linked_message(expected: bool, number: int, attempt: SpanNode, job: JobView) -> str:
-    where = f"a child of {attempt.parent.name!r}" if attempt.parent else "a new trace"
-    if expected:
-        return f"expected attempt {number} in its own trace linked to the enqueue, but it is {where}"
-    return f"expected attempt {number} to continue the enqueuing trace, but it is {where} linked to it"
+_RELATIONS = {
+    "child": "a child of {parent} in the enqueuing trace",
+    "linked": "in a new trace linked to the enqueue",
+    "detached": "in a new trace with no link to the enqueue",
+}
+
+
+def _relation_message(wanted: Relation, number: int, found: Relation, attempt: SpanNode) -> str:
+    parent = repr(attempt.parent.name) if attempt.parent else "nothing"
+    got = _RELATIONS[found].format(parent=parent)
+    if wanted == "linked":
+        return f"expected attempt {number} in its own trace linked to the enqueue (linked=True), but it is {got}"
+    return f"expected attempt {number} to continue the enqueuing trace (linked=False), but it is {got}"
 
 
 def job(
@@ -151,11 +168,12 @@ def job(
     attributes: Mapping[str, object] | None = None,
     linked: bool | None = None,
     children: object = (),
+    count: int | None = None,
 ) -> ExpectedJob:
     """An expected job, matched at its enqueue site (its publish span) with all its attempts.
 
     ``name`` matches the full job name, its last dotted component, or a pattern. ``children`` are
-    matched under the last attempt's process span.
+    matched under the last attempt's process span. ``count=N`` stands for exactly N sibling jobs.
     """
     if outcome is not None and outcome not in OUTCOMES:
         raise ValueError(f"outcome={outcome!r}: use one of {', '.join(OUTCOMES)}")
@@ -171,6 +189,7 @@ def job(
         attributes=None if attributes is None else dict(attributes),
         linked=linked,
         children=tuple(expected_list(children)),
+        count=check_count(count),
     )
 
 

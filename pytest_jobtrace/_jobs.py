@@ -138,6 +138,11 @@ class JobIndex:
         return iter(self.jobs)
 
 
+def job_index(forest: SpanForest) -> JobIndex:
+    """The forest's jobs, recognised once per forest."""
+    return forest.cached("jobs", JobIndex)
+
+
 def _start(node: SpanNode) -> tuple[int, int]:
     return (node.span.start_time or 0, node.index)
 

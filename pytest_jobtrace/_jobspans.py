@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Literal
 
 from opentelemetry.sdk.trace import ReadableSpan
 
 from pytest_jobtrace._assert import check_span_tree
 from pytest_jobtrace._capture import CaptureSink
 from pytest_jobtrace._expect import attributes_diff
-from pytest_jobtrace._jobmatch import job_index
-from pytest_jobtrace._jobs import JobView, describe_jobs, name_matches
-from pytest_jobtrace._render import render_folded, render_forest, render_mermaid
+from pytest_jobtrace._jobs import JobView, describe_jobs, job_index, name_matches
+from pytest_jobtrace._render import Format, render_as
 from pytest_jobtrace._tree import SpanForest
 from pytest_jobtrace._values import show_name, value_matches
 
@@ -69,17 +67,10 @@ class JobSpans:
             self._forest = (len(spans), SpanForest(spans))
         return self._forest[1]
 
-    def render(self, format: Literal["text", "mermaid", "jobs"] = "text") -> str:
+    def render(self, format: Format = "text") -> str:
         """The captured forest as a box-drawn text tree (a valid expectation), a Mermaid graph, or
         with every job folded to one line (``"jobs"``: attempts and outcome, stable for snapshots)."""
-        forest = self.forest()
-        if format == "mermaid":
-            return render_mermaid(forest)
-        if format == "jobs":
-            return render_folded(job_index(forest))
-        if format != "text":
-            raise ValueError(f"render(format={format!r}): use 'text', 'mermaid' or 'jobs'")
-        return render_forest(forest)
+        return render_as(self.forest(), format)
 
     def jobs(self) -> list[JobView]:
         """Every job the captured spans show (from any adapter), in enqueue order."""

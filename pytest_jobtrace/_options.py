@@ -8,6 +8,9 @@ from typing import Any, Literal
 
 import pytest
 
+# Errors raised here are about the caller's input: pytest shows the caller's line, not these frames.
+__tracebackhide__ = True
+
 UNFINISHED_CHOICES = ("warn", "error", "ignore")
 MODE_CHOICES = ("queue", "inline")
 PROPAGATION_CHOICES = ("child", "link", "none")
@@ -43,32 +46,38 @@ class JobtraceOptions:
                 raise ValueError(f"jobtrace option {field}={getattr(self, field)!r}: use one of {', '.join(choices)}")
 
     @classmethod
-    def build(cls, **values: Any) -> JobtraceOptions:
+    def build(cls, source: str, **values: Any) -> JobtraceOptions:
+        """Options from ``source`` (named in errors): an unknown key is a TypeError naming the valid ones."""
         valid = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(valid))
         if unknown:
-            raise TypeError(f"unknown jobtrace option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}")
+            raise TypeError(f"{source}: unknown option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}")
         return cls(**values)
+
+
+# Every option has an ini key jobtrace_<name>; these two are also worth a command-line flag per run.
+_INI_HELP = {
+    "exact": "assert_span_tree defaults to exact=True: every captured span must be expected",
+    "ordered": "assert_span_tree defaults to ordered=True: children are matched in start order",
+    "unfinished": "spans a test started and never ended: warn (default), error or ignore",
+    "mode": "how built-in jobs run: queue (until drained, default) or inline (inside perform_later)",
+    "propagation": "how a built-in job's process span relates to its send span: child, link or none",
+    "span_naming": "destination in built-in span names: queue (default) or job_class",
+    "expect_failures": "builtin_jobs.drain() does not raise for jobs that failed",
+}
+_FLAGS = {"unfinished": UNFINISHED_CHOICES, "mode": MODE_CHOICES}
 
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("jobtrace", "assertions on OpenTelemetry traces of background jobs")
-    group.addoption(
-        "--jobtrace-unfinished",
-        choices=UNFINISHED_CHOICES,
-        default=None,
-        help="what to do about spans a test started and never ended: warn (default), error, ignore",
-    )
-    group.addoption(
-        "--jobtrace-mode",
-        choices=MODE_CHOICES,
-        default=None,
-        help="how built-in jobs run by default: queue (until drained, default) or inline (at once)",
-    )
-    parser.addini("jobtrace_unfinished", "default for --jobtrace-unfinished", default="warn")
-    parser.addini("jobtrace_mode", "default for --jobtrace-mode", default="queue")
-    parser.addini("jobtrace_propagation", "default job context propagation: child, link or none", default="child")
-    parser.addini("jobtrace_exact", "assert_span_tree defaults to exact=True", type="bool", default=False)
+    for name, choices in _FLAGS.items():
+        flag = f"--jobtrace-{name.replace('_', '-')}"
+        group.addoption(flag, choices=choices, default=None, help=f"{_INI_HELP[name]} (ini: jobtrace_{name})")
+    for field in dataclasses.fields(JobtraceOptions):
+        if isinstance(field.default, bool):
+            parser.addini(f"jobtrace_{field.name}", _INI_HELP[field.name], type="bool", default=field.default)
+        else:
+            parser.addini(f"jobtrace_{field.name}", _INI_HELP[field.name], default=field.default)
 
 
 _OPTIONS_KEY = pytest.StashKey[JobtraceOptions]()
@@ -89,12 +98,9 @@ def options_for(item: pytest.Item) -> JobtraceOptions:
 def _session_defaults(config: pytest.Config) -> JobtraceOptions:
     defaults = config.stash.get(_DEFAULTS_KEY, None)
     if defaults is None:
-        defaults = config.stash[_DEFAULTS_KEY] = JobtraceOptions.build(
-            unfinished=config.getoption("jobtrace_unfinished") or config.getini("jobtrace_unfinished"),
-            mode=config.getoption("jobtrace_mode") or config.getini("jobtrace_mode"),
-            propagation=config.getini("jobtrace_propagation"),
-            exact=config.getini("jobtrace_exact"),
-        )
+        values = {f.name: config.getini(f"jobtrace_{f.name}") for f in dataclasses.fields(JobtraceOptions)}
+        values.update({name: config.getoption(f"jobtrace_{name}") or values[name] for name in _FLAGS})
+        defaults = config.stash[_DEFAULTS_KEY] = JobtraceOptions.build("ini file", **values)
     return defaults
 
 
@@ -108,4 +114,4 @@ def _resolve(item: pytest.Item) -> JobtraceOptions:
         if marker.args:
             raise TypeError(f"@pytest.mark.jobtrace takes keyword arguments only, got {marker.args!r}")
         values.update(marker.kwargs)
-    return JobtraceOptions.build(**{**dataclasses.asdict(defaults), **values})
+    return JobtraceOptions.build("@pytest.mark.jobtrace", **{**dataclasses.asdict(defaults), **values})

@@ -12,9 +12,15 @@ from typing import Any
 from pytest_jobtrace._expect import EventSpec, ExceptionSpec, Expected, ExpectedSpan
 from pytest_jobtrace._values import parse_kind, parse_status
 
+# Errors raised here are about the caller's input: pytest shows the caller's line, not these frames.
+__tracebackhide__ = True
+
 
 class TextTreeError(ValueError):
     """A text tree that does not parse; the message names the line and the problem."""
+
+
+TextTreeError.__module__ = "pytest_jobtrace"
 
 
 SPAN_KEYS = (
@@ -63,11 +69,11 @@ def span(
         exception=None if exception is None else _exception_spec(exception),
         links=tuple(expected_list(links or ())),
         children=tuple(expected_list(children)),
-        count=_check_count(count),
+        count=check_count(count),
     )
 
 
-def _check_count(count: object) -> int | None:
+def check_count(count: object) -> int | None:
     if count is None:
         return None
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:

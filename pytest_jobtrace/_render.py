@@ -7,17 +7,30 @@ capture it was rendered from (see docs/text-trees.md for the grammar).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from opentelemetry.trace import SpanKind, StatusCode
 
 from pytest_jobtrace._expect import Expected, json_string
-from pytest_jobtrace._jobs import JobIndex, folded_children, job_line
+from pytest_jobtrace._jobs import JobIndex, folded_children, job_index, job_line
 from pytest_jobtrace._parse import written_name
 from pytest_jobtrace._tree import SpanForest, SpanNode
 from pytest_jobtrace._values import kind_word
 
 T = TypeVar("T")
+Format = Literal["text", "mermaid", "jobs"]
+FORMATS = ("text", "mermaid", "jobs")
+
+
+def render_as(forest: SpanForest, format: Format) -> str:
+    """``text``: box-drawn, a valid expectation; ``mermaid``: a graph; ``jobs``: each job on one line."""
+    if format == "text":
+        return render_forest(forest)
+    if format == "mermaid":
+        return render_mermaid(forest)
+    if format == "jobs":
+        return render_folded(job_index(forest))
+    raise ValueError(f"render(format={format!r}): use one of {', '.join(map(repr, FORMATS))}")
 
 
 def span_line(node: SpanNode) -> str:

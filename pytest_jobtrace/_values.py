@@ -9,6 +9,9 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind, StatusCode
 
+# Errors raised here are about the caller's input: pytest shows the caller's line, not these frames.
+__tracebackhide__ = True
+
 _MISSING: Any = object()
 
 

@@ -16,8 +16,9 @@ or at runtime with :func:`register_adapter`. See docs/adapters.md.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -66,27 +67,36 @@ _entry_points_loaded = False
 
 
 def register_adapter(adapter: JobAdapter) -> None:
-    """Make an adapter known (replacing one of the same name)."""
+    """Make an adapter known after the built-in and entry-point ones (replacing one of the same name)."""
+    _load()
+    _add(adapter)
+
+
+def adapters() -> Mapping[str, JobAdapter]:
+    """Every known adapter by name (read-only): the built-in one, those from entry points, then registered ones."""
+    _load()
+    return MappingProxyType(_registry)
+
+
+def _add(adapter: JobAdapter) -> None:
     if not isinstance(adapter, JobAdapter):
         raise TypeError(f"{adapter!r} is not a job adapter: it needs a name, recognise() and activate()")
     _registry[adapter.name] = adapter
 
 
-def adapters() -> dict[str, JobAdapter]:
-    """Every known adapter by name: the built-in ones, then those from entry points."""
+def _load() -> None:
     global _entry_points_loaded
     if not _entry_points_loaded:
         _entry_points_loaded = True
         _load_builtin()
         for entry in entry_points(group=ENTRY_POINT_GROUP):
-            register_adapter(entry.load())
-    return _registry
+            _add(entry.load())
 
 
 def _load_builtin() -> None:
     from pytest_jobtrace._builtin_adapter import ADAPTER
 
-    register_adapter(ADAPTER)
+    _add(ADAPTER)
 
 
 def recognise(span: ReadableSpan) -> JobSpanInfo | None:

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator
 
 import pytest
 
 from pytest_jobtrace import _capture
 from pytest_jobtrace._builtin_adapter import ADAPTER as BUILTIN
-from pytest_jobtrace._builtin_model import PendingJob
 from pytest_jobtrace._builtin_runtime import JobRuntime
 from pytest_jobtrace._capture import ROUTER, CaptureSink
+from pytest_jobtrace._hygiene import report_leaks, report_undrained, report_unfinished
 from pytest_jobtrace._jobspans import JobSpans, _current
 from pytest_jobtrace._options import MARKER_HELP, JobtraceOptions, add_options, options_for
-
-
-class JobtraceWarning(pytest.PytestWarning):
-    """A span was left unfinished, or ended after the test that started it."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -78,7 +73,7 @@ def _job_spans() -> Iterator[JobSpans]:
         _current.remove(capture)
         ROUTER.pop(sink)
         sink.closed = True
-    _report_unfinished(item, sink, options.unfinished)
+    report_unfinished(item, sink, options.unfinished)
 
 
 @pytest.fixture(name="builtin_jobs")
@@ -91,52 +86,13 @@ def _builtin_jobs(
         yield runtime
     finally:
         runtime.close()
-    _report_undrained(request.node, runtime.pending)
-
-
-def _warn(item: pytest.Item, message: str) -> None:
-    """A JobtraceWarning pointing at the test it concerns, not at this plugin."""
-    _, line, _ = item.location
-    warnings.warn_explicit(JobtraceWarning(message), JobtraceWarning, str(item.path), (line or 0) + 1)
-
-
-def _report_undrained(item: pytest.Item, pending: Sequence[PendingJob]) -> None:
-    if pending:
-        shown = ", ".join(p.describe() for p in pending[:10])
-        _warn(
-            item,
-            f"{len(pending)} job(s) were enqueued but never performed: {shown}. "
-            "Call builtin_jobs.drain() before asserting, or use @pytest.mark.jobtrace(mode='inline').",
-        )
-
-
-def _report_unfinished(item: pytest.Item, sink: CaptureSink, policy: str) -> None:
-    __tracebackhide__ = True
-    open_spans = list(sink.unfinished.values())
-    if not open_spans or policy == "ignore":
-        return
-    shown = ", ".join(repr(s.name) for s in open_spans[:10])
-    message = (
-        f"{len(open_spans)} span(s) started in this test never ended: {shown}. "
-        "End every span (use `with tracer.start_as_current_span(...)`), and join threads or shut down "
-        "executors that run traced work before the test returns. "
-        "(Silence with @pytest.mark.jobtrace(unfinished='ignore') or --jobtrace-unfinished=ignore.)"
-    )
-    if policy == "error":
-        pytest.fail(message, pytrace=False)
-    _warn(item, message)
+    if runtime.chain_error is None:  # after a JobChainError, what is left pending was reported already
+        report_undrained(request.node, runtime.pending)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item: pytest.Item) -> None:
-    for leak in ROUTER.take_leaks():
-        during = f"during {leak.ended_in}" if leak.ended_in else "between tests"
-        _warn(
-            item,
-            f"span {leak.name!r} started in {leak.started_in} but ended {during}, after its test had "
-            "finished; it is in no test's capture. Wait in the test for the thread or task that runs "
-            "it (join it, or shut the executor down).",
-        )
+    report_leaks(item, ROUTER.take_leaks())
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

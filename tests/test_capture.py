@@ -242,7 +242,7 @@ def test_marker_gives_fixture_and_rejects_typos(pytester: pytest.Pytester, run: 
     result.assert_outcomes(passed=1, errors=2)
     result.stdout.fnmatch_lines(
         [
-            "*TypeError: unknown jobtrace option(s) exactt; valid options: exact, ordered, unfinished,*",
+            "*TypeError: @pytest.mark.jobtrace: unknown option(s) exactt; valid options: exact, ordered, unfinished,*",
             "*TypeError: @pytest.mark.jobtrace takes keyword arguments only, got (True,)*",
         ]
     )

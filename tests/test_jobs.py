@@ -64,7 +64,7 @@ def checkout(order_id, declines=1):
 
 def run_shop(pytester: pytest.Pytester, run: str, *args: str) -> pytest.RunResult:
     """Run the test project with the shop module beside it."""
-    pytester.makepyfile(shop=SHOP)
+    pytester.makepyfile(jobshop=SHOP)
     return run_pytest(pytester, run, *args)
 
 
@@ -73,7 +73,7 @@ def test_job_matches_enqueue_attempts_and_children(pytester: pytest.Pytester, ru
     pytester.makepyfile(
         """
         from pytest_jobtrace import assert_span_tree, job, span
-        from shop import checkout
+        from jobshop import checkout
 
         def test_passes(job_spans, builtin_jobs):
             checkout(42)
@@ -86,7 +86,7 @@ def test_job_matches_enqueue_attempts_and_children(pytester: pytest.Pytester, ru
                             span("charge", attributes={"order.id": 42}),
                             job("SendConfirmationJob", attempts=1, children=["render_email"]),
                         ]),
-                    job("shop.AuditJob", linked=True, outcome="succeeded", children=["write_audit"]),
+                    job("jobshop.AuditJob", linked=True, outcome="succeeded", children=["write_audit"]),
                 ])
             )
             assert_span_tree({"job": "ProcessOrderJob", "attempts": 2})
@@ -108,7 +108,7 @@ def test_wrong_attempt_count_speaks_in_jobs(pytester: pytest.Pytester, run: str)
     pytester.makepyfile(
         """
         from pytest_jobtrace import assert_span_tree, job, span
-        from shop import checkout
+        from jobshop import checkout
 
         def test_fails(job_spans, builtin_jobs):
             checkout(42)
@@ -137,7 +137,7 @@ def test_never_processed_job(pytester: pytest.Pytester, run: str) -> None:
         import pytest
         from opentelemetry import trace
         from pytest_jobtrace import assert_span_tree, job, span
-        from shop import SendConfirmationJob
+        from jobshop import SendConfirmationJob
 
         def test_fails(job_spans, builtin_jobs):
             with trace.get_tracer("t").start_as_current_span("user_onboarding"):
@@ -166,7 +166,7 @@ def test_outcome_linked_queue_and_attribute_mismatches(pytester: pytest.Pytester
         """
         import pytest
         from pytest_jobtrace import assert_span_tree, job
-        from shop import checkout
+        from jobshop import checkout
 
         @pytest.fixture(autouse=True)
         def ran(job_spans, builtin_jobs):
@@ -197,14 +197,15 @@ def test_outcome_linked_queue_and_attribute_mismatches(pytester: pytest.Pytester
     text = result.stdout.str()
     for message in (
         "job 'ProcessOrderJob': expected outcome 'failed', got 'succeeded' (attempt 1 retried, attempt 2 succeeded)",
-        "job 'ProcessOrderJob': expected attempt 1 in its own trace linked to the enqueue, "
-        "but it is a child of 'send orders'",
-        "job 'AuditJob': expected attempt 1 to continue the enqueuing trace, but it is a new trace linked to it",
+        "job 'ProcessOrderJob': expected attempt 1 in its own trace linked to the enqueue (linked=True), "
+        "but it is a child of 'send orders' in the enqueuing trace",
+        "job 'AuditJob': expected attempt 1 to continue the enqueuing trace (linked=False), "
+        "but it is in a new trace linked to the enqueue",
         "job 'ProcessOrderJob': expected queue 'payments', got 'orders'",
         "job 'ProcessOrderJob': attributes['messaging.destination.name']: expected 'mail', got 'orders' "
         "(on 'process orders')",
-        "no job 'RefundJob' was enqueued; jobs captured: 'shop.ProcessOrderJob' (succeeded), "
-        "'shop.AuditJob' (succeeded), 'shop.SendConfirmationJob' (succeeded)",
+        "no job 'RefundJob' was enqueued; jobs captured: 'jobshop.ProcessOrderJob' (succeeded), "
+        "'jobshop.AuditJob' (succeeded), 'jobshop.SendConfirmationJob' (succeeded)",
     ):
         assert message in text, message
 
@@ -214,7 +215,7 @@ def test_missing_child_job(pytester: pytest.Pytester, run: str) -> None:
     pytester.makepyfile(
         """
         from pytest_jobtrace import assert_span_tree, job
-        from shop import checkout
+        from jobshop import checkout
 
         def test_fails(job_spans, builtin_jobs):
             checkout(42)
@@ -235,7 +236,7 @@ def test_jobs_views_and_job_lookup(pytester: pytest.Pytester, run: str) -> None:
         """
         import pytest
         from pytest_jobtrace import JobView
-        from shop import checkout, ProcessOrderJob
+        from jobshop import checkout, ProcessOrderJob
 
         def test_views(job_spans, builtin_jobs):
             checkout(42)
@@ -243,7 +244,7 @@ def test_jobs_views_and_job_lookup(pytester: pytest.Pytester, run: str) -> None:
             builtin_jobs.drain()
             jobs = job_spans.jobs()
             assert [j.name for j in jobs] == [
-                "shop.ProcessOrderJob", "shop.AuditJob", "shop.ProcessOrderJob", "shop.SendConfirmationJob"
+                "jobshop.ProcessOrderJob", "jobshop.AuditJob", "jobshop.ProcessOrderJob", "jobshop.SendConfirmationJob"
             ]
             order = jobs[0]
             assert isinstance(order, JobView)
@@ -251,13 +252,13 @@ def test_jobs_views_and_job_lookup(pytester: pytest.Pytester, run: str) -> None:
             assert order.publish.name == "send orders"
             assert [s.name for s in order.attempts] == ["process orders", "process orders"]
             assert order.outcome == "succeeded"
-            assert order.retry_reasons == ["shop.PaymentError: card declined"]
-            assert [j.name for j in order.enqueued] == ["shop.SendConfirmationJob"]
+            assert order.retry_reasons == ["jobshop.PaymentError: card declined"]
+            assert [j.name for j in order.enqueued] == ["jobshop.SendConfirmationJob"]
             assert order.id == order.attempts[0].attributes["messaging.message.id"]
             assert jobs[2].outcome == "discarded"
             assert job_spans.job("SendConfirmationJob").queue == "mail"
             with pytest.raises(AssertionError, match="expected exactly one job matching 'ProcessOrderJob', "
-                               "found 2 jobs; jobs captured: 'shop.ProcessOrderJob' .succeeded."):
+                               "found 2 jobs; jobs captured: 'jobshop.ProcessOrderJob' .succeeded."):
                 job_spans.job("ProcessOrderJob")
             with pytest.raises(AssertionError, match="found no job"):
                 job_spans.job("Nope")
@@ -272,7 +273,7 @@ def test_failed_job_is_reported_by_drain_and_visible_as_a_job(pytester: pytest.P
     pytester.makepyfile(
         """
         from pytest_jobtrace import assert_span_tree, job, span
-        from shop import checkout
+        from jobshop import checkout
 
         def test_unexpected_failure(job_spans, builtin_jobs):
             checkout(7, declines=5)
@@ -300,7 +301,7 @@ def test_marker_selects_inline_mode_and_propagation(pytester: pytest.Pytester, r
         """
         import pytest
         from pytest_jobtrace import assert_span_tree, job
-        from shop import checkout
+        from jobshop import checkout
 
         @pytest.mark.jobtrace(mode="inline", propagation="link")
         def test_inline_linked(job_spans, builtin_jobs):
@@ -310,6 +311,12 @@ def test_marker_selects_inline_mode_and_propagation(pytester: pytest.Pytester, r
                 job("SendConfirmationJob", linked=True),
             ]))
 
+        @pytest.mark.jobtrace(propagation="none")
+        def test_detached(job_spans, builtin_jobs):
+            checkout(42)
+            builtin_jobs.drain()
+            assert_span_tree(job("ProcessOrderJob", linked=False))
+
         @pytest.mark.jobtrace(span_naming="job_class")
         def test_named_by_class(job_spans, builtin_jobs):
             checkout(42)
@@ -318,26 +325,30 @@ def test_marker_selects_inline_mode_and_propagation(pytester: pytest.Pytester, r
         """
     )
     result = run_shop(pytester, run)
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=2, failed=1)
+    assert (
+        "job 'ProcessOrderJob': expected attempt 1 to continue the enqueuing trace (linked=False), "
+        "but it is in a new trace with no link to the enqueue"
+    ) in result.stdout.str()
 
 
 @both_modes
 def test_folded_render(pytester: pytest.Pytester, run: str) -> None:
     pytester.makepyfile(
         """
-        from shop import checkout
+        from jobshop import checkout
 
         def test_folded(job_spans, builtin_jobs):
             checkout(42)
             builtin_jobs.drain()
             assert job_spans.render("jobs") == '''\\
         POST /orders [server]
-        ├── job shop.ProcessOrderJob [queue 'orders', 2 attempts (retried, succeeded), succeeded]
+        ├── job jobshop.ProcessOrderJob [queue 'orders', 2 attempts (retried, succeeded), succeeded]
         │   ├── charge [ERROR "PaymentError: card declined"]
         │   ├── charge
-        │   └── job shop.SendConfirmationJob [queue 'mail', 1 attempt (succeeded), succeeded]
+        │   └── job jobshop.SendConfirmationJob [queue 'mail', 1 attempt (succeeded), succeeded]
         │       └── render_email
-        └── job shop.AuditJob [queue 'audit', 1 attempt (succeeded), succeeded]
+        └── job jobshop.AuditJob [queue 'audit', 1 attempt (succeeded), succeeded]
             └── write_audit'''
         """
     )
@@ -362,7 +373,7 @@ def test_jobs_under_xdist(pytester: pytest.Pytester, run: str) -> None:
         """
         import pytest
         from pytest_jobtrace import assert_span_tree, job
-        from shop import checkout
+        from jobshop import checkout
 
         @pytest.mark.parametrize("i", range(10))
         def test_each(job_spans, builtin_jobs, i):
@@ -381,7 +392,7 @@ def test_fixture_switches_to_inline_mode(pytester: pytest.Pytester) -> None:
         """
         import pytest
         from pytest_jobtrace import assert_span_tree, job
-        from shop import checkout
+        from jobshop import checkout
 
         def test_switch(job_spans, builtin_jobs):
             assert builtin_jobs.mode == "queue"
@@ -397,3 +408,78 @@ def test_fixture_switches_to_inline_mode(pytester: pytest.Pytester) -> None:
     )
     result = run_shop(pytester, "inprocess")
     result.assert_outcomes(passed=2)
+
+
+def test_ini_and_command_line_configure_builtin_jobs(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\njobtrace_span_naming = job_class\njobtrace_expect_failures = true\n")
+    pytester.makepyfile(
+        """
+        from pytest_jobtrace import assert_span_tree, job
+        from jobshop import checkout
+
+        def test_configured(job_spans, builtin_jobs, jobtrace_options):
+            assert (jobtrace_options.mode, jobtrace_options.span_naming) == ("inline", "job_class")
+            checkout(7, declines=5)  # fails for good, inline: expect_failures keeps it from raising
+            assert_span_tree("send ProcessOrderJob\\n  process ProcessOrderJob")
+            assert_span_tree(job("ProcessOrderJob", outcome="failed", attempts=3))
+        """
+    )
+    result = run_shop(pytester, "inprocess", "--jobtrace-mode=inline")
+    result.assert_outcomes(passed=1)
+
+
+def test_bad_ini_value_names_the_option(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\njobtrace_mode = eager\n")
+    pytester.makepyfile("def test_x(job_spans):\n    pass\n")
+    result = run_shop(pytester, "inprocess")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*ValueError: jobtrace option mode='eager': use one of queue, inline*"])
+
+
+def test_endless_chain_is_reported_once(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from pytest_jobtrace.builtin import Job
+
+        class PingJob(Job):
+            def perform(self):
+                PongJob.perform_later()
+
+        class PongJob(Job):
+            def perform(self):
+                PingJob.perform_later()
+
+        def test_chain(job_spans, builtin_jobs):
+            PingJob.perform_later()
+            builtin_jobs.drain(max_jobs=20)
+        """
+    )
+    result = run_shop(pytester, "inprocess", "-W", "error::pytest_jobtrace.JobtraceWarning")
+    result.assert_outcomes(failed=1)
+    assert_in_order(result, "JobChainError: JobRuntime.drain() performed max_jobs=20 attempts", "-> PingJob(id=")
+    assert "never performed" not in result.stdout.str()
+
+
+def test_job_count(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from opentelemetry import trace
+        from pytest_jobtrace import assert_span_tree, job, span
+        from jobshop import SendConfirmationJob
+
+        def test_counts(job_spans, builtin_jobs):
+            with trace.get_tracer("t").start_as_current_span("newsletter"):
+                for order_id in range(3):
+                    SendConfirmationJob.perform_later(order_id)
+            builtin_jobs.drain()
+            assert_span_tree(
+                span("newsletter", children=[job("SendConfirmationJob", count=3, children=["render_email"])]),
+                exact=True,
+            )
+            assert_span_tree({"name": "newsletter", "children": [{"job": "SendConfirmationJob", "count": 3}]})
+            assert_span_tree(span("newsletter", children=[job("SendConfirmationJob", count=4)]))
+        """
+    )
+    result = run_shop(pytester, "inprocess")
+    result.assert_outcomes(failed=1)
+    assert "expected 4 spans matching job 'SendConfirmationJob' under 'newsletter', found 3" in result.stdout.str()
