@@ -98,7 +98,7 @@ def failures_message(failed: Sequence[JobRun], where: str) -> str:
         attempts = f"{run.attempts} attempt{_plural(run.attempts)}"
         lines.append(f"  {run.describe()} id={run.job_id} failed after {attempts}: {reason}")
     lines.append("Their spans were recorded. To let jobs fail without raising, pass expect_failures=True")
-    lines.append("to drain() or JobRuntime() and inspect the returned JobRun records.")
+    lines.append("to drain() or JobRuntime(), or mark the test @pytest.mark.jobtrace(expect_failures=True).")
     return "\n".join(lines)
 
 

@@ -51,10 +51,13 @@ if TYPE_CHECKING:
 # well before the interpreter's recursion limit would turn it into an unreadable RecursionError.
 INLINE_DEPTH_LIMIT = 64
 _CHAIN_SHOWN = 10
-_RAISE_BOUND = "If the chain does end, raise the bound: rt.drain(max_jobs=N) or JobRuntime(max_jobs=N)."
+_RAISE_BOUND = (
+    "If the chain does end, raise the bound: builtin_jobs.drain(max_jobs=N) in a test, or"
+    " drain(max_jobs=N) / JobRuntime(max_jobs=N) on your own runtime."
+)
 _USE_QUEUE = (
-    "Inline mode performs each job inside the perform_later() of the job that enqueued it;"
-    " run long chains with JobRuntime(mode='queue') and rt.drain()."
+    "Inline mode performs each job inside the perform_later() of the job that enqueued it; run long"
+    " chains in queue mode (the default; not @pytest.mark.jobtrace(mode='inline')) and drain()."
 )
 
 _ACTIVE: list[JobRuntime] = []
@@ -309,6 +312,12 @@ class JobRuntime:
         self._inline_depth += 1
         try:
             run = self._perform_inline(envelope)
+        except JobChainError as error:
+            if self._inline_depth > 1:
+                raise
+            # Raised from the outermost perform_later alone: the nested frames would repeat the chain
+            # the message already shows, dozens of times.
+            raise error.with_traceback(None) from None
         finally:
             self._inline_depth -= 1
         where = f"{display_name(envelope.job_class)}.perform_later() in inline mode"

@@ -101,6 +101,7 @@ class JobSpans:
 
 
 def current() -> JobSpans:
+    __tracebackhide__ = True
     if not _current:
         raise RuntimeError(
             "assert_span_tree() without spans= needs the job_spans fixture: request it in the test "

@@ -60,6 +60,7 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
 @pytest.fixture(name="job_spans")
 def _job_spans() -> Iterator[JobSpans]:
     """Capture every span that ends during this test; assert on them with ``assert_span_tree``."""
+    __tracebackhide__ = True
     item = _running[-1]
     options = options_for(item)
     _capture.ensure_global_provider()

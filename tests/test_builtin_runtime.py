@@ -661,7 +661,7 @@ def test_a_job_chain_that_does_not_end_raises_job_chain_error(rt: JobRuntime, sp
     [next_job] = rt.pending
     assert lines[11] == f"  -> Ping(id={next_job.job_id[:8]})  <- next to run"
     assert lines[12] == "Attempts performed: Ping x10, Pong x10"
-    assert "rt.drain(max_jobs=N) or JobRuntime(max_jobs=N)" in lines[13]
+    assert "builtin_jobs.drain(max_jobs=N) in a test, or drain(max_jobs=N) / JobRuntime(max_jobs=N)" in lines[13]
     assert len(named(spans, "process default")) == 20
 
 
@@ -832,7 +832,7 @@ def test_an_inline_chain_that_does_not_end_raises_job_chain_error(provider: Trac
 
     lines = str(info.value).splitlines()
     assert lines[0].startswith("inline jobs are nested 65 deep (limit 64); this chain of jobs does not end")
-    assert lines[-1].endswith("run long chains with JobRuntime(mode='queue') and rt.drain().")
+    assert lines[-1].endswith("(the default; not @pytest.mark.jobtrace(mode='inline')) and drain().")
     assert rt.performed == []
 
 

@@ -372,3 +372,66 @@ def test_under_xdist(pytester: pytest.Pytester, run: str) -> None:
     result.assert_outcomes(passed=20)
     result.stdout.fnmatch_lines(["*2 workers*"])
     assert_clean(result)
+
+
+@both_modes
+def test_usage_errors_show_the_users_line_not_plugin_frames(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from opentelemetry import trace
+        from pytest_jobtrace import assert_span_tree, job, span
+        from pytest_jobtrace.builtin import Job
+
+        class Ping(Job):
+            def perform(self):
+                Pong.perform_later()
+
+        class Pong(Job):
+            def perform(self):
+                Ping.perform_later()
+
+        def test_bad_key(job_spans):
+            assert_span_tree({"name": "x", "attrs": {}})
+
+        def test_bad_tree(job_spans):
+            assert_span_tree("a\\n   b\\n  c")
+
+        def test_bad_kind():
+            span("x", kind="sever")
+
+        def test_bad_outcome():
+            job("X", outcome="success")
+
+        def test_no_fixture():
+            assert_span_tree("x")
+
+        @pytest.mark.jobtrace(exactt=True)
+        def test_marker_typo():
+            pass
+
+        @pytest.mark.filterwarnings("error::pytest_jobtrace.JobtraceWarning")
+        def test_unfinished_as_error(job_spans):
+            trace.get_tracer("t").start_span("open")
+
+        @pytest.mark.jobtrace(mode="inline")
+        def test_inline_chain(builtin_jobs):
+            Ping.perform_later()
+        """
+    )
+    result = run_pytest(pytester, run)
+    result.assert_outcomes(failed=6, passed=1, errors=2)
+    output = result.stdout.str()
+    assert "pytest_jobtrace/" not in output
+    assert output.count("in perform") == 0  # the inline chain is not replayed frame by frame
+    for message in (
+        "ValueError: unknown key(s) 'attrs' in an expected span; valid keys: name, kind,",
+        "pytest_jobtrace.TextTreeError: line 2: 'b' is indented 3 spaces, but the tree uses 2 spaces per level",
+        "ValueError: kind='sever' is not a span kind",
+        "ValueError: outcome='success': use one of succeeded, failed, discarded, pending",
+        "RuntimeError: assert_span_tree() without spans= needs the job_spans fixture",
+        "TypeError: @pytest.mark.jobtrace: unknown option(s) exactt",
+        "pytest_jobtrace.JobtraceWarning: 1 span(s) started in this test never ended: 'open'",
+        "pytest_jobtrace.builtin.JobChainError: inline jobs are nested 65 deep (limit 64)",
+    ):
+        assert message in output, message
