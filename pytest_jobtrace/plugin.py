@@ -96,9 +96,28 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     report_leaks(item, ROUTER.take_leaks())
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # After other plugins' session teardown (executors shut down there end spans too). An xdist worker
+    # has no terminal: hand what leaked after its last test to the controller.
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["jobtrace_leaks"] = [(leak.name, leak.started_in) for leak in ROUTER.take_leaks()]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    for name, started_in in getattr(node, "workeroutput", {}).get("jobtrace_leaks", []):
+        _late_leaks.append((name, started_in))
+
+
+_late_leaks: list[tuple[str, str]] = []
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    leaks = ROUTER.take_leaks()
-    if leaks:
+    late = [(leak.name, leak.started_in) for leak in ROUTER.take_leaks()] + _late_leaks
+    _late_leaks.clear()
+    if late:
         terminalreporter.section("jobtrace: spans that ended after their test")
-        for leak in leaks:
-            terminalreporter.line(f"{leak.name!r} started in {leak.started_in}")
+        for name, started_in in late:
+            terminalreporter.line(f"{name!r} started in {started_in} but ended after the last test had finished")

@@ -435,3 +435,44 @@ def test_usage_errors_show_the_users_line_not_plugin_frames(pytester: pytest.Pyt
         "pytest_jobtrace.builtin.JobChainError: inline jobs are nested 65 deep (limit 64)",
     ):
         assert message in output, message
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2", "-p", "xdist"]], ids=["plain", "xdist"])
+def test_span_ending_after_the_last_test_is_reported(pytester: pytest.Pytester, xdist: list[str]) -> None:
+    pytester.makeconftest(
+        """
+        import threading
+        from opentelemetry import trace
+
+        release = threading.Event()
+        workers = []
+
+        def late():
+            with trace.get_tracer("app").start_as_current_span("late_span"):
+                release.wait(5)
+
+        def pytest_sessionfinish(session):
+            # An executor shut down at the end of the session, after every test's teardown.
+            release.set()
+            for worker in workers:
+                worker.join(5)
+        """
+    )
+    pytester.makepyfile(
+        """
+        import threading
+        from conftest import late, workers
+
+        def test_last(job_spans):
+            workers.append(threading.Thread(target=late))
+            workers[-1].start()
+        """
+    )
+    result = pytester.runpytest_subprocess("-W", "ignore::pytest_jobtrace.JobtraceWarning", *xdist)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*jobtrace: spans that ended after their test*",
+            "'late_span' started in test_span_ending_after_the_last_test_is_reported.py::test_last but ended after*",
+        ]
+    )
