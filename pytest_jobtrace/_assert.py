@@ -9,6 +9,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from pytest_jobtrace._diagnose import Diagnoser
 from pytest_jobtrace._expect import Expected
+from pytest_jobtrace._jobs import job_index
 from pytest_jobtrace._match import Difference, Matcher
 from pytest_jobtrace._parse import expected_list
 from pytest_jobtrace._render import render_expected, render_forest
@@ -47,7 +48,10 @@ def forest_from(spans: Any) -> SpanForest:
     return SpanForest(list(spans))
 
 
-def check_span_tree(expected: object, forest: SpanForest, *, exact: bool, ordered: bool) -> None:
+def check_span_tree(
+    expected: object, forest: SpanForest, *, exact: bool, ordered: bool, still_open: Sequence[str] = ()
+) -> None:
+    """Raise SpanTreeMismatch unless ``expected`` matches; ``still_open`` names spans not ended yet."""
     __tracebackhide__ = True
     roots = expected_list(expected)
     if not roots:
@@ -56,7 +60,25 @@ def check_span_tree(expected: object, forest: SpanForest, *, exact: bool, ordere
     if matcher.assign(roots, matcher.root_pool()) is not None:
         return
     difference = Diagnoser(matcher).explain_group(roots, matcher.root_pool(), None)
-    raise SpanTreeMismatch(failure_message(roots, forest, difference, exact=exact, ordered=ordered), difference)
+    message = failure_message(roots, forest, difference, exact=exact, ordered=ordered)
+    notes = _notes(forest, still_open)
+    if notes:
+        headline, rest = message.split("\n", 1)
+        message = "\n".join([headline, *notes, rest])
+    raise SpanTreeMismatch(message, difference)
+
+
+def _notes(forest: SpanForest, still_open: Sequence[str]) -> list[str]:
+    """Likely causes worth naming next to the difference: work that has not happened yet."""
+    notes = []
+    if still_open:
+        names = ", ".join(repr(name) for name in still_open[:5])
+        notes.append(f"note: not ended yet, so not captured yet: {names}; assert after the `with` block ends")
+    pending = [job for job in job_index(forest).jobs if not job.attempt_nodes]
+    if pending:
+        names = ", ".join(repr(job.short_name) for job in pending[:5])
+        notes.append(f"note: enqueued but never processed: {names}; drain the queue first (builtin_jobs.drain())")
+    return notes
 
 
 def failure_message(

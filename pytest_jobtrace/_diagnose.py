@@ -95,7 +95,9 @@ class Diagnoser:
         if parent is None:
             return self._missing_root(node)
         kids = f"; its children are {names(actual)}" if actual else "; it has no children"
+        elsewhere = node.whereabouts(self.m.forest)
         message = f"missing child matching {node.label()} under {where(parent)}{kids}"
+        message += f"; {elsewhere}" if elsewhere else ""
         return Difference(message, parent, (0,), f"missing child matching {node.label()}")
 
     def _missing_root(self, node: Expected) -> Difference:

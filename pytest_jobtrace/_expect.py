@@ -44,6 +44,10 @@ class Expected:
         """A message for when nothing captured is even the kind of thing meant (no such job at all)."""
         return None
 
+    def whereabouts(self, forest: SpanForest) -> str | None:
+        """Where the thing meant is, when it is not where it was expected (a job enqueued elsewhere)."""
+        return None
+
     def same_name(self, node: SpanNode) -> bool:
         """Whether the node is the one meant, even if other checks fail (for picking the closest)."""
         name = self.exact_name()
@@ -203,8 +207,7 @@ class ExpectedSpan(Expected):
     def _events_diff(self, node: SpanNode) -> str | None:
         for spec in self.events:
             if not any(_event_matches(spec, event) for event in node.span.events):
-                names = [event.name for event in node.span.events]
-                return f"events: expected an event {spec.describe()}, got {names or 'no events'}"
+                return _event_difference(spec, node.span.events)
         return None
 
     def _exception_diff(self, node: SpanNode) -> str | None:
@@ -270,6 +273,17 @@ def attributes_diff(expected: Mapping[str, object], actual: Mapping[str, Any]) -
 
 
 _ABSENT: Any = object()
+
+
+def _event_difference(spec: EventSpec, events: Sequence[Any]) -> str:
+    """The attribute that differs when an event of that name is there, else which events there are."""
+    named = [event for event in events if value_matches(spec.name, event.name)]
+    if named and spec.attributes is not None:
+        detail = attributes_diff(spec.attributes, named[0].attributes or {})
+        more = f" (and {len(named) - 1} more such events)" if len(named) > 1 else ""
+        return f"event {named[0].name!r}{more}: {detail}"
+    names = [event.name for event in events]
+    return f"events: expected an event {spec.describe()}, got {names or 'no events'}"
 
 
 def _event_matches(spec: EventSpec, event: Any) -> bool:

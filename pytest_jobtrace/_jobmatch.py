@@ -6,6 +6,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pytest_jobtrace._diagnose import where
 from pytest_jobtrace._expect import Expected, attributes_diff
 from pytest_jobtrace._jobs import JobView, describe_jobs, job_index, job_label, name_matches
 from pytest_jobtrace._parse import DICT_BUILDERS, check_count, expected_list
@@ -43,6 +44,13 @@ class ExpectedJob(Expected):
         if any(name_matches(self.name, j.name) for j in jobs):
             return None
         return f"no job {show_name(self.name)} was enqueued; jobs captured: {describe_jobs(jobs)}"
+
+    def whereabouts(self, forest: SpanForest) -> str | None:
+        sites = [j.site for j in job_index(forest).jobs if name_matches(self.name, j.name) and j.site]
+        if not sites:
+            return None
+        places = " and ".join(f"under {where(s.parent)}" if s.parent else "as a trace root" for s in sites[:3])
+        return f"{self.label()} was enqueued {places}"
 
     def same_name(self, node: SpanNode) -> bool:
         job = job_index(node.forest).job_at(node)

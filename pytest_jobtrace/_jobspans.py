@@ -40,7 +40,8 @@ class JobSpans:
         return iter(self.spans)
 
     def __repr__(self) -> str:
-        return f"<JobSpans {self._sink.label}: {len(self)} spans>"
+        count = len(self)
+        return f"<JobSpans {self._sink.label}: {count} span{'s' * (count != 1)}>"
 
     def clear(self) -> None:
         """Forget what was captured so far (spans still open are captured when they end)."""
@@ -95,6 +96,7 @@ class JobSpans:
         check_span_tree(
             expected,
             self.forest(),
+            still_open=[span.name for span in self._sink.unfinished.values()],
             exact=self._defaults["exact"] if exact is None else exact,
             ordered=self._defaults["ordered"] if ordered is None else ordered,
         )

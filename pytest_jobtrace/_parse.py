@@ -215,7 +215,14 @@ def _indent_depths(lines: list[tuple[int, str]]) -> list[_Line]:
 
 def _nest(lines: list[_Line]) -> list[_Line]:
     if lines[0].depth:
-        raise TextTreeError(f"line {lines[0].number}: the first line must not be indented")
+        first = lines[0]
+        shallower = next((line for line in lines if line.depth == 0), None)
+        if shallower is None:
+            raise TextTreeError(f"line {first.number}: {first.text!r} is nested, but no line above it is its parent")
+        raise TextTreeError(
+            f"line {first.number}: {first.text!r} is indented more than {shallower.text!r} on line "
+            f"{shallower.number}; the tree's first span must be its least indented line"
+        )
     roots: list[_Line] = []
     stack: list[_Line] = []
     for line in lines:

@@ -483,3 +483,52 @@ def test_job_count(pytester: pytest.Pytester) -> None:
     result = run_shop(pytester, "inprocess")
     result.assert_outcomes(failed=1)
     assert "expected 4 spans matching job 'SendConfirmationJob' under 'newsletter', found 3" in result.stdout.str()
+
+
+def test_forgotten_drain_and_open_span_are_named_in_the_failure(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from opentelemetry import trace
+        from pytest_jobtrace import assert_span_tree
+        from jobshop import checkout
+
+        def test_forgot_drain(job_spans, builtin_jobs):
+            checkout(1)
+            assert_span_tree("POST /orders\\n  send orders\\n    process orders")
+
+        def test_still_inside(job_spans):
+            with trace.get_tracer("t").start_as_current_span("POST /refunds"):
+                assert_span_tree("POST /refunds")
+        """
+    )
+    result = run_shop(pytester, "inprocess", "-W", "ignore::pytest_jobtrace.JobtraceWarning")
+    result.assert_outcomes(failed=2)
+    assert_in_order(
+        result,
+        "span tree does not match: missing child matching 'process orders' under 'POST /orders' > 'send orders'",
+        "note: enqueued but never processed: 'ProcessOrderJob', 'AuditJob'; drain the queue first "
+        "(builtin_jobs.drain())",
+        "span tree does not match: no captured span matches 'POST /refunds'",
+        "note: not ended yet, so not captured yet: 'POST /refunds'; assert after the `with` block ends",
+    )
+
+
+def test_a_job_expected_at_the_wrong_level_says_where_it_was_enqueued(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from pytest_jobtrace import assert_span_tree, job, span
+        from jobshop import checkout
+
+        def test_wrong_level(job_spans, builtin_jobs):
+            checkout(42)
+            builtin_jobs.drain()
+            assert_span_tree(span("POST /orders", children=[job("SendConfirmationJob")]))
+        """
+    )
+    result = run_shop(pytester, "inprocess")
+    result.assert_outcomes(failed=1)
+    assert (
+        "missing child matching job 'SendConfirmationJob' under 'POST /orders'; its children are 'send orders', "
+        "'send audit'; job 'SendConfirmationJob' was enqueued under 'POST /orders' > 'send orders' > "
+        "'process orders'"
+    ) in result.stdout.str()

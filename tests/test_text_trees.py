@@ -369,8 +369,11 @@ def test_a_jump_of_two_levels() -> None:
 
 
 def test_the_first_line_indented() -> None:
-    assert parse_error("    root\n  sibling") == "line 1: the first line must not be indented"
-    assert parse_error("├── root") == "line 1: the first line must not be indented"
+    assert parse_error("    root\n  sibling") == (
+        "line 1: 'root' is indented more than 'sibling' on line 2; the tree's first span must be its least "
+        "indented line"
+    )
+    assert parse_error("├── root") == "line 1: 'root' is nested, but no line above it is its parent"
 
 
 def test_line_numbers_count_blank_lines_and_comments() -> None:
