@@ -62,13 +62,13 @@ def bench_capture_per_span(repeats: int) -> None:
     captured = TracerProvider()
     attach(captured)
     sink = CaptureSink("benchmark")
-    ROUTER.push(sink)
+    ROUTER.open(sink)
     n = 20_000
     try:
         t_bare = best_of(repeats, lambda: (make_spans(bare.get_tracer("b"), n), bare_exporter.clear()))
         t_capture = best_of(repeats, lambda: (make_spans(captured.get_tracer("c"), n), sink.clear()))
     finally:
-        ROUTER.pop(sink)
+        ROUTER.close(sink)
     print(
         f"  per span: bare SimpleSpanProcessor+InMemorySpanExporter {t_bare / n * 1e6:.2f}us, "
         f"job_spans capture {t_capture / n * 1e6:.2f}us"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -49,9 +49,14 @@ def forest_from(spans: Any) -> SpanForest:
 
 
 def check_span_tree(
-    expected: object, forest: SpanForest, *, exact: bool, ordered: bool, still_open: Sequence[str] = ()
+    expected: object,
+    forest: SpanForest,
+    *,
+    exact: bool,
+    ordered: bool,
+    still_open: Callable[[], Sequence[str]] = list,
 ) -> None:
-    """Raise SpanTreeMismatch unless ``expected`` matches; ``still_open`` names spans not ended yet."""
+    """Raise SpanTreeMismatch unless ``expected`` matches; ``still_open()`` names spans not ended yet."""
     __tracebackhide__ = True
     roots = expected_list(expected)
     if not roots:
@@ -61,7 +66,7 @@ def check_span_tree(
         return
     difference = Diagnoser(matcher).explain_group(roots, matcher.root_pool(), None)
     message = failure_message(roots, forest, difference, exact=exact, ordered=ordered)
-    notes = _notes(forest, still_open)
+    notes = _notes(forest, still_open())
     if notes:
         headline, rest = message.split("\n", 1)
         message = "\n".join([headline, *notes, rest])

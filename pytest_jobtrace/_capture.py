@@ -35,22 +35,32 @@ class SpanRouter(SpanProcessor):
 
     def __init__(self) -> None:
         self._stack: list[CaptureSink] = []
-        self._open: dict[int, CaptureSink] = {}
+        self._open: dict[int, CaptureSink | ClosedCapture] = {}
         self._leaks: list[LeakedSpan] = []
         self._lock = threading.Lock()
         self.test_label: str | None = None
 
     @property
     def active(self) -> CaptureSink | None:
-        stack = self._stack
-        return stack[-1] if stack else None
+        try:
+            return self._stack[-1]
+        except IndexError:  # checked and emptied by another thread in between
+            return None
 
-    def push(self, sink: CaptureSink) -> None:
+    def open(self, sink: CaptureSink) -> None:
         self._stack.append(sink)
 
-    def pop(self, sink: CaptureSink) -> None:
+    def close(self, sink: CaptureSink) -> None:
+        """Stop routing to ``sink``; its spans still open become leaks if they end later.
+
+        The router then keeps only the capture's label for them, not the capture and its spans.
+        """
         if sink in self._stack:
             self._stack.remove(sink)
+        tombstone = ClosedCapture(sink.label)
+        for span_id in sink.close():
+            if self._open.get(span_id) is sink:
+                self._open[span_id] = tombstone
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         sink = self.active
@@ -65,18 +75,16 @@ class SpanRouter(SpanProcessor):
         owner = self._open.pop(context.span_id, None)
         if owner is None:
             # Started before any capture opened (a session fixture, an import): it ended here.
-            owner = self.active
-        elif owner.closed:
-            self._record_leak(span, owner)
-            return
-        if owner is not None:
-            owner.add(span)
+            active = self.active
+            if active is not None:
+                active.add(span)
+        elif not owner.add(span):
+            self._record_leak(span, owner.label)
 
-    def _record_leak(self, span: ReadableSpan, owner: CaptureSink) -> None:
-        ended_in = self.test_label if self.test_label != owner.label else None
-        leak = LeakedSpan(span.name, owner.label, ended_in)
+    def _record_leak(self, span: ReadableSpan, started_in: str) -> None:
+        ended_in = self.test_label if self.test_label != started_in else None
         with self._lock:
-            self._leaks.append(leak)
+            self._leaks.append(LeakedSpan(span.name, started_in, ended_in))
 
     def take_leaks(self) -> list[LeakedSpan]:
         if not self._leaks:
@@ -92,32 +100,66 @@ class SpanRouter(SpanProcessor):
         return True
 
 
+class ClosedCapture:
+    """Stands in the router for a closed capture's still-open spans: just the label, for the report."""
+
+    __slots__ = ("label",)
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def add(self, span: ReadableSpan) -> bool:
+        return False
+
+
 class CaptureSink:
-    """Where the router puts spans for one test; the public ``JobSpans`` wraps one."""
+    """Where the router puts spans for one test; the public ``JobSpans`` wraps one.
+
+    Spans arrive on any thread; the lock makes "closed?" and "add" one step, so a span ending while
+    the test closes is either captured or reported as leaked, never lost.
+    """
 
     def __init__(self, label: str) -> None:
         self.label = label
         self.spans: list[ReadableSpan] = []
         self.unfinished: dict[int, Span] = {}
+        self.version = 0
         self.closed = False
         self._lock = threading.Lock()
 
     def started(self, span: Span) -> None:
-        self.unfinished[span.context.span_id] = span
-
-    def add(self, span: ReadableSpan) -> None:
-        if span.context is not None:
-            self.unfinished.pop(span.context.span_id, None)
         with self._lock:
+            self.unfinished[span.context.span_id] = span
+
+    def add(self, span: ReadableSpan) -> bool:
+        """Keep ``span`` unless the capture has closed (then the caller reports it)."""
+        with self._lock:
+            if self.closed:
+                return False
+            if span.context is not None:
+                self.unfinished.pop(span.context.span_id, None)
             self.spans.append(span)
+            self.version += 1
+        return True
 
-    def snapshot(self) -> list[ReadableSpan]:
+    def close(self) -> list[int]:
+        """Take no more spans; returns the ids of those still open."""
         with self._lock:
-            return list(self.spans)
+            self.closed = True
+            return list(self.unfinished)
+
+    def snapshot(self) -> tuple[int, list[ReadableSpan]]:
+        with self._lock:
+            return self.version, list(self.spans)
+
+    def unfinished_names(self) -> list[str]:
+        with self._lock:
+            return [span.name for span in self.unfinished.values()]
 
     def clear(self) -> None:
         with self._lock:
             self.spans.clear()
+            self.version += 1
 
 
 ROUTER = SpanRouter()
@@ -159,7 +201,7 @@ def uninstall() -> None:
         _original_init = None
 
 
-_last_global: list[object] = [None]
+_last_global: object = None
 
 
 def ensure_global_provider() -> None:
@@ -168,11 +210,12 @@ def ensure_global_provider() -> None:
     Called when a capture opens, not at start-up, so an application that sets its own provider
     during collection (conftest, module import) is never overridden and never warned about.
     """
+    global _last_global
     current = trace.get_tracer_provider()
-    if current is _last_global[0]:
+    if current is _last_global:
         return
     if isinstance(current, trace.ProxyTracerProvider):
         trace.set_tracer_provider(TracerProvider())
     else:
-        _last_global[0] = current  # only a real provider: a proxy may be the global again after a reset
+        _last_global = current  # only a real provider: a proxy may be the global again after a reset
         attach(current)

@@ -31,7 +31,7 @@ class JobSpans:
     @property
     def spans(self) -> list[ReadableSpan]:
         """A copy of the captured spans, in the order they ended."""
-        return self._sink.snapshot()
+        return self._sink.snapshot()[1]
 
     def __len__(self) -> int:
         return len(self._sink.spans)
@@ -63,9 +63,9 @@ class JobSpans:
 
     def forest(self) -> SpanForest:
         """The captured spans as traces and trees (rebuilt only when spans were added)."""
-        spans = self._sink.snapshot()
-        if self._forest is None or self._forest[0] != len(spans):
-            self._forest = (len(spans), SpanForest(spans))
+        version, spans = self._sink.snapshot()
+        if self._forest is None or self._forest[0] != version:
+            self._forest = (version, SpanForest(spans))
         return self._forest[1]
 
     def render(self, format: Format = "text") -> str:
@@ -96,7 +96,7 @@ class JobSpans:
         check_span_tree(
             expected,
             self.forest(),
-            still_open=[span.name for span in self._sink.unfinished.values()],
+            still_open=self._sink.unfinished_names,
             exact=self._defaults["exact"] if exact is None else exact,
             ordered=self._defaults["ordered"] if ordered is None else ordered,
         )

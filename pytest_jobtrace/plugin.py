@@ -50,11 +50,12 @@ _running: list[pytest.Item] = []
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
     _running.append(item)
-    ROUTER.test_label = item.nodeid
+    previous, ROUTER.test_label = ROUTER.test_label, item.nodeid
     try:
         return (yield)
     finally:
         _running.pop()
+        ROUTER.test_label = previous
 
 
 @pytest.fixture(name="job_spans")
@@ -66,14 +67,13 @@ def _job_spans() -> Iterator[JobSpans]:
     _capture.ensure_global_provider()
     sink = CaptureSink(item.nodeid)
     capture = JobSpans(sink, exact=options.exact, ordered=options.ordered)
-    ROUTER.push(sink)
+    ROUTER.open(sink)
     _current.append(capture)
     try:
         yield capture
     finally:
         _current.remove(capture)
-        ROUTER.pop(sink)
-        sink.closed = True
+        ROUTER.close(sink)
     report_unfinished(item, sink, options.unfinished)
 
 

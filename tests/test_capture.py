@@ -343,10 +343,20 @@ def test_find_clear_render(pytester: pytest.Pytester, run: str) -> None:
             assert job_spans.render("mermaid").startswith("graph TD")
             job_spans.clear()
             assert job_spans.spans == []
+            assert job_spans.render() == "(no spans captured)"
+
+        def test_clear_then_capture_again(job_spans):
+            with tracer.start_as_current_span("before_clear"):
+                pass
+            job_spans.assert_span_tree("before_clear")
+            job_spans.clear()
+            with tracer.start_as_current_span("after_clear"):  # as many spans as before: not a stale view
+                pass
+            job_spans.assert_span_tree("after_clear", exact=True)
         """
     )
     result = run_pytest(pytester, run)
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
 
 
 @both_modes

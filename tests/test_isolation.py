@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_jobtrace._capture import ROUTER
+from pytest_jobtrace._capture import ROUTER, ClosedCapture
 
 
 def test_nothing_accumulates_across_tests(pytester: pytest.Pytester) -> None:
@@ -27,3 +27,25 @@ def test_nothing_accumulates_across_tests(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=300)
     assert len(ROUTER._open) == open_before
     assert len(ROUTER._stack) <= 1  # only this test's own capture, if any
+
+
+def test_a_span_never_ended_keeps_only_its_tests_label(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from opentelemetry import trace
+
+        @pytest.mark.jobtrace(unfinished="ignore")
+        def test_leaves_a_span_open(job_spans):
+            for _ in range(100):
+                with trace.get_tracer("app").start_as_current_span("captured"):
+                    pass
+            trace.get_tracer("app").start_span("never_ended")
+        """
+    )
+    before = dict(ROUTER._open)
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    [entry] = [value for key, value in ROUTER._open.items() if key not in before]
+    assert isinstance(entry, ClosedCapture)  # not the capture with its 100 spans
+    assert entry.label == "test_a_span_never_ended_keeps_only_its_tests_label.py::test_leaves_a_span_open"
