@@ -221,7 +221,7 @@ class Diagnoser:
             score = (int(named), 0, expected.closeness(node))
             return Difference(f"at {where(node)}: {local}", node, score, local)
         for link in expected.links:
-            if not any(self.m.matches(link, target) for target in node.links):
+            if not any(self.m.link_matcher().matches(link, target) for target in node.links):
                 got = names(node.links) if node.links else "nothing captured"
                 detail = f"expected a link to {link.label()}, it links to {got}"
                 return Difference(f"at {where(node)}: {detail}", node, (1, 1), detail)

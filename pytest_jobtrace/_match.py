@@ -29,6 +29,7 @@ class Matcher:
         self.exact = exact
         self.ordered = ordered
         self._memo: dict[tuple[int, int], bool] = {}
+        self._loose: Matcher | None = None
         self._canonical: dict[int, int] = {}
         self._by_key: dict[Hashable, int] = {}
         self._indexes: dict[tuple[int, str | None], tuple[Sequence[SpanNode], dict[object, list[SpanNode]]]] = {}
@@ -57,7 +58,16 @@ class Matcher:
         return found
 
     def links_ok(self, expected: Expected, node: SpanNode) -> bool:
-        return all(any(self.matches(link, t) for t in node.links) for link in expected.links)
+        # A link names the span it points at; exact= is about this tree, not the linked span's subtree.
+        matcher = self.link_matcher()
+        return all(any(matcher.matches(link, t) for t in node.links) for link in expected.links)
+
+    def link_matcher(self) -> Matcher:
+        if not self.exact:
+            return self
+        if self._loose is None:
+            self._loose = Matcher(self.forest, exact=False, ordered=self.ordered)
+        return self._loose
 
     def candidates(self, expected: Expected, actual: Sequence[SpanNode]) -> list[SpanNode]:
         return [node for node in self._prefiltered(expected, actual) if self.matches(expected, node)]

@@ -238,9 +238,13 @@ def _nest(lines: list[_Line]) -> list[_Line]:
 
 
 def _build(line: _Line) -> Expected:
-    name, notes = _split_annotations(line)
+    try:
+        name, notes = _split_annotations(line)
+        parsed = _parse_name(name)
+    except re.error as exc:
+        raise TextTreeError(f"line {line.number}: {line.text!r}: its /regex/ does not compile: {exc}") from None
     return ExpectedSpan(
-        name=_parse_name(name),
+        name=parsed,
         kind=notes.get("kind"),
         status=notes.get("status"),
         description=notes.get("description"),
@@ -259,10 +263,17 @@ def written_name(name: str, notes: str = "") -> str:
     line = name + notes
     if name and line.isprintable() and line == line.strip() and line[0] not in "#" + _BOX_CHARS:
         text, _ = _split_annotations(_Line(0, line, 0))
-        if _parse_name(text) == name:
+        if _reads_back_as(text, name):
             return name
     pattern = "".join(re.escape(c) if c.isprintable() else f"\\U{ord(c):08x}" for c in name)
     return f"/{pattern or '(?:)'}/"
+
+
+def _reads_back_as(text: str, name: str) -> bool:
+    try:
+        return _parse_name(text) == name
+    except re.error:  # a literal name such as "/[/" is not a pattern
+        return False
 
 
 def _parse_name(name: str) -> object:

@@ -405,3 +405,25 @@ def test_a_text_tree_error_is_a_value_error() -> None:
     assert issubclass(TextTreeError, ValueError)
     with pytest.raises(ValueError, match="line 2"):
         span("root", children="a\n b")
+
+
+def test_a_regex_that_does_not_compile_names_its_line() -> None:
+    assert (
+        parse_error("root\n  /[/")
+        == "line 2: '/[/': its /regex/ does not compile: unterminated character set at position 0"
+    )
+
+
+def test_a_span_literally_named_like_a_broken_regex_renders_and_reads_back(
+    make_span: MakeSpan, exporter: InMemorySpanExporter
+) -> None:
+    make_span("/[/", at=0)
+    assert render(exporter) == "//\\[//"  # an escaped /regex/ that matches exactly that name
+    assert_span_tree(render(exporter), exporter, exact=True)
+
+
+def test_render_round_trips_with_exact_and_links(make_span: MakeSpan, exporter: InMemorySpanExporter) -> None:
+    parent = make_span("parent", at=0, kind=SpanKind.PRODUCER)
+    make_span("child", parent, at=1)
+    make_span("consumer", at=2, kind=SpanKind.CONSUMER, links=[parent])
+    assert_span_tree(render(exporter), exporter, exact=True)
