@@ -51,11 +51,16 @@ class Diagnoser:
         self, expected: Sequence[Expected], actual: Sequence[SpanNode], parent: SpanNode | None
     ) -> Difference:
         """Why ``expected`` (siblings, or the roots when parent is None) cannot be placed on ``actual``."""
+        taken: dict[int, Expected] = {}
         for node in expected:
             if node.count is not None:
                 found = self.m.candidates(node, actual)
                 if len(found) != node.count:
                     return self._count_difference(node, node.count, found, actual, parent)
+                shared = next((n for n in found if n.index in taken), None)
+                if shared is not None:
+                    return self._shared_by_counts(taken[shared.index], node, shared, parent)
+                taken.update((n.index, node) for n in found)
         for group in sibling_groups(expected):
             node = expected[group[0]]
             found = self.m.candidates(node, actual)
@@ -64,6 +69,16 @@ class Diagnoser:
             if len(found) < len(group):
                 return self._count_difference(node, len(group), found, actual, parent)
         return self._placement_difference(expected, actual, parent)
+
+    def _shared_by_counts(
+        self, first: Expected, second: Expected, shared: SpanNode, parent: SpanNode | None
+    ) -> Difference:
+        place = f"under {where(parent)}" if parent else "in the capture"
+        message = (
+            f"{first.label()} (count={first.count}) and {second.label()} (count={second.count}) {place} both match "
+            f"{shared.name!r}; a count= node takes every sibling it matches, so two of them cannot share one"
+        )
+        return Difference(message, shared, (1,), f"matched by both {first.label()} and {second.label()}")
 
     def _count_difference(
         self, node: Expected, wanted: int, found: list[SpanNode], actual: Sequence[SpanNode], parent: SpanNode | None

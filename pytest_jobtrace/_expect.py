@@ -44,6 +44,10 @@ class Expected:
         """A message for when nothing captured is even the kind of thing meant (no such job at all)."""
         return None
 
+    def covered_roots(self, forest: SpanForest) -> set[int]:
+        """Captured roots this node accounts for besides the span it matches (a job's linked attempts)."""
+        return set()
+
     def whereabouts(self, forest: SpanForest) -> str | None:
         """Where the thing meant is, when it is not where it was expected (a job enqueued elsewhere)."""
         return None

@@ -45,6 +45,11 @@ class ExpectedJob(Expected):
             return None
         return f"no job {show_name(self.name)} was enqueued; jobs captured: {describe_jobs(jobs)}"
 
+    def covered_roots(self, forest: SpanForest) -> set[int]:
+        jobs = [j for j in job_index(forest).jobs if name_matches(self.name, j.name)]
+        nodes = [n for j in jobs for n in (*j.attempt_nodes, *j.republish_nodes) if n is not j.site]
+        return {n.index for n in nodes if n.parent is None}
+
     def whereabouts(self, forest: SpanForest) -> str | None:
         sites = [j.site for j in job_index(forest).jobs if name_matches(self.name, j.name) and j.site]
         if not sites:

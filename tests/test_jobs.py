@@ -532,3 +532,27 @@ def test_a_job_expected_at_the_wrong_level_says_where_it_was_enqueued(pytester: 
         "'send audit'; job 'SendConfirmationJob' was enqueued under 'POST /orders' > 'send orders' > "
         "'process orders'"
     ) in result.stdout.str()
+
+
+def test_exact_accounts_for_a_jobs_linked_attempts(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from pytest_jobtrace import assert_span_tree, job, span
+
+        from jobshop import checkout
+
+        def test_exact(job_spans, builtin_jobs):
+            checkout(42)
+            builtin_jobs.drain()
+            order = job("ProcessOrderJob", children=["charge", job("SendConfirmationJob", children=["render_email"])])
+            audit = job("AuditJob", linked=True, children=["write_audit"])
+            assert_span_tree(span("POST /orders", children=[order, audit]), exact=True)
+            assert_span_tree(job_spans.render(), exact=True)  # the linked attempt listed as a root works too
+            assert_span_tree(span("POST /orders", children=[order, job("AuditJob")]), exact=True)
+        """
+    )
+    result = run_shop(pytester, "inprocess")
+    result.assert_outcomes(failed=1)
+    assert (
+        "unexpected child 'write_audit' under 'process audit' (exact=True: every span must be expected)"
+    ) in result.stdout.str()

@@ -1014,3 +1014,16 @@ def test_predicates_work_for_names_descriptions_and_event_attributes(charged: In
     assert headline(message) == "span tree does not match: no captured span matches <lambda>"
     message = mismatch(span("run/charge", description=lambda text: "expired" in text), charged)
     assert headline(message).endswith("status description: <lambda> returned false for 'PaymentError: card declined'")
+
+
+def test_two_count_nodes_matching_the_same_sibling(make_span: MakeSpan, exporter: InMemorySpanExporter) -> None:
+    root = make_span("root", at=0)
+    make_span("a", root, at=1)
+    make_span("b", root, at=2)
+    make_span("b", root, at=3)
+    message = mismatch(span("root", children=[span("a", count=1), span(re.compile("a|b"), count=3)]), exporter)
+    assert headline(message).endswith(
+        "'a' (count=1) and /a|b/ (count=3) under 'root' both match 'a'; a count= node takes every sibling it "
+        "matches, so two of them cannot share one"
+    )
+    assert "a    <-- matched by both 'a' and /a|b/" in message
