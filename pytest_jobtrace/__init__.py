@@ -5,14 +5,14 @@ Request the ``job_spans`` fixture and call :func:`assert_span_tree` with the tre
 
 from __future__ import annotations
 
-from pytest_jobtrace._assert import SpanTreeMismatch, check_span_tree, forest_from
+from pytest_jobtrace import _assert, _jobspans, _render
+from pytest_jobtrace._assert import SpanTreeMismatch
 from pytest_jobtrace._hygiene import JobtraceWarning
 from pytest_jobtrace._jobmatch import job
 from pytest_jobtrace._jobs import JobView
-from pytest_jobtrace._jobspans import JobSpans, current
+from pytest_jobtrace._jobspans import JobSpans
 from pytest_jobtrace._options import JobtraceOptions
 from pytest_jobtrace._parse import TextTreeError, span
-from pytest_jobtrace._render import Format, render_as
 from pytest_jobtrace._tree import SpanForest, SpanNode
 
 __all__ = [
@@ -42,12 +42,12 @@ def assert_span_tree(
     """
     __tracebackhide__ = True
     if spans is None:
-        current().assert_span_tree(expected, exact=exact, ordered=ordered)
+        _jobspans.current().assert_span_tree(expected, exact=exact, ordered=ordered)
         return
-    check_span_tree(expected, forest_from(spans), exact=bool(exact), ordered=bool(ordered))
+    _assert.check_span_tree(expected, _assert.forest_from(spans), exact=bool(exact), ordered=bool(ordered))
 
 
-def render(spans: object, format: Format = "text") -> str:
+def render(spans: object, format: _render.Format = "text") -> str:
     """Render any spans (a capture, a list, an exporter) as a text tree, a Mermaid graph, or with jobs
     folded to one line each (``"jobs"``)."""
-    return render_as(forest_from(spans), format)
+    return _render.render_as(_assert.forest_from(spans), format)

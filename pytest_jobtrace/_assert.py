@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Protocol
-
-from opentelemetry.sdk.trace import ReadableSpan
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from pytest_jobtrace._diagnose import Diagnoser
 from pytest_jobtrace._expect import Expected
@@ -27,13 +25,6 @@ class SpanTreeMismatch(AssertionError):
 
 
 SpanTreeMismatch.__module__ = "pytest_jobtrace"
-
-
-class _HasFinishedSpans(Protocol):
-    def get_finished_spans(self) -> Sequence[ReadableSpan]: ...
-
-
-SpanSource = Iterable[ReadableSpan] | SpanForest | _HasFinishedSpans
 
 
 def forest_from(spans: Any) -> SpanForest:

@@ -225,10 +225,6 @@ class JobRuntime:
         """Every job that reached its final outcome on this runtime, in the order they did."""
         return list(self._performed)
 
-    def unperformed(self) -> list[PendingJob]:
-        """The jobs enqueued but not performed yet; a test that never drains them probably forgot to."""
-        return self.pending
-
     def drain(self, max_jobs: int | None = None, *, expect_failures: bool | None = None) -> list[JobRun]:
         """Perform every pending job, the jobs they enqueue and their retries, by due time then FIFO.
 

@@ -116,7 +116,7 @@ class Diagnoser:
         return Difference(message, parent, (0,), f"missing child matching {node.label()}")
 
     def _missing_root(self, node: Expected) -> Difference:
-        elsewhere = self.loose.candidates(node, self.m.forest.ordered) if self.m.exact else []
+        elsewhere = self.loose.candidates(node, self.m.forest.display_order) if self.m.exact else []
         if not elsewhere:
             absent = node.absent(self.m.forest)
             message = absent or f"no captured span matches {node.label()}{self._similar(node)}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -85,7 +84,7 @@ class EventSpec:
     def describe(self) -> str:
         if not self.attributes:
             return show_name(self.name)
-        return f"{show_name(self.name)} {_show_attrs(self.attributes)}"
+        return f"{show_name(self.name)} {show_attrs(self.attributes)}"
 
 
 @dataclass(frozen=True)
@@ -230,7 +229,7 @@ class ExpectedSpan(Expected):
         if notes:
             line += f" [{', '.join(notes)}]"
         if self.attributes:
-            line += f" {_show_attrs(self.attributes)}"
+            line += f" {show_attrs(self.attributes)}"
         if self.events:
             line += " events=[" + ", ".join(spec.describe() for spec in self.events) + "]"
         if self.exception is not None:
@@ -257,7 +256,7 @@ def _name_text(name: object) -> str:
     return show_name(name)
 
 
-def _show_attrs(attributes: Mapping[str, object]) -> str:
+def show_attrs(attributes: Mapping[str, object]) -> str:
     return "{" + ", ".join(f"{key}={show(value)}" for key, value in attributes.items()) + "}"
 
 
@@ -305,7 +304,3 @@ def _exception_matches(spec: ExceptionSpec, attributes: Mapping[str, Any]) -> bo
 def json_string(text: str) -> str:
     """Strings inside text-tree annotations are JSON strings, so quotes and newlines are unambiguous."""
     return json.dumps(text, ensure_ascii=False)
-
-
-def is_pattern(value: object) -> bool:
-    return isinstance(value, re.Pattern)

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Protocol
 
 import pytest
 
-from pytest_jobtrace._builtin_model import PendingJob
 from pytest_jobtrace._capture import CaptureSink, LeakedSpan
+
+
+class Describable(Protocol):
+    """A pending job as any adapter lists it: it can say what it is."""
+
+    def describe(self) -> str: ...
 
 
 class JobtraceWarning(pytest.PytestWarning):
@@ -25,7 +31,7 @@ def _warn(item: pytest.Item, message: str) -> None:
     warnings.warn_explicit(JobtraceWarning(message), JobtraceWarning, str(item.path), (line or 0) + 1)
 
 
-def report_undrained(item: pytest.Item, pending: Sequence[PendingJob]) -> None:
+def report_undrained(item: pytest.Item, pending: Sequence[Describable]) -> None:
     if pending:
         shown = ", ".join(p.describe() for p in pending[:10])
         _warn(

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pytest_jobtrace._diagnose import where
-from pytest_jobtrace._expect import Expected, attributes_diff
+from pytest_jobtrace._expect import Expected, attributes_diff, show_attrs
 from pytest_jobtrace._jobs import JobView, describe_jobs, job_index, job_label, name_matches
 from pytest_jobtrace._parse import DICT_BUILDERS, check_count, expected_list
 from pytest_jobtrace._tree import SpanForest, SpanNode
-from pytest_jobtrace._values import show_name
+from pytest_jobtrace._values import show, show_name, value_matches
 
 # Errors raised here are about the caller's input: pytest shows the caller's line, not these frames.
 __tracebackhide__ = True
@@ -35,9 +35,6 @@ class ExpectedJob(Expected):
 
     def label(self) -> str:
         return job_label(self.name)
-
-    def group_key(self) -> Hashable:
-        return id(self)
 
     def absent(self, forest: SpanForest) -> str | None:
         jobs = job_index(forest).jobs
@@ -81,7 +78,7 @@ class ExpectedJob(Expected):
         return self._linked_diff(job, prefix) or self._attributes_diff(job, prefix)
 
     def _queue_diff(self, job: JobView) -> str | None:
-        if self.queue is None or name_matches(self.queue, job.queue or ""):
+        if self.queue is None or value_matches(self.queue, job.queue):
             return None
         return f"expected queue {show_name(self.queue)}, got {job.queue!r}"
 
@@ -125,7 +122,7 @@ class ExpectedJob(Expected):
         return None if message is None else f"{prefix}{message} (on {node.name!r})"
 
     def render_line(self) -> str:
-        notes = [f"{k} {v!r}" for k, v in (("queue", self.queue), ("outcome", self.outcome)) if v is not None]
+        notes = [f"{k} {show(v)}" for k, v in (("queue", self.queue), ("outcome", self.outcome)) if v is not None]
         if self.attempts is not None:
             notes.append(_plural(self.attempts, "attempt"))
         if self.linked is not None:
@@ -134,7 +131,7 @@ class ExpectedJob(Expected):
             notes.append(f"x{self.count}")
         line = f"job {show_name(self.name)}" + (f" [{', '.join(notes)}]" if notes else "")
         if self.attributes:
-            line += " {" + ", ".join(f"{k}={v!r}" for k, v in self.attributes.items()) + "}"
+            line += f" {show_attrs(self.attributes)}"
         return line
 
 

@@ -6,6 +6,7 @@ system, see ``adapters.py``); this module only groups what they recognise.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -129,10 +130,11 @@ class JobIndex:
     def job_at(self, node: SpanNode) -> JobView | None:
         return self.by_site.get(node.index)
 
-    def hidden(self) -> set[int]:
+    @functools.cached_property
+    def hidden(self) -> frozenset[int]:
         """Spans that the folded rendering shows as part of a job line rather than on their own."""
         nodes = {n.index for job in self.jobs for n in (*job.attempt_nodes, *job.republish_nodes)}
-        return nodes - set(self.by_site)
+        return frozenset(nodes - set(self.by_site))
 
     def __iter__(self) -> Iterator[JobView]:
         return iter(self.jobs)
@@ -199,7 +201,7 @@ def folded_children(index: JobIndex, node: SpanNode) -> list[SpanNode]:
     """What shows under a node when jobs are folded: a job's user spans from all its attempts."""
     job = index.job_at(node)
     sources = [node] if job is None else [node, *job.attempt_nodes, *job.republish_nodes]
-    hidden = index.hidden()
+    hidden = index.hidden
     kids: list[SpanNode] = []
     for source in sources:
         # Hidden children (attempts, re-publishes) are shown through their own job's line.

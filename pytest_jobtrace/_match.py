@@ -36,7 +36,7 @@ class Matcher:
 
     def root_pool(self) -> Sequence[SpanNode]:
         """Expected roots match captured roots with exact=True, any captured span otherwise."""
-        return self.forest.roots if self.exact else self.forest.ordered
+        return self.forest.roots if self.exact else self.forest.display_order
 
     def matches(self, expected: Expected, node: SpanNode) -> bool:
         key = (self._canonical_id(expected), node.index)

@@ -8,19 +8,14 @@ from typing import Any, Literal
 
 import pytest
 
+from pytest_jobtrace._builtin_model import MODES, PROPAGATIONS, SPAN_NAMINGS
+
 # Errors raised here are about the caller's input: pytest shows the caller's line, not these frames.
 __tracebackhide__ = True
 
 UNFINISHED_CHOICES = ("warn", "error", "ignore")
-MODE_CHOICES = ("queue", "inline")
-PROPAGATION_CHOICES = ("child", "link", "none")
-SPAN_NAMING_CHOICES = ("queue", "job_class")
-
-MARKER_HELP = (
-    "jobtrace(*, exact=False, ordered=False, unfinished='warn', mode='queue', propagation='child', "
-    "span_naming='queue', expect_failures=False): capture this test's spans (the test gets the job_spans "
-    "fixture without asking) and set pytest-jobtrace options for it."
-)
+# The built-in adapter's options (mode, propagation, span naming) keep their choices with it.
+MODE_CHOICES, PROPAGATION_CHOICES, SPAN_NAMING_CHOICES = MODES, PROPAGATIONS, SPAN_NAMINGS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +48,15 @@ class JobtraceOptions:
         if unknown:
             raise TypeError(f"{source}: unknown option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}")
         return cls(**values)
+
+
+def marker_help() -> str:
+    """The marker's line in ``pytest --markers``, its signature taken from JobtraceOptions."""
+    signature = ", ".join(f"{field.name}={field.default!r}" for field in dataclasses.fields(JobtraceOptions))
+    return (
+        f"jobtrace(*, {signature}): capture this test's spans (the test gets the job_spans fixture without "
+        "asking) and set pytest-jobtrace options for it."
+    )
 
 
 # Every option has an ini key jobtrace_<name>; these two are also worth a command-line flag per run.

@@ -88,7 +88,7 @@ def render_forest(forest: SpanForest, marks: Mapping[int, str] | None = None) ->
 
 def render_folded(index: JobIndex) -> str:
     """The forest with each job folded to one line; its attempts' own spans hang under it."""
-    hidden = index.hidden()
+    hidden = index.hidden
     roots = [root for root in index.forest.roots if root.index not in hidden]
 
     def line(node: SpanNode) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -35,13 +35,6 @@ class SpanNode:
     @property
     def status_code(self) -> StatusCode:
         return self.span.status.status_code
-
-    @property
-    def depth(self) -> int:
-        depth, node = 0, self.parent
-        while node is not None:
-            depth, node = depth + 1, node.parent
-        return depth
 
     def path(self) -> list[SpanNode]:
         """This node and its ancestors, root first."""
@@ -83,7 +76,7 @@ class SpanForest:
         self._resolve_links()
         self.traces = self._group_traces()
         self.roots = [root for trace in self.traces for root in trace]
-        self.ordered = [node for root in self.roots for node in root.walk()]
+        self.display_order = [node for root in self.roots for node in root.walk()]
 
     def _link_parents(self) -> list[SpanNode]:
         roots = []
@@ -122,14 +115,11 @@ class SpanForest:
             self._extensions[key] = build(self)
         return self._extensions[key]  # type: ignore[return-value]
 
-    def get(self, span: ReadableSpan) -> SpanNode | None:
-        return self._by_id.get(_key_of(span))
-
     def __len__(self) -> int:
         return len(self.nodes)
 
     def __iter__(self) -> Iterator[SpanNode]:
-        return iter(self.ordered)
+        return iter(self.display_order)
 
 
 def _key_of(span: ReadableSpan) -> tuple[int, int]:
@@ -142,7 +132,3 @@ def _key_of(span: ReadableSpan) -> tuple[int, int]:
 def _trace_id(node: SpanNode) -> int:
     context = node.span.context
     return context.trace_id if context is not None else 0
-
-
-def forest_of(spans: Sequence[ReadableSpan] | SpanForest) -> SpanForest:
-    return spans if isinstance(spans, SpanForest) else SpanForest(spans)

@@ -27,7 +27,9 @@ def is_predicate(value: object) -> bool:
 def value_matches(expected: object, actual: object) -> bool:
     """Literal with ==, compiled pattern with fullmatch, predicate called; a TypeError is 'not equal'."""
     if type(expected) in _PLAIN and type(actual) in _PLAIN:
-        return expected == actual  # the common case, checked first: matching runs this millions of times
+        # The common case, checked first: matching runs this millions of times. OpenTelemetry keeps
+        # booleans apart from numbers, so True does not match 1 (as == alone would have it).
+        return expected == actual and (type(expected) is bool) == (type(actual) is bool)
     try:
         if isinstance(expected, re.Pattern):
             return isinstance(actual, str) and expected.fullmatch(actual) is not None

@@ -86,11 +86,17 @@ def _add(adapter: JobAdapter) -> None:
 
 def _load() -> None:
     global _entry_points_loaded
-    if not _entry_points_loaded:
-        _entry_points_loaded = True
-        _load_builtin()
-        for entry in entry_points(group=ENTRY_POINT_GROUP):
+    if _entry_points_loaded:
+        return
+    _load_builtin()
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
             _add(entry.load())
+        except Exception as error:  # a broken third-party adapter must not pass for an absent one
+            raise RuntimeError(
+                f"pytest-jobtrace: the adapter entry point {entry.name!r} ({entry.value}) failed to load: {error}"
+            ) from error
+    _entry_points_loaded = True
 
 
 def _load_builtin() -> None:
@@ -101,7 +107,8 @@ def _load_builtin() -> None:
 
 def recognise(span: ReadableSpan) -> JobSpanInfo | None:
     """The first adapter's description of ``span``; each system recognises only its own spans."""
-    for adapter in adapters().values():
+    _load()
+    for adapter in _registry.values():
         info = adapter.recognise(span)
         if info is not None:
             return info

@@ -18,7 +18,8 @@ attempt, with ``messaging.system = "jobtrace"``. ::
         ProcessOrderJob.perform_later(42)
         runs = rt.drain()  # performs on this thread, on a virtual clock: no real sleeping
 
-`recognise_span` is how the matchers learn which spans belong to built-in jobs.
+`recognise_span` tells which spans a built-in job made; the built-in adapter (``adapters.adapters()["builtin"]``)
+hands it to the job model.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from pytest_jobtrace._builtin_model import (
 )
 from pytest_jobtrace._builtin_runtime import JobRuntime
 from pytest_jobtrace._builtin_tracing import SEMCONV_VERSION, recognise_span
-from pytest_jobtrace._jobinfo import JobSpanInfo
 
 # Tracebacks and reprs name the public module users import from, not the private one defining the class.
 for _public in (Job, JobArgumentError, JobChainError, JobFailedError, JobHandle, JobRun, JobRuntime, PendingJob):
@@ -50,7 +50,6 @@ __all__ = [
     "JobHandle",
     "JobRun",
     "JobRuntime",
-    "JobSpanInfo",
     "PendingJob",
     "recognise_span",
 ]

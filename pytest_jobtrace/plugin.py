@@ -12,20 +12,37 @@ from pytest_jobtrace._builtin_runtime import JobRuntime
 from pytest_jobtrace._capture import ROUTER, CaptureSink
 from pytest_jobtrace._hygiene import report_leaks, report_undrained, report_unfinished
 from pytest_jobtrace._jobspans import JobSpans, _current
-from pytest_jobtrace._options import MARKER_HELP, JobtraceOptions, add_options, options_for
+from pytest_jobtrace._options import JobtraceOptions, add_options, marker_help, options_for
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+_INSTALLED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    # Before conftests are imported, so a TracerProvider a conftest builds is attached too.
+    _install(early_config)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", MARKER_HELP)
-    _capture.install()
+    config.addinivalue_line("markers", marker_help())
+    _install(config)  # when the initial-conftest hook did not run (a plugin registered late)
+
+
+def _install(config: pytest.Config) -> None:
+    if not config.stash.get(_INSTALLED, False):
+        config.stash[_INSTALLED] = True
+        _capture.install()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    _capture.uninstall()
+    if config.stash.get(_INSTALLED, False):
+        config.stash[_INSTALLED] = False
+        _capture.uninstall()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -486,3 +486,28 @@ def test_span_ending_after_the_last_test_is_reported(pytester: pytest.Pytester, 
             "'late_span' started in test_span_ending_after_the_last_test_is_reported.py::test_last but ended after*",
         ]
     )
+
+
+@fresh_process
+def test_a_provider_a_conftest_builds_without_setting_it_global_is_captured(
+    pytester: pytest.Pytester, run: str
+) -> None:
+    pytester.makeconftest(
+        """
+        from opentelemetry.sdk.trace import TracerProvider
+
+        PRIVATE = TracerProvider()  # the app's own provider, never made global
+        """
+    )
+    pytester.makepyfile(
+        """
+        from conftest import PRIVATE
+
+        def test_private_provider(job_spans):
+            with PRIVATE.get_tracer("app").start_as_current_span("private"):
+                pass
+            assert [s.name for s in job_spans] == ["private"]
+        """
+    )
+    result = run_pytest(pytester, run)
+    result.assert_outcomes(passed=1)

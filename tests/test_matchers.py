@@ -1027,3 +1027,14 @@ def test_two_count_nodes_matching_the_same_sibling(make_span: MakeSpan, exporter
         "matches, so two of them cannot share one"
     )
     assert "a    <-- matched by both 'a' and /a|b/" in message
+
+
+def test_booleans_and_numbers_are_different_values(make_span: MakeSpan, exporter: InMemorySpanExporter) -> None:
+    make_span("flags", at=0, attributes={"retry": True, "count": 1})
+    assert_span_tree(span("flags", attributes={"retry": True, "count": 1.0}), exporter)
+    assert headline(mismatch(span("flags", attributes={"retry": 1}), exporter)).endswith(
+        "attributes['retry']: expected 1, got True"
+    )
+    assert headline(mismatch(span("flags", attributes={"count": True}), exporter)).endswith(
+        "attributes['count']: expected True, got 1"
+    )
