@@ -242,14 +242,41 @@ class JobRuntime:
                 reason = f"JobRuntime.drain() performed max_jobs={limit} attempts"
                 raise self._chain_error(envelope, attempted, reason, _RAISE_BOUND)
             attempted.append(display_name(envelope.job_class))
-            self._now = max(self._now, envelope.due)
-            run = self._settle(envelope, self._attempt(envelope))
-            if run is None:
-                self._push(envelope)
-            else:
+            run = self._perform(envelope)
+            if run is not None:
                 finished.append(run)
         self._raise_failures(finished, expect_failures, "JobRuntime.drain()")
         return finished
+
+    def perform_one(self, *, expect_failures: bool | None = None) -> JobRun | PendingJob:
+        """Perform the next due attempt only, moving the virtual clock to it, to look between attempts.
+
+        Returns the job's `JobRun` when that attempt settled it, or its `PendingJob` (the retry, with its
+        due time) when it will be retried. Raises `LookupError` when nothing is pending, and `JobFailedError`
+        when the job failed for good, unless ``expect_failures`` (default: the runtime's) is true.
+        """
+        __tracebackhide__ = True
+        envelope = self._pop()
+        if envelope is None:
+            raise LookupError("JobRuntime.perform_one(): no job is pending")
+        run = self._perform(envelope)
+        if run is None:
+            return envelope.pending()
+        self._raise_failures([run], expect_failures, "JobRuntime.perform_one()")
+        return run
+
+    @property
+    def failed(self) -> list[JobRun]:
+        """The jobs that failed for good on this runtime so far (reported by drain() unless expected)."""
+        return [run for run in self._performed if run.outcome == "failed"]
+
+    def _perform(self, envelope: Envelope) -> JobRun | None:
+        """One attempt at its due time; a retried job goes back in the queue and gives None."""
+        self._now = max(self._now, envelope.due)
+        run = self._settle(envelope, self._attempt(envelope))
+        if run is None:
+            self._push(envelope)
+        return run
 
     def _enqueue(self, job_class: type[Job], args: tuple[Any, ...], kwargs: dict[str, Any]) -> JobHandle:
         __tracebackhide__ = True

@@ -2,8 +2,9 @@
 
 An adapter does two things. It **recognises** the spans its job system produces (so that ``job()``
 and ``job_spans.jobs()`` can fold a publish span and its attempts into one job), and it **runs jobs
-in-process for a test**: activate for the test, intercept enqueues, drain, perform one, report
-failures, and restore everything at teardown.
+in-process for a test**: activate for the test (``activate``), intercept enqueues (from then on, the
+system's own enqueue call lands in the adapter's queue), ``drain``, ``perform_one``, report failures
+(``drain`` raises; ``failed`` lists them), and restore everything at teardown (``close``).
 
 Third-party adapters (Dramatiq, Huey, arq, taskiq...) register through the ``pytest_jobtrace.adapters``
 entry point group, naming an object that satisfies :class:`JobAdapter`::
@@ -43,6 +44,13 @@ class ActiveAdapter(Protocol):
 
     def drain(self, max_jobs: int | None = None, *, expect_failures: bool | None = None) -> Sequence[Any]:
         """Perform every pending job, the jobs they enqueue and their retries; raise if any failed for good."""
+
+    def perform_one(self, *, expect_failures: bool | None = None) -> Any:
+        """Perform the next due attempt only (to look at the state between attempts)."""
+
+    @property
+    def failed(self) -> Sequence[Any]:
+        """The jobs that failed for good so far."""
 
     def close(self) -> None:
         """Restore everything the activation changed; called at the test's teardown."""

@@ -556,3 +556,38 @@ def test_exact_accounts_for_a_jobs_linked_attempts(pytester: pytest.Pytester) ->
     assert (
         "unexpected child 'write_audit' under 'process audit' (exact=True: every span must be expected)"
     ) in result.stdout.str()
+
+
+def test_perform_one_steps_through_retries(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_jobtrace import assert_span_tree, job
+        from pytest_jobtrace.builtin import JobRun, PendingJob
+        from jobshop import ProcessOrderJob
+
+        def test_steps(job_spans, builtin_jobs):
+            ProcessOrderJob.perform_later(5, declines=1)
+            retry = builtin_jobs.perform_one()
+            assert isinstance(retry, PendingJob)
+            assert (retry.attempt, retry.due) == (2, 1.0)  # exponential: 1 second after attempt 1
+            assert_span_tree(job("ProcessOrderJob", attempts=1, outcome="pending"))
+            run = builtin_jobs.perform_one()
+            assert isinstance(run, JobRun) and (run.outcome, run.attempts) == ("succeeded", 2)
+            assert builtin_jobs.now == 1.0
+            confirmation = builtin_jobs.perform_one()
+            assert confirmation.job_class.__name__ == "SendConfirmationJob"
+            with pytest.raises(LookupError, match="no job is pending"):
+                builtin_jobs.perform_one()
+
+        def test_failure_is_raised_and_listed(job_spans, builtin_jobs):
+            ProcessOrderJob.perform_later(5, declines=9)
+            builtin_jobs.perform_one()
+            builtin_jobs.perform_one()
+            with pytest.raises(AssertionError, match=r"JobRuntime.perform_one\\(\\): 1 job failed"):
+                builtin_jobs.perform_one()
+            assert [run.attempts for run in builtin_jobs.failed] == [3]
+        """
+    )
+    result = run_shop(pytester, "inprocess")
+    result.assert_outcomes(passed=2)
