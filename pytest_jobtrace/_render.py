@@ -33,7 +33,7 @@ def render_as(forest: SpanForest, format: Format) -> str:
     raise ValueError(f"render(format={format!r}): use one of {', '.join(map(repr, FORMATS))}")
 
 
-def span_line(node: SpanNode) -> str:
+def span_line(node: SpanNode, *, links: bool = True) -> str:
     """One span as a line: name, then [kind, status "description", link "target"]."""
     notes = []
     if node.kind != SpanKind.INTERNAL:
@@ -44,8 +44,9 @@ def span_line(node: SpanNode) -> str:
         if status.description:
             note += f" {json_string(status.description)}"
         notes.append(note)
-    notes.extend(f"link {json_string(written_name(target.name))}" for target in node.links)
-    notes.extend("link (not captured)" for _ in range(node.unresolved_links))
+    if links:
+        notes.extend(f"link {json_string(written_name(target.name))}" for target in node.links)
+        notes.extend("link (not captured)" for _ in range(node.unresolved_links))
     suffix = f" [{', '.join(notes)}]" if notes else ""
     return written_name(node.name, suffix) + suffix
 
@@ -106,12 +107,15 @@ def render_expected(roots: Sequence[Expected]) -> str:
 
 
 def render_mermaid(forest: SpanForest) -> str:
-    """A ``graph TD`` of the forest: solid arrows for parents, dotted ones for links."""
+    """A ``graph TD`` of the forest, one subgraph per trace: solid arrows to children, dotted links."""
     lines = ["graph TD"]
-    for node in forest:
-        lines.append(f'    s{node.index}["{_mermaid_label(node)}"]')
-        if node.status_code == StatusCode.ERROR:
-            lines.append(f"    class s{node.index} error")
+    for number, roots in enumerate(forest.traces, 1):
+        lines.append(f'    subgraph t{number} ["trace {number}"]')
+        for node in (n for root in roots for n in root.walk()):
+            lines.append(f'        s{node.index}["{_mermaid_label(node)}"]')
+            if node.status_code == StatusCode.ERROR:
+                lines.append(f"        class s{node.index} error")
+        lines.append("    end")
     for node in forest:
         lines.extend(f"    s{node.index} --> s{child.index}" for child in node.children)
         lines.extend(f"    s{node.index} -.->|link| s{target.index}" for target in node.links)
@@ -120,5 +124,5 @@ def render_mermaid(forest: SpanForest) -> str:
 
 
 def _mermaid_label(node: SpanNode) -> str:
-    text = span_line(node).replace('"', "#quot;")
+    text = span_line(node, links=False).replace('"', "#quot;")
     return text.replace("[", "#91;").replace("]", "#93;")

@@ -995,11 +995,17 @@ def test_render_mermaid(linked: InMemorySpanExporter, make_span: MakeSpan) -> No
     # Node ids follow the order the spans ended (make_span ends each span at once, parents first).
     assert render(linked, "mermaid") == (
         "graph TD\n"
-        '    s0["apply_async/charge #91;producer#93;"]\n'
-        '    s1["run/charge #91;consumer, link #quot;apply_async/charge#quot;#93;"]\n'
-        '    s2["db"]\n'
-        '    s3["say #quot;hi#quot; #91;now#93; #91;ERROR #quot;boom#quot;#93;"]\n'
-        "    class s3 error\n"
+        '    subgraph t1 ["trace 1"]\n'
+        '        s0["apply_async/charge #91;producer#93;"]\n'
+        "    end\n"
+        '    subgraph t2 ["trace 2"]\n'
+        '        s1["run/charge #91;consumer#93;"]\n'
+        '        s2["db"]\n'
+        "    end\n"
+        '    subgraph t3 ["trace 3"]\n'
+        '        s3["say #quot;hi#quot; #91;now#93; #91;ERROR #quot;boom#quot;#93;"]\n'
+        "        class s3 error\n"
+        "    end\n"
         "    s1 --> s2\n"
         "    s1 -.->|link| s0\n"
         "    classDef error fill:#fdd,stroke:#c00"
