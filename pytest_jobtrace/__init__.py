@@ -12,7 +12,8 @@ from pytest_jobtrace._jobmatch import job
 from pytest_jobtrace._jobs import JobView
 from pytest_jobtrace._jobspans import JobSpans
 from pytest_jobtrace._options import JobtraceOptions
-from pytest_jobtrace._parse import TextTreeError, span
+from pytest_jobtrace._parse import span
+from pytest_jobtrace._texttree import TextTreeError
 from pytest_jobtrace._tree import SpanForest, SpanNode
 
 __all__ = [

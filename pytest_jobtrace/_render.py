@@ -13,7 +13,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from pytest_jobtrace._expect import Expected, json_string
 from pytest_jobtrace._jobs import JobIndex, folded_children, job_index, job_line
-from pytest_jobtrace._parse import written_name
+from pytest_jobtrace._texttree import written_name
 from pytest_jobtrace._tree import SpanForest, SpanNode
 from pytest_jobtrace._values import kind_word
 
