@@ -38,6 +38,7 @@ def labels(expected: Sequence[Expected], limit: int = 8) -> str:
 
 
 def _same(a: Expected, b: Expected) -> bool:
+    # As a set lookup does: identity first, then ==, since keys may hold matchers with an odd __eq__.
     return b.group_key() in {a.group_key()}
 
 
@@ -240,8 +241,6 @@ class Diagnoser:
                 got = names(node.links) if node.links else "nothing captured"
                 detail = f"expected a link to {link.label()}, it links to {got}"
                 return Difference(f"at {where(node)}: {detail}", node, (1, 1), detail)
-        kids = expected.child_nodes(node)
         # Messages say "under X" for the span whose children were searched (for a job: its last attempt).
-        owner = kids[0].parent if kids and kids[0].parent is not None else node
-        inner = self.explain_group(expected.children, kids, owner)
+        inner = self.explain_group(expected.children, expected.child_nodes(node), expected.children_owner(node))
         return Difference(inner.message, inner.node, (1, 2, *inner.score), inner.mark)

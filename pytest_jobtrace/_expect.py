@@ -68,6 +68,10 @@ class Expected:
         """The actual nodes that this node's expected children are matched against."""
         return node.children
 
+    def children_owner(self, node: SpanNode) -> SpanNode:
+        """The span whose children ``child_nodes`` are, as messages name it."""
+        return node
+
     def group_key(self) -> Hashable:
         """Equal keys mean interchangeable siblings (matched as one group); id() when unsure."""
         return id(self)

@@ -59,10 +59,14 @@ class ExpectedJob(Expected):
         return job is not None and name_matches(self.name, job.name)
 
     def child_nodes(self, node: SpanNode) -> Sequence[SpanNode]:
+        return self.children_owner(node).children if self._last_attempt(node) else ()
+
+    def children_owner(self, node: SpanNode) -> SpanNode:
+        return self._last_attempt(node) or node
+
+    def _last_attempt(self, node: SpanNode) -> SpanNode | None:
         job = job_index(node.forest).job_at(node)
-        if job is None or not job.attempt_nodes:
-            return ()
-        return job.attempt_nodes[-1].children
+        return job.attempt_nodes[-1] if job is not None and job.attempt_nodes else None
 
     def local_mismatch(self, node: SpanNode) -> str | None:
         job = job_index(node.forest).job_at(node)
