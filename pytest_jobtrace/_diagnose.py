@@ -42,6 +42,19 @@ def _same(a: Expected, b: Expected) -> bool:
     return b.group_key() in {a.group_key()}
 
 
+def _misread_hint(name: str) -> str:
+    """Text-tree mistakes that leave a line's extra words in the span name."""
+    if name.startswith("job "):
+        return "; a text-tree line is a span: for a job, use job() or {'job': ...}"
+    if name.endswith("]") and " [" in name:
+        notes = name[name.rindex(" [") :].strip()
+        return (
+            f"; {notes} was read as part of the name: annotations are a kind, OK/ERROR/UNSET with an optional "
+            '"description", link "name" or xN (see docs/text-trees.md)'
+        )
+    return ""
+
+
 class Diagnoser:
     def __init__(self, matcher: Matcher) -> None:
         self.m = matcher
@@ -131,9 +144,12 @@ class Diagnoser:
 
     def _similar(self, node: Expected) -> str:
         name = node.exact_name()
+        if name is None:
+            return ""
         known = sorted({n.name for n in self.m.forest.nodes})
-        close = difflib.get_close_matches(name, known, n=3) if name is not None else []
-        return f" (similar names captured: {', '.join(map(repr, close))})" if close else ""
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f" (similar names captured: {', '.join(map(repr, close))})" if close else ""
+        return hint + _misread_hint(name)
 
     def _placement_difference(
         self, expected: Sequence[Expected], actual: Sequence[SpanNode], parent: SpanNode | None

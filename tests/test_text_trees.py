@@ -427,3 +427,15 @@ def test_render_round_trips_with_exact_and_links(make_span: MakeSpan, exporter: 
     make_span("child", parent, at=1)
     make_span("consumer", at=2, kind=SpanKind.CONSUMER, links=[parent])
     assert_span_tree(render(exporter), exporter, exact=True)
+
+
+def test_words_read_as_part_of_a_name_are_pointed_out(make_span: MakeSpan, exporter: InMemorySpanExporter) -> None:
+    make_span("POST /orders", at=0, kind=SpanKind.SERVER)
+    assert headline(mismatch("POST /orders [sever]", exporter)) == (
+        "span tree does not match: no captured span matches 'POST /orders [sever]' (similar names captured: "
+        "'POST /orders'); [sever] was read as part of the name: annotations are a kind, OK/ERROR/UNSET with an "
+        'optional "description", link "name" or xN (see docs/text-trees.md)'
+    )
+    assert headline(mismatch("job ProcessOrderJob", exporter)).endswith(
+        "; a text-tree line is a span: for a job, use job() or {'job': ...}"
+    )
