@@ -136,11 +136,28 @@ def _through_json(cls: type[Job], position: int | str, value: object) -> Any:
         return json.loads(json.dumps(value))
     except (TypeError, ValueError) as exc:
         label = f"keyword argument {position!r}" if isinstance(position, str) else _positional_label(cls, position)
+        path, culprit = _unserialisable(value)
+        inside = f" at {path}" if path else ""
         raise JobArgumentError(
             f"{display_name(cls)}.perform_later(): {label} is not JSON-serialisable: "
-            f"{type(value).__qualname__} object ({exc}). Jobs cross a serialisation boundary, as in a real "
-            "queue: pass an id or a plain dict instead."
+            f"{type(culprit).__qualname__} object{inside} ({exc}). Jobs cross a serialisation boundary, as in a "
+            "real queue: pass an id or a plain dict instead."
         ) from None  # json's own error is quoted in the message; its traceback is only json's internals
+
+
+def _unserialisable(value: object, path: str = "") -> tuple[str, object]:
+    """Where inside ``value`` (as ``['a'][1]``) the first value JSON cannot take sits, and that value."""
+    items: list[tuple[object, object]] = []
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, (list, tuple)):
+        items = list(enumerate(value))
+    for key, item in items:
+        try:
+            json.dumps(item)
+        except (TypeError, ValueError):
+            return _unserialisable(item, f"{path}[{key!r}]")
+    return path, value
 
 
 def _positional_label(cls: type[Job], index: int) -> str:

@@ -89,7 +89,7 @@ def check_choice(label: str, value: object, choices: Sequence[object]) -> None:
         raise ValueError(f"{label} must be one of {valid}; got {value!r}")
 
 
-def failures_message(failed: Sequence[JobRun], where: str) -> str:
+def failures_message(failed: Sequence[JobRun], where: str, remedy: str) -> str:
     """The text of a JobFailedError: every failed job with its attempts and final exception."""
     lines = [f"{where}: {len(failed)} job{_plural(len(failed))} failed:"]
     for run in failed:
@@ -97,8 +97,8 @@ def failures_message(failed: Sequence[JobRun], where: str) -> str:
         reason = f"{type(exc).__qualname__}: {exc}" if exc is not None else "no exception"
         attempts = f"{run.attempts} attempt{_plural(run.attempts)}"
         lines.append(f"  {run.describe()} id={run.job_id} failed after {attempts}: {reason}")
-    lines.append("Their spans were recorded. To let jobs fail without raising, pass expect_failures=True")
-    lines.append("to drain() or JobRuntime(), or mark the test @pytest.mark.jobtrace(expect_failures=True).")
+    lines.append(f"Their spans were recorded. To let jobs fail without raising, {remedy}, or mark the test")
+    lines.append("@pytest.mark.jobtrace(expect_failures=True).")
     return "\n".join(lines)
 
 

@@ -245,7 +245,7 @@ class JobRuntime:
             run = self._perform(envelope)
             if run is not None:
                 finished.append(run)
-        self._raise_failures(finished, expect_failures, "JobRuntime.drain()")
+        self._raise_failures(finished, expect_failures, "JobRuntime.drain()", "pass drain(expect_failures=True)")
         return finished
 
     def perform_one(self, *, expect_failures: bool | None = None) -> JobRun | PendingJob:
@@ -262,7 +262,8 @@ class JobRuntime:
         run = self._perform(envelope)
         if run is None:
             return envelope.pending()
-        self._raise_failures([run], expect_failures, "JobRuntime.perform_one()")
+        remedy = "pass perform_one(expect_failures=True)"
+        self._raise_failures([run], expect_failures, "JobRuntime.perform_one()", remedy)
         return run
 
     @property
@@ -344,7 +345,7 @@ class JobRuntime:
         finally:
             self._inline_depth -= 1
         where = f"{display_name(envelope.job_class)}.perform_later() in inline mode"
-        self._raise_failures([run], None, where)
+        self._raise_failures([run], None, where, "create the runtime with JobRuntime(expect_failures=True)")
 
     def _perform_inline(self, envelope: Envelope) -> JobRun:
         while True:
@@ -373,12 +374,12 @@ class JobRuntime:
         self.chain_error = JobChainError(chain_message(shown, len(ids), attempted, reason, hint))
         return self.chain_error
 
-    def _raise_failures(self, runs: list[JobRun], expect_failures: bool | None, where: str) -> None:
+    def _raise_failures(self, runs: list[JobRun], expect_failures: bool | None, where: str, remedy: str) -> None:
         __tracebackhide__ = True
         failed = [run for run in runs if run.outcome == "failed"]
         if not failed or (self._expect_failures if expect_failures is None else expect_failures):
             return
-        raise JobFailedError(failures_message(failed, where), failed) from failed[0].exception
+        raise JobFailedError(failures_message(failed, where, remedy), failed) from failed[0].exception
 
 
 def _check_max_jobs(owner: str, max_jobs: int) -> int:

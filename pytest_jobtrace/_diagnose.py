@@ -98,7 +98,8 @@ class Diagnoser:
         self, node: Expected, wanted: int, found: list[SpanNode], actual: Sequence[SpanNode], parent: SpanNode | None
     ) -> Difference:
         place = f"under {where(parent)}" if parent else "in the capture"
-        message = f"expected {wanted} span{'s' * (wanted != 1)} matching {node.label()} {place}, found {len(found)}"
+        noun = node.noun + "s" * (wanted != 1)
+        message = f"expected {wanted} {noun} matching {node.label()} {place}, found {len(found)}"
         if len(found) < wanted:
             matched = {n.index for n in found}
             closest = self.closest(node, [n for n in actual if n.index not in matched])
@@ -117,13 +118,15 @@ class Diagnoser:
                 what = f"under {where(parent)}" if parent else "in the capture"
                 many = "at least " if ties == _MAX_CANDIDATES else ""
                 message = (
-                    f"nothing {what} matches {node.render_line()}; {many}{ties} spans come equally close, "
+                    f"nothing {what} matches {node.describe()}; {many}{ties} spans come equally close, "
                     f"the first: {message}"
                 )
             return Difference(message, closest.node, (1, *closest.score), closest.detail)
         if parent is None:
             return self._missing_root(node)
         kids = f"; its children are {names(actual)}" if actual else "; it has no children"
+        name = node.exact_name()
+        kids += _misread_hint(name) if name is not None else ""
         elsewhere = node.whereabouts(self.m.forest)
         message = f"missing child matching {node.label()} under {where(parent)}{kids}"
         message += f"; {elsewhere}" if elsewhere else ""

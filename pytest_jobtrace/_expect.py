@@ -27,9 +27,14 @@ class Expected:
     children: tuple[Expected, ...] = ()
     links: tuple[Expected, ...] = ()
     count: int | None = None
+    noun = "span"  # what messages call the things this node counts
 
     def label(self) -> str:
         raise NotImplementedError
+
+    def describe(self) -> str:
+        """The label and the checks it carries, for a message: ``'charge' with [server] {a='b'}``."""
+        return self.label()
 
     def exact_name(self) -> str | None:
         """A literal name lets the matcher look candidates up instead of trying every span."""
@@ -226,6 +231,11 @@ class ExpectedSpan(Expected):
             return None
         got = ", ".join(f"{a.get('exception.type')}: {a.get('exception.message')!r}" for a in found)
         return f"exception: expected {spec.describe()}, got {got or 'no exception event'}"
+
+    def describe(self) -> str:
+        head = "*" if self.name is None else _name_text(self.name)
+        rest = self.render_line()[len(head) :].strip()
+        return f"{self.label()} with {rest}" if rest else self.label()
 
     def render_line(self) -> str:
         line = "*" if self.name is None else _name_text(self.name)

@@ -32,9 +32,13 @@ class ExpectedJob(Expected):
     linked: bool | None = None
     children: tuple[Expected, ...] = ()
     count: int | None = None
+    noun = "job"
 
     def label(self) -> str:
         return job_label(self.name)
+
+    def describe(self) -> str:
+        return self.render_line()
 
     def absent(self, forest: SpanForest) -> str | None:
         jobs = job_index(forest).jobs

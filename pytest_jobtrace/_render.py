@@ -90,16 +90,18 @@ def render_forest(forest: SpanForest, marks: Mapping[int, str] | None = None) ->
 def render_folded(index: JobIndex) -> str:
     """The forest with each job folded to one line; its attempts' own spans hang under it."""
     hidden = index.hidden
-    roots = [root for root in index.forest.roots if root.index not in hidden]
+    traces = [[root for root in roots if root.index not in hidden] for roots in index.forest.traces]
 
     def line(node: SpanNode) -> str:
         job = index.job_at(node)
         return job_line(job) if job is not None else span_line(node)
 
-    if not roots:
-        return "(no spans captured)"
-    lines = tree_lines(roots, lambda n: folded_children(index, n), line)
-    return "\n".join(text for _, text in lines)
+    blocks = [
+        "\n".join(text for _, text in tree_lines(roots, lambda n: folded_children(index, n), line))
+        for roots in traces
+        if roots
+    ]
+    return "\n\n".join(blocks) if blocks else "(no spans captured)"
 
 
 def render_expected(roots: Sequence[Expected]) -> str:

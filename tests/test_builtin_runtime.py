@@ -622,7 +622,11 @@ def test_job_failed_error_lists_every_failed_job(rt: JobRuntime, spans: InMemory
         f"  ProcessOrderJob(3, declines=3) id={declined.job_id} failed after 3 attempts: "
         "PaymentError: card declined for order 3",
     ]
-    assert "pass expect_failures=True" in lines[3]
+    assert lines[3:] == [
+        "Their spans were recorded. To let jobs fail without raising, pass drain(expect_failures=True), or mark "
+        "the test",
+        "@pytest.mark.jobtrace(expect_failures=True).",
+    ]
     assert isinstance(info.value, AssertionError)
     assert [run.job_id for run in info.value.runs] == [broken.job_id, declined.job_id]
     assert info.value.__cause__ is info.value.runs[0].exception
@@ -697,8 +701,15 @@ def test_a_non_serialisable_positional_argument_is_named_with_its_parameter(
 def test_a_non_serialisable_keyword_or_nested_argument_is_named(rt: JobRuntime) -> None:
     with pytest.raises(JobArgumentError, match=r"keyword argument 'declines' is not JSON-serialisable: set object"):
         ProcessOrderJob.perform_later(1, declines={1, 2})
-    with pytest.raises(JobArgumentError, match=r"argument 1 \(\*args\) .*: dict object \(Object of type Order is"):
+    with pytest.raises(
+        JobArgumentError, match=r"argument 1 \(\*args\) is not JSON-serialisable: Order object at \['order'\] \(Object"
+    ):
         Alpha.perform_later(1, {"order": Order()})
+    with pytest.raises(
+        JobArgumentError,
+        match=r"keyword argument 'payload' is not JSON-serialisable: set object at \['a'\]\[1\] \(Object",
+    ):
+        Alpha.perform_later(payload={"a": [1, {2, 3}]})
 
 
 @pytest.mark.parametrize(

@@ -482,7 +482,7 @@ def test_job_count(pytester: pytest.Pytester) -> None:
     )
     result = run_shop(pytester, "inprocess")
     result.assert_outcomes(failed=1)
-    assert "expected 4 spans matching job 'SendConfirmationJob' under 'newsletter', found 3" in result.stdout.str()
+    assert "expected 4 jobs matching job 'SendConfirmationJob' under 'newsletter', found 3" in result.stdout.str()
 
 
 def test_forgotten_drain_and_open_span_are_named_in_the_failure(pytester: pytest.Pytester) -> None:
@@ -591,3 +591,24 @@ def test_perform_one_steps_through_retries(pytester: pytest.Pytester) -> None:
     )
     result = run_shop(pytester, "inprocess")
     result.assert_outcomes(passed=2)
+
+
+def test_folded_render_separates_traces(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from jobshop import SendConfirmationJob, checkout
+
+        def test_two_requests(job_spans, builtin_jobs):
+            SendConfirmationJob.perform_later(1)
+            SendConfirmationJob.perform_later(2)
+            builtin_jobs.drain()
+            assert job_spans.render("jobs") == (
+                "job jobshop.SendConfirmationJob [queue 'mail', 1 attempt (succeeded), succeeded]\\n"
+                "└── render_email\\n"
+                "\\n"
+                "job jobshop.SendConfirmationJob [queue 'mail', 1 attempt (succeeded), succeeded]\\n"
+                "└── render_email"
+            )
+        """
+    )
+    run_shop(pytester, "inprocess").assert_outcomes(passed=1)

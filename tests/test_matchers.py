@@ -917,7 +917,7 @@ def test_a_thousand_and_one_identical_expected_children(wide: InMemorySpanExport
     assert headline(message).startswith("span tree does not match (exact): unexpected child 'item' under 'root'")
     message = mismatch(span("root", children=[span("item", attributes={"n": n}) for n in range(1, 1001)]), wide)
     assert headline(message) == (
-        "span tree does not match: nothing under 'root' matches item {n=1000}; at least 50 spans come equally "
+        "span tree does not match: nothing under 'root' matches 'item' with {n=1000}; at least 50 spans come equally "
         "close, the first: at 'root' > 'item': attributes['n']: expected 1000, got 0"
     )
 
@@ -928,7 +928,7 @@ def test_equally_close_spans_are_counted(make_span: MakeSpan, exporter: InMemory
     make_span("charge", root, at=2, attributes={"attempt": 2})
     message = mismatch(span("root", children=[span("charge", status="ok")]), exporter)
     assert headline(message) == (
-        "span tree does not match: nothing under 'root' matches charge [OK]; 2 spans come equally close, "
+        "span tree does not match: nothing under 'root' matches 'charge' with [OK]; 2 spans come equally close, "
         "the first: at 'root' > 'charge': status: expected OK, got UNSET"
     )
     message = mismatch(span("root", children=[span("charge", attributes={"attempt": 2, "ok": True})]), exporter)

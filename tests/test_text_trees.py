@@ -439,3 +439,16 @@ def test_words_read_as_part_of_a_name_are_pointed_out(make_span: MakeSpan, expor
     assert headline(mismatch("job ProcessOrderJob", exporter)).endswith(
         "; a text-tree line is a span: for a job, use job() or {'job': ...}"
     )
+
+
+def test_words_read_as_part_of_a_child_name_are_pointed_out(
+    make_span: MakeSpan, exporter: InMemorySpanExporter
+) -> None:
+    root = make_span("POST /checkout", at=0, kind=SpanKind.SERVER)
+    make_span("send orders", root, at=1, kind=SpanKind.PRODUCER)
+    message = headline(mismatch("POST /checkout [server]\n  send orders [prodcer]", exporter))
+    assert message.endswith(
+        "missing child matching 'send orders [prodcer]' under 'POST /checkout'; its children are 'send orders'; "
+        "[prodcer] was read as part of the name: annotations are a kind, OK/ERROR/UNSET with an optional "
+        '"description", link "name" or xN (see docs/text-trees.md)'
+    )
