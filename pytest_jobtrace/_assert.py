@@ -99,7 +99,8 @@ def failure_message(
 ) -> str:
     modes = [name for name, on in (("exact", exact), ("ordered", ordered)) if on]
     heading = "span tree does not match" + (f" ({', '.join(modes)})" if modes else "")
-    marks = {difference.node.index: difference.detail} if difference.node is not None else {}
+    marked = [difference.node, *difference.others] if difference.node is not None else []
+    marks = {node.index: difference.detail for node in marked}
     traces = len(forest.traces)
     captured = f"{len(forest)} span{'s' * (len(forest) != 1)} in {traces} trace{'s' * (traces != 1)}"
     return "\n".join(

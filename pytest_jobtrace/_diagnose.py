@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from dataclasses import replace
 
 from pytest_jobtrace._expect import Expected
 from pytest_jobtrace._match import Difference, Matcher, crowded_groups, sibling_groups
@@ -105,7 +106,7 @@ class Diagnoser:
             closest = self.closest(node, [n for n in actual if n.index not in matched])
             if closest is not None and closest.score[0]:
                 message += f"; the closest other one differs: {closest.message}"
-                return Difference(message, closest.node, (1, *closest.score), closest.detail)
+                return replace(closest, message=message, score=(1, *closest.score), mark=closest.detail)
         return Difference(message, parent or (found[0] if found else None), (1,))
 
     def _missing(self, node: Expected, actual: Sequence[SpanNode], parent: SpanNode | None) -> Difference:
@@ -121,7 +122,7 @@ class Diagnoser:
                     f"nothing {what} matches {node.describe()}; {many}{ties} spans come equally close, "
                     f"the first: {message}"
                 )
-            return Difference(message, closest.node, (1, *closest.score), closest.detail)
+            return replace(closest, message=message, score=(1, *closest.score), mark=closest.detail)
         if parent is None:
             return self._missing_root(node)
         kids = f"; its children are {names(actual)}" if actual else "; it has no children"
@@ -235,6 +236,7 @@ class Diagnoser:
             extra[0] if extra else parent,
             (1,),
             "unexpected span (exact=True: every span must be expected)",
+            tuple(extra[1:]),
         )
 
     def closest(self, expected: Expected, actual: Sequence[SpanNode]) -> Difference | None:
@@ -262,4 +264,4 @@ class Diagnoser:
                 return Difference(f"at {where(node)}: {detail}", node, (1, 1), detail)
         # Messages say "under X" for the span whose children were searched (for a job: its last attempt).
         inner = self.explain_group(expected.children, expected.child_nodes(node), expected.children_owner(node))
-        return Difference(inner.message, inner.node, (1, 2, *inner.score), inner.mark)
+        return replace(inner, score=(1, 2, *inner.score))

@@ -263,13 +263,15 @@ def _flip(group: int, free: int, came_from: dict[int, tuple[int, int] | None], o
 class Difference:
     """The first concrete difference found, where it was found, and how far matching got.
 
-    ``mark`` is the shorter text shown next to ``node`` in the rendered forest, when it differs.
+    ``mark`` is the shorter text shown next to ``node`` (and any ``others`` it is about) in the rendered
+    forest, when it differs.
     """
 
     message: str
     node: SpanNode | None
     score: tuple[int, ...]
     mark: str = ""
+    others: tuple[SpanNode, ...] = ()
 
     @property
     def detail(self) -> str:

@@ -1044,3 +1044,17 @@ def test_booleans_and_numbers_are_different_values(make_span: MakeSpan, exporter
     assert headline(mismatch(span("flags", attributes={"count": True}), exporter)).endswith(
         "attributes['count']: expected True, got 1"
     )
+
+
+def test_exact_marks_every_unexpected_sibling(make_span: MakeSpan, exporter: InMemorySpanExporter) -> None:
+    root = make_span("root", at=0)
+    for at, name in enumerate("abc", 1):
+        make_span(name, root, at=at)
+    message = mismatch("root\n  a", exporter, exact=True)
+    assert headline(message).endswith(
+        "unexpected children 'b', 'c' under 'root' (exact=True: every span must be expected)"
+    )
+    assert marked(message) == [
+        "├── b    <-- unexpected span (exact=True: every span must be expected)",
+        "└── c    <-- unexpected span (exact=True: every span must be expected)",
+    ]
