@@ -35,7 +35,8 @@ class SpanRouter(SpanProcessor):
 
     def __init__(self) -> None:
         self._stack: list[CaptureSink] = []
-        self._open: dict[int, CaptureSink | ClosedCapture] = {}
+        self._open: dict[int, CaptureSink | OwnerLabel] = {}
+        self._mark: OwnerLabel | None = None
         self._leaks: list[LeakedSpan] = []
         self._lock = threading.Lock()
         self.test_label: str | None = None
@@ -57,16 +58,28 @@ class SpanRouter(SpanProcessor):
         """
         if sink in self._stack:
             self._stack.remove(sink)
-        tombstone = ClosedCapture(sink.label)
+        tombstone = OwnerLabel(sink.label)
         for span_id in sink.close():
             if self._open.get(span_id) is sink:
                 self._open[span_id] = tombstone
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if not span.context.trace_flags.sampled:
+            return
         sink = self.active
-        if sink is not None and span.context.trace_flags.sampled:
+        if sink is not None:
             self._open[span.context.span_id] = sink
             sink.started(span)
+        elif self.test_label is not None:
+            # A test without a capture: remember whose span it is, so that ending in a later test's
+            # capture is reported as a leak rather than taken for that test's own span.
+            self._open[span.context.span_id] = self._owner_label(self.test_label)
+
+    def _owner_label(self, label: str) -> OwnerLabel:
+        mark = self._mark
+        if mark is None or mark.label != label:
+            mark = self._mark = OwnerLabel(label)
+        return mark
 
     def on_end(self, span: ReadableSpan) -> None:
         context = span.context
@@ -74,17 +87,16 @@ class SpanRouter(SpanProcessor):
             return
         owner = self._open.pop(context.span_id, None)
         if owner is None:
-            # Started before any capture opened (a session fixture, an import): it ended here.
+            # Started outside any test (a session fixture, an import): it ended here.
             active = self.active
             if active is not None:
                 active.add(span)
-        elif not owner.add(span):
+        elif not owner.add(span) and owner.label != self.test_label:
             self._record_leak(span, owner.label)
 
     def _record_leak(self, span: ReadableSpan, started_in: str) -> None:
-        ended_in = self.test_label if self.test_label != started_in else None
         with self._lock:
-            self._leaks.append(LeakedSpan(span.name, started_in, ended_in))
+            self._leaks.append(LeakedSpan(span.name, started_in, self.test_label))
 
     def take_leaks(self) -> list[LeakedSpan]:
         if not self._leaks:
@@ -100,8 +112,9 @@ class SpanRouter(SpanProcessor):
         return True
 
 
-class ClosedCapture:
-    """Stands in the router for a closed capture's still-open spans: just the label, for the report."""
+class OwnerLabel:
+    """Whose span it is, when there is no open capture to hold it: a test without ``job_spans``, or one
+    whose capture has closed. Only the label, for the leak report."""
 
     __slots__ = ("label",)
 

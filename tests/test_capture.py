@@ -511,3 +511,45 @@ def test_a_provider_a_conftest_builds_without_setting_it_global_is_captured(
     )
     result = run_pytest(pytester, run)
     result.assert_outcomes(passed=1)
+
+
+@both_modes
+def test_a_span_from_a_test_without_capture_does_not_land_in_the_next_capture(
+    pytester: pytest.Pytester, run: str
+) -> None:
+    pytester.makeconftest(
+        """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+
+        trace.set_tracer_provider(TracerProvider())  # the app's, so the first test's spans record
+        """
+    )
+    pytester.makepyfile(
+        """
+        import threading
+        from opentelemetry import trace
+
+        release, done = threading.Event(), threading.Event()
+
+        def slow():
+            with trace.get_tracer("app").start_as_current_span("background_sync"):
+                release.wait(5)
+            done.set()
+
+        def test_without_capture():
+            threading.Thread(target=slow, daemon=True).start()
+
+        def test_with_capture(job_spans):
+            release.set()
+            done.wait(5)
+            with trace.get_tracer("app").start_as_current_span("own"):
+                pass
+            assert [s.name for s in job_spans] == ["own"]
+        """
+    )
+    result = run_pytest(pytester, run, "-W", "default")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["*span 'background_sync' started in *::test_without_capture but ended during *::test_with_capture*"]
+    )

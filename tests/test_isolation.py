@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_jobtrace._capture import ROUTER, ClosedCapture
+from pytest_jobtrace._capture import ROUTER, OwnerLabel
 
 
 def test_nothing_accumulates_across_tests(pytester: pytest.Pytester) -> None:
@@ -47,5 +47,5 @@ def test_a_span_never_ended_keeps_only_its_tests_label(pytester: pytest.Pytester
     result = pytester.runpytest()
     result.assert_outcomes(passed=1)
     [entry] = [value for key, value in ROUTER._open.items() if key not in before]
-    assert isinstance(entry, ClosedCapture)  # not the capture with its 100 spans
+    assert isinstance(entry, OwnerLabel)  # not the capture with its 100 spans
     assert entry.label == "test_a_span_never_ended_keeps_only_its_tests_label.py::test_leaves_a_span_open"
