@@ -122,13 +122,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         workeroutput["jobtrace_leaks"] = [(leak.name, leak.started_in) for leak in ROUTER.take_leaks()]
 
 
+# Spans xdist workers saw end after their last test, gathered on the controller for its summary.
+_late_leaks: list[tuple[str, str]] = []
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: object, error: object) -> None:
-    for name, started_in in getattr(node, "workeroutput", {}).get("jobtrace_leaks", []):
-        _late_leaks.append((name, started_in))
-
-
-_late_leaks: list[tuple[str, str]] = []
+    _late_leaks.extend(getattr(node, "workeroutput", {}).get("jobtrace_leaks", []))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
