@@ -59,8 +59,7 @@ def _misread_hint(name: str) -> str:
 class Diagnoser:
     def __init__(self, matcher: Matcher) -> None:
         self.m = matcher
-        # Memoised results depend on exact=, so "would it fit without exact?" needs its own matcher.
-        self.loose = Matcher(matcher.forest, exact=False, ordered=matcher.ordered)
+        self.loose = matcher.loose()  # for "would it fit without exact?"
 
     def explain_group(
         self, expected: Sequence[Expected], actual: Sequence[SpanNode], parent: SpanNode | None
@@ -258,7 +257,7 @@ class Diagnoser:
             score = (int(named), 0, expected.closeness(node))
             return Difference(f"at {where(node)}: {local}", node, score, local)
         for link in expected.links:
-            if not any(self.m.link_matcher().matches(link, target) for target in node.links):
+            if not any(self.loose.matches(link, target) for target in node.links):
                 got = names(node.links) if node.links else "nothing captured"
                 detail = f"expected a link to {link.label()}, it links to {got}"
                 return Difference(f"at {where(node)}: {detail}", node, (1, 1), detail)

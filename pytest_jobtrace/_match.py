@@ -59,10 +59,11 @@ class Matcher:
 
     def links_ok(self, expected: Expected, node: SpanNode) -> bool:
         # A link names the span it points at; exact= is about this tree, not the linked span's subtree.
-        matcher = self.link_matcher()
+        matcher = self.loose()
         return all(any(matcher.matches(link, t) for t in node.links) for link in expected.links)
 
-    def link_matcher(self) -> Matcher:
+    def loose(self) -> Matcher:
+        """This matcher without exact= (memoised results depend on it, so exact needs a second one)."""
         if not self.exact:
             return self
         if self._loose is None:
