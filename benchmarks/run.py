@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pytest_jobtrace import assert_span_tree, span
-from pytest_jobtrace._capture import ROUTER, CaptureSink, attach
+from pytest_jobtrace._core.capture import ROUTER, CaptureSink, attach
 from pytest_jobtrace.builtin import Job, JobRuntime
 
 RESULTS: list[tuple[str, float, float, str]] = []

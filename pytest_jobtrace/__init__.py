@@ -5,16 +5,18 @@ Request the ``job_spans`` fixture and call :func:`assert_span_tree` with the tre
 
 from __future__ import annotations
 
-from pytest_jobtrace import _assert, _jobspans, _render
-from pytest_jobtrace._assert import SpanTreeMismatch
-from pytest_jobtrace._hygiene import JobtraceWarning
-from pytest_jobtrace._jobmatch import job
-from pytest_jobtrace._jobs import JobView
-from pytest_jobtrace._jobspans import JobSpans
-from pytest_jobtrace._options import JobtraceOptions
-from pytest_jobtrace._parse import span
-from pytest_jobtrace._texttree import TextTreeError
-from pytest_jobtrace._tree import SpanForest, SpanNode
+from pytest_jobtrace._core import check as _assert
+from pytest_jobtrace._core import jobspans as _jobspans
+from pytest_jobtrace._core import render as _render
+from pytest_jobtrace._core.check import SpanTreeMismatch
+from pytest_jobtrace._core.forest import SpanForest, SpanNode
+from pytest_jobtrace._core.hygiene import JobtraceWarning
+from pytest_jobtrace._core.jobspans import JobSpans
+from pytest_jobtrace._core.options import JobtraceOptions
+from pytest_jobtrace._core.parse import span
+from pytest_jobtrace._core.texttree import TextTreeError
+from pytest_jobtrace._jobs.match import job
+from pytest_jobtrace._jobs.views import JobView
 
 __all__ = [
     "JobSpans",

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from pytest_jobtrace._jobinfo import JobSpanInfo
+from pytest_jobtrace._jobs.info import JobSpanInfo
 
 if TYPE_CHECKING:
-    from pytest_jobtrace._options import JobtraceOptions
+    from pytest_jobtrace._core.options import JobtraceOptions
 
 ENTRY_POINT_GROUP = "pytest_jobtrace.adapters"
 
@@ -108,7 +108,7 @@ def _load() -> None:
 
 
 def _load_builtin() -> None:
-    from pytest_jobtrace._builtin_adapter import ADAPTER
+    from pytest_jobtrace.builtin._adapter import ADAPTER
 
     _add(ADAPTER)
 

@@ -6,13 +6,13 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from pytest_jobtrace import _capture
-from pytest_jobtrace._builtin_adapter import ADAPTER as BUILTIN
-from pytest_jobtrace._builtin_runtime import JobRuntime
-from pytest_jobtrace._capture import ROUTER, CaptureSink
-from pytest_jobtrace._hygiene import report_leaks, report_undrained, report_unfinished
-from pytest_jobtrace._jobspans import JobSpans, _current
-from pytest_jobtrace._options import JobtraceOptions, add_options, marker_help, options_for
+from pytest_jobtrace._core import capture as _capture
+from pytest_jobtrace._core.capture import ROUTER, CaptureSink
+from pytest_jobtrace._core.hygiene import report_leaks, report_undrained, report_unfinished
+from pytest_jobtrace._core.jobspans import JobSpans, _current
+from pytest_jobtrace._core.options import JobtraceOptions, add_options, marker_help, options_for
+from pytest_jobtrace.builtin._adapter import ADAPTER as BUILTIN
+from pytest_jobtrace.builtin._runtime import JobRuntime
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_jobtrace._capture import ROUTER, OwnerLabel
+from pytest_jobtrace._core.capture import ROUTER, OwnerLabel
 
 
 def test_nothing_accumulates_across_tests(pytester: pytest.Pytester) -> None:

@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Span, SpanKind, StatusCode
 
 from pytest_jobtrace import assert_span_tree, job, render, span
-from pytest_jobtrace._jobs import JobIndex
-from pytest_jobtrace._tree import SpanForest
+from pytest_jobtrace._core.forest import SpanForest
+from pytest_jobtrace._jobs.views import JobIndex
 from pytest_jobtrace.adapters import JobSpanInfo, adapters, register_adapter
 
 

@@ -12,8 +12,8 @@ from collections import deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
-from pytest_jobtrace._expect import Expected
-from pytest_jobtrace._tree import SpanForest, SpanNode
+from pytest_jobtrace._core.expect import Expected
+from pytest_jobtrace._core.forest import SpanForest, SpanNode
 
 _INDEX_FROM = 12  # below this many candidates, scanning beats building a name index
 _ABSENT = object()

@@ -7,8 +7,8 @@ import json
 import math
 from typing import Any, ClassVar
 
-from pytest_jobtrace import _builtin_runtime
-from pytest_jobtrace._builtin_model import (
+from pytest_jobtrace.builtin import _runtime as _builtin_runtime
+from pytest_jobtrace.builtin._model import (
     PROPAGATIONS,
     JobArgumentError,
     JobHandle,

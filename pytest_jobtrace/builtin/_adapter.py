@@ -6,10 +6,10 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from pytest_jobtrace._builtin_runtime import JobRuntime
-from pytest_jobtrace._builtin_tracing import recognise_span
-from pytest_jobtrace._jobinfo import JobSpanInfo
-from pytest_jobtrace._options import JobtraceOptions
+from pytest_jobtrace._core.options import JobtraceOptions
+from pytest_jobtrace._jobs.info import JobSpanInfo
+from pytest_jobtrace.builtin._runtime import JobRuntime
+from pytest_jobtrace.builtin._tracing import recognise_span
 
 
 class BuiltinAdapter:

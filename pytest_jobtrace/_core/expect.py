@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind, StatusCode
 
-from pytest_jobtrace._values import (
+from pytest_jobtrace._core.values import (
     kind_word,
     mismatch,
     show,
@@ -18,7 +18,7 @@ from pytest_jobtrace._values import (
 )
 
 if TYPE_CHECKING:
-    from pytest_jobtrace._tree import SpanForest, SpanNode
+    from pytest_jobtrace._core.forest import SpanForest, SpanNode
 
 
 class Expected:

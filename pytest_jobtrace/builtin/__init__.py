@@ -24,8 +24,8 @@ hands it to the job model.
 
 from __future__ import annotations
 
-from pytest_jobtrace._builtin_job import Job
-from pytest_jobtrace._builtin_model import (
+from pytest_jobtrace.builtin._job import Job
+from pytest_jobtrace.builtin._model import (
     JobArgumentError,
     JobChainError,
     JobFailedError,
@@ -33,8 +33,8 @@ from pytest_jobtrace._builtin_model import (
     JobRun,
     PendingJob,
 )
-from pytest_jobtrace._builtin_runtime import JobRuntime
-from pytest_jobtrace._builtin_tracing import SEMCONV_VERSION, recognise_span
+from pytest_jobtrace.builtin._runtime import JobRuntime
+from pytest_jobtrace.builtin._tracing import SEMCONV_VERSION, recognise_span
 
 # Tracebacks and reprs name the public module users import from, not the private one defining the class.
 for _public in (Job, JobArgumentError, JobChainError, JobFailedError, JobHandle, JobRun, JobRuntime, PendingJob):

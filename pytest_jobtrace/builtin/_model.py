@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 if TYPE_CHECKING:
-    from pytest_jobtrace._builtin_job import Job
+    from pytest_jobtrace.builtin._job import Job
 
 Propagation = Literal["child", "link", "none"]
 Mode = Literal["queue", "inline"]

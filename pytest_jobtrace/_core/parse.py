@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pytest_jobtrace._expect import EventSpec, ExceptionSpec, Expected, ExpectedSpan
-from pytest_jobtrace._texttree import parse_text_tree
-from pytest_jobtrace._values import parse_kind, parse_status
+from pytest_jobtrace._core.expect import EventSpec, ExceptionSpec, Expected, ExpectedSpan
+from pytest_jobtrace._core.texttree import parse_text_tree
+from pytest_jobtrace._core.values import parse_kind, parse_status
 
 # Errors raised here are about the caller's input: pytest shows the caller's line, not these frames.
 __tracebackhide__ = True

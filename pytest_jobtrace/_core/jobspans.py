@@ -6,13 +6,13 @@ from collections.abc import Iterator, Mapping
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from pytest_jobtrace._assert import check_span_tree
-from pytest_jobtrace._capture import CaptureSink
-from pytest_jobtrace._expect import attributes_diff
-from pytest_jobtrace._jobs import JobView, describe_jobs, job_index, name_matches
-from pytest_jobtrace._render import Format, render_as
-from pytest_jobtrace._tree import SpanForest
-from pytest_jobtrace._values import show_name, value_matches
+from pytest_jobtrace._core.capture import CaptureSink
+from pytest_jobtrace._core.check import check_span_tree
+from pytest_jobtrace._core.expect import attributes_diff
+from pytest_jobtrace._core.forest import SpanForest
+from pytest_jobtrace._core.render import Format, render_as
+from pytest_jobtrace._core.values import show_name, value_matches
+from pytest_jobtrace._jobs.views import JobView, describe_jobs, job_index, name_matches
 
 _current: list[JobSpans] = []
 

@@ -14,9 +14,9 @@ from typing import Literal
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from pytest_jobtrace._jobinfo import JobSpanInfo
-from pytest_jobtrace._tree import SpanForest, SpanNode
-from pytest_jobtrace._values import show_name, value_matches
+from pytest_jobtrace._core.forest import SpanForest, SpanNode
+from pytest_jobtrace._core.values import show_name, value_matches
+from pytest_jobtrace._jobs.info import JobSpanInfo
 from pytest_jobtrace.adapters import recognise
 
 Outcome = Literal["succeeded", "failed", "discarded", "pending"]

@@ -28,8 +28,8 @@ from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESS
 from opentelemetry.trace import Link, Span, SpanKind, StatusCode, Tracer, TracerProvider
 from opentelemetry.util.types import AttributeValue
 
-from pytest_jobtrace._builtin_model import Propagation
-from pytest_jobtrace._jobinfo import AttemptOutcome, JobSpanInfo
+from pytest_jobtrace._jobs.info import AttemptOutcome, JobSpanInfo
+from pytest_jobtrace.builtin._model import Propagation
 
 SEMCONV_VERSION = "1.44.0"
 SCHEMA_URL = f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}"

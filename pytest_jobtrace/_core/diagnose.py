@@ -9,9 +9,9 @@ import difflib
 from collections.abc import Sequence
 from dataclasses import replace
 
-from pytest_jobtrace._expect import Expected
-from pytest_jobtrace._match import Difference, Matcher, crowded_groups, sibling_groups
-from pytest_jobtrace._tree import SpanNode
+from pytest_jobtrace._core.expect import Expected
+from pytest_jobtrace._core.forest import SpanNode
+from pytest_jobtrace._core.match import Difference, Matcher, crowded_groups, sibling_groups
 
 _MAX_CANDIDATES = 50
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context
 from opentelemetry.trace import Tracer, TracerProvider
 
-from pytest_jobtrace._builtin_attempt import Envelope, Verdict, instantiate, judge_failure
-from pytest_jobtrace._builtin_model import (
+from pytest_jobtrace.builtin._attempt import Envelope, Verdict, instantiate, judge_failure
+from pytest_jobtrace.builtin._model import (
     MODES,
     PROPAGATIONS,
     SPAN_NAMINGS,
@@ -35,7 +35,7 @@ from pytest_jobtrace._builtin_model import (
     display_name,
     failures_message,
 )
-from pytest_jobtrace._builtin_tracing import (
+from pytest_jobtrace.builtin._tracing import (
     MessageRef,
     consumer_context,
     get_tracer,
@@ -45,7 +45,7 @@ from pytest_jobtrace._builtin_tracing import (
 )
 
 if TYPE_CHECKING:
-    from pytest_jobtrace._builtin_job import Job
+    from pytest_jobtrace.builtin._job import Job
 
 # Each nested inline job adds a handful of Python frames; past this depth a chain is reported as not ending
 # well before the interpreter's recursion limit would turn it into an unreadable RecursionError.

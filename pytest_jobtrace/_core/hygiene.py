@@ -8,7 +8,7 @@ from typing import Protocol
 
 import pytest
 
-from pytest_jobtrace._capture import CaptureSink, LeakedSpan
+from pytest_jobtrace._core.capture import CaptureSink, LeakedSpan
 
 
 class Describable(Protocol):

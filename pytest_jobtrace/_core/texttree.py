@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_jobtrace._expect import Expected, ExpectedSpan
-from pytest_jobtrace._values import parse_kind, parse_status
+from pytest_jobtrace._core.expect import Expected, ExpectedSpan
+from pytest_jobtrace._core.values import parse_kind, parse_status
 
 # Errors raised here are about the caller's input: pytest shows the caller's line, not these frames.
 __tracebackhide__ = True

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import pytest
 
-from pytest_jobtrace._builtin_model import MODES, PROPAGATIONS, SPAN_NAMINGS
+from pytest_jobtrace.builtin._model import MODES, PROPAGATIONS, SPAN_NAMINGS
 
 # Errors raised here are about the caller's input: pytest shows the caller's line, not these frames.
 __tracebackhide__ = True

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from pytest_jobtrace._diagnose import Diagnoser
-from pytest_jobtrace._expect import Expected
-from pytest_jobtrace._jobs import job_index
-from pytest_jobtrace._match import Difference, Matcher
-from pytest_jobtrace._parse import expected_list
-from pytest_jobtrace._render import render_expected, render_forest
-from pytest_jobtrace._tree import SpanForest, SpanNode
+from pytest_jobtrace._core.diagnose import Diagnoser
+from pytest_jobtrace._core.expect import Expected
+from pytest_jobtrace._core.forest import SpanForest, SpanNode
+from pytest_jobtrace._core.match import Difference, Matcher
+from pytest_jobtrace._core.parse import expected_list
+from pytest_jobtrace._core.render import render_expected, render_forest
+from pytest_jobtrace._jobs.views import job_index
 
 _MAX_LINES = 200
 

@@ -11,11 +11,11 @@ from typing import Literal, TypeVar
 
 from opentelemetry.trace import SpanKind, StatusCode
 
-from pytest_jobtrace._expect import Expected, json_string
-from pytest_jobtrace._jobs import JobIndex, folded_children, job_index, job_line
-from pytest_jobtrace._texttree import written_name
-from pytest_jobtrace._tree import SpanForest, SpanNode
-from pytest_jobtrace._values import kind_word
+from pytest_jobtrace._core.expect import Expected, json_string
+from pytest_jobtrace._core.forest import SpanForest, SpanNode
+from pytest_jobtrace._core.texttree import written_name
+from pytest_jobtrace._core.values import kind_word
+from pytest_jobtrace._jobs.views import JobIndex, folded_children, job_index, job_line
 
 T = TypeVar("T")
 Format = Literal["text", "mermaid", "jobs"]

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from opentelemetry.trace import Span
 
-from pytest_jobtrace._builtin_model import JobHandle, JobRun, Outcome, PendingJob, display_name
-from pytest_jobtrace._builtin_tracing import add_discard_event, add_exhausted_event, add_retry_event, record_failure
+from pytest_jobtrace.builtin._model import JobHandle, JobRun, Outcome, PendingJob, display_name
+from pytest_jobtrace.builtin._tracing import add_discard_event, add_exhausted_event, add_retry_event, record_failure
 
 if TYPE_CHECKING:
-    from pytest_jobtrace._builtin_job import Job
+    from pytest_jobtrace.builtin._job import Job
 
 
 @dataclass

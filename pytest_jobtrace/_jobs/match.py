@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pytest_jobtrace._diagnose import where
-from pytest_jobtrace._expect import Expected, attributes_diff, show_attrs
-from pytest_jobtrace._jobs import JobView, describe_jobs, job_index, job_label, name_matches
-from pytest_jobtrace._parse import DICT_BUILDERS, check_count, expected_list
-from pytest_jobtrace._tree import SpanForest, SpanNode
-from pytest_jobtrace._values import show, show_name, value_matches
+from pytest_jobtrace._core.diagnose import where
+from pytest_jobtrace._core.expect import Expected, attributes_diff, show_attrs
+from pytest_jobtrace._core.forest import SpanForest, SpanNode
+from pytest_jobtrace._core.parse import DICT_BUILDERS, check_count, expected_list
+from pytest_jobtrace._core.values import show, show_name, value_matches
+from pytest_jobtrace._jobs.views import JobView, describe_jobs, job_index, job_label, name_matches
 
 # Errors raised here are about the caller's input: pytest shows the caller's line, not these frames.
 __tracebackhide__ = True
