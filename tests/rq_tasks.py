@@ -74,3 +74,22 @@ def on_failure(job: Any, connection: Any, exc_type: Any, exc_value: Any, tb: Any
 
 def boom() -> None:
     raise PaymentError("boom")
+
+
+def forever(depth: int = 0) -> None:
+    """Enqueue itself again: a chain that never ends."""
+    job = get_current_job()
+    assert job is not None
+    Queue(job.origin, connection=job.connection).enqueue(forever, depth + 1)
+
+
+def slow() -> None:
+    import time
+
+    time.sleep(5)
+
+
+def on_other_queue() -> None:
+    job = get_current_job()
+    assert job is not None
+    Queue("mailers", connection=job.connection).enqueue(hello, "mail")

@@ -98,9 +98,8 @@ class Sender:
     ) -> Span | None:
         try:
             attributes = {**job_attributes(job, queue_name, "send"), names.ENQUEUE_REASON: reason, **extra}
-            links = _dependency_links(job, attributes)
-            if parent is not None:
-                links.extend(_current_link())
+            # a release links to the execution that released it; the enqueue already linked the dependencies
+            links = _current_link() if parent is not None else _dependency_links(job, attributes)
             span = self.tracer.start_span(
                 f"send {queue_name}", context=parent, kind=SpanKind.PRODUCER, attributes=attributes, links=links
             )
