@@ -36,6 +36,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     _install(early_config)
 
 
+@pytest.hookimpl(trylast=True)  # after conftests' pytest_configure, which may register adapters
 def pytest_configure(config: pytest.Config) -> None:
     options = _option_set()
     config.addinivalue_line("markers", _options.marker_help(options))
