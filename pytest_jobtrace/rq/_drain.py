@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from pytest_jobtrace.rq._connection import Lease, open_connection
-from pytest_jobtrace.rq._errors import JobChainError, JobFailedError, chain_message, failures_message
+from pytest_jobtrace.rq._errors import JobChainError, JobFailedError, chain_message, failures_message, job_name_matches
 from pytest_jobtrace.rq._names import META_ATTEMPT
 from pytest_jobtrace.rq._records import PendingRQJob, RQRun
 from pytest_jobtrace.rq._schedule import Clock, Schedule, promote
@@ -67,6 +67,9 @@ class RQRuntime:
         self._instrumentor: Any = None
         self._exceptions: dict[str, BaseException] = {}
         self._performed: list[RQRun] = []
+        self._left: list[PendingRQJob] | None = None
+        self.chain_error: JobChainError | None = None
+        """The JobChainError a drain raised, if any (its jobs are left pending on purpose)."""
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -90,6 +93,8 @@ class RQRuntime:
 
     def close(self) -> None:
         """Restore RQ (the schedule hook, then the instrumentation it wraps) and give the Redis database back."""
+        if self._lease is not None and self._left is None:
+            self._left = self.pending  # what teardown reports; the Redis behind it goes away below
         self._schedule.uninstall()
         if self._instrumentor is not None:
             self._instrumentor.uninstrument()
@@ -125,8 +130,8 @@ class RQRuntime:
         """
         __tracebackhide__ = True
         bound = self._max_jobs if max_jobs is None else max_jobs
-        selection = _Selection(only) if only is not None else None
         self._adopt()
+        selection = _Selection.check(self, only) if only is not None else None
         runs: list[RQRun] = []
         while True:
             step = self._next(selection)
@@ -134,7 +139,8 @@ class RQRuntime:
                 break
             if len(runs) >= bound:
                 self._return(*step)
-                raise JobChainError(self._chain_message(runs, step[0], bound))
+                self.chain_error = JobChainError(self._chain_message(runs, step[0], bound))
+                raise self.chain_error
             before = selection.snapshot(self) if selection is not None else set()
             runs.append(self._execute(*step))
             if selection is not None:
@@ -165,8 +171,13 @@ class RQRuntime:
 
     @property
     def pending(self) -> list[PendingRQJob]:
-        """Queued jobs in run order, then scheduled ones by due time (deferred dependents are not listed)."""
+        """Queued jobs in run order, then scheduled ones by due time (deferred dependents are not listed).
+
+        After ``close()``, the jobs that were pending then."""
         from rq.job import Job
+
+        if self._left is not None:
+            return list(self._left)
 
         self._adopt()
         found: list[PendingRQJob] = []
@@ -281,8 +292,8 @@ class RQRuntime:
         failed = [run for run in runs if run.failed_for_good]
         expect = self._expect_failures if expect_failures is None else expect_failures
         if failed and not expect:
-            message = failures_message(failed, where, f"pass {where[:-1]}expect_failures=True)")  # type: ignore[arg-type]
-            raise JobFailedError(message, failed) from failed[0].exception  # type: ignore[arg-type]
+            message = failures_message(failed, where, f"pass {where[:-1]}expect_failures=True)")
+            raise JobFailedError(message, failed) from failed[0].exception
 
     def _chain_message(self, runs: list[RQRun], next_job: Any, bound: int) -> str:
         shown = [(run.name, run.job_id) for run in runs[-_CHAIN_SHOWN + 1 :]]
@@ -300,13 +311,25 @@ class _Selection:
     """``drain(only=...)``: the named jobs, then the jobs they enqueue (and their retries)."""
 
     def __init__(self, only: object) -> None:
-        self.only = only
+        self.names = list(only) if isinstance(only, (list, tuple, set, frozenset)) else [only]
         self.ids: set[str] = set()
 
-    def matches(self, job: Any) -> bool:
-        from pytest_jobtrace.rq._errors import job_name_matches
+    @classmethod
+    def check(cls, runtime: RQRuntime, only: object) -> _Selection:
+        """The selection; naming no pending job is an error that lists the pending ones."""
+        __tracebackhide__ = True
+        selection = cls(only)
+        pending = runtime.pending
+        if not any(selection.named(item.name) for item in pending):
+            shown = ", ".join(item.describe() for item in pending[:10]) or "none"
+            raise ValueError(f"rq_jobs.drain(only={only!r}): no pending job matches; pending: {shown}")
+        return selection
 
-        return job.id in self.ids or job_name_matches(self.only, str(job.func_name))
+    def named(self, name: str) -> bool:
+        return any(job_name_matches(expected, name) for expected in self.names)
+
+    def matches(self, job: Any) -> bool:
+        return job.id in self.ids or self.named(str(job.func_name))
 
     def take(self, runtime: RQRuntime) -> tuple[Any, Any] | None:
         for queue in runtime._all_queues():
