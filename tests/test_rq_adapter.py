@@ -7,11 +7,11 @@ import pytest
 pytest.importorskip("rq")
 pytest.importorskip("fakeredis")
 
-import rq_fidelity  # noqa: E402
-from helpers import both_modes, run_pytest  # noqa: E402
+import rq_fidelity
+from helpers import both_modes, run_pytest
 
-from pytest_jobtrace.adapters import adapters  # noqa: E402
-from pytest_jobtrace.rq._names import recognise_span  # noqa: E402
+from pytest_jobtrace.adapters import adapters
+from pytest_jobtrace.rq._names import recognise_span
 
 SHOP = """
 import pytest
