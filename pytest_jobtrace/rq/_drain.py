@@ -130,7 +130,6 @@ class RQRuntime:
         """
         __tracebackhide__ = True
         bound = self._max_jobs if max_jobs is None else max_jobs
-        self._adopt()
         selection = _Selection.check(self, only) if only is not None else None
         runs: list[RQRun] = []
         while True:
@@ -151,7 +150,6 @@ class RQRuntime:
     def perform_one(self, *, expect_failures: bool | None = None) -> RQRun:
         """Run the next due job only (moving the clock to it if it is scheduled)."""
         __tracebackhide__ = True
-        self._adopt()
         step = self._next(None)
         if step is None:
             raise LookupError("rq_jobs.perform_one(): no RQ job is queued or scheduled")
