@@ -40,8 +40,6 @@ EXHAUSTED_EVENT = "rq.job.retries_exhausted"
 RETRY_ATTEMPTS = "rq.retry.attempts"
 _EXCEPTION_EVENT = "exception"
 
-_STOPPED = ("stopped", "canceled")
-
 
 def recognise_span(span: ReadableSpan) -> JobSpanInfo | None:
     """Describe ``span`` as a send or process span of an RQ job, or return None."""
@@ -75,8 +73,6 @@ def _optional_str(value: object) -> str | None:
 def _outcome(span: ReadableSpan) -> AttemptOutcome:
     if any(event.name == RETRY_EVENT for event in span.events):
         return "retried"
-    if (span.attributes or {}).get(STATUS) in _STOPPED:
-        return "discarded"
     return "failed" if span.status.status_code is StatusCode.ERROR else "succeeded"
 
 

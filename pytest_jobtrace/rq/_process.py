@@ -46,9 +46,10 @@ def qualified_type_name(exc: BaseException) -> str:
 class Processor:
     """Opens the process span of each execution and records what the worker decides about it."""
 
-    def __init__(self, tracer: Tracer, use_span_links: bool) -> None:
+    def __init__(self, tracer: Tracer, use_span_links: bool, flush: Callable[[], object]) -> None:
         self.tracer = tracer
         self.use_span_links = use_span_links
+        self.flush = flush
 
     def perform_job(self, wrapped: Wrapped, worker: Any, args: Any, kwargs: Any) -> Any:
         job = args[0] if args else kwargs["job"]
@@ -67,6 +68,8 @@ class Processor:
             _EXECUTING.reset(state)
             _safely(_finish, execution)
             context.detach(token)
+            if getattr(worker, "_is_horse", False):
+                _safely(self.flush)  # a forked work horse leaves with os._exit: no exporter flushes after it
 
     def _start(self, job: Any, queue_name: str | None) -> tuple[_Execution, Token[Context]] | None:
         try:

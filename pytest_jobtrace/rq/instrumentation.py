@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from opentelemetry import trace
@@ -71,8 +71,9 @@ class RQInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             log.warning("RQ is already instrumented by %s; pytest-jobtrace's RQInstrumentor stays off", _THIRD_PARTY)
             self._wrapped: list[tuple[str, str]] = []
             return
-        tracer = trace.get_tracer(__name__, _version(), kwargs.get("tracer_provider"), schema_url=SCHEMA_URL)
-        hooks = (Sender(tracer), Processor(tracer, bool(kwargs.get("use_span_links", False))))
+        provider = kwargs.get("tracer_provider")
+        tracer = trace.get_tracer(__name__, _version(), provider, schema_url=SCHEMA_URL)
+        hooks = (Sender(tracer), Processor(tracer, bool(kwargs.get("use_span_links", False)), _flusher(provider)))
         self._wrapped = []
         for hook, table in zip(hooks, (_SEND_HOOKS, _PROCESS_HOOKS)):
             for module, name, method in table:
@@ -86,6 +87,14 @@ class RQInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             owner_name, attribute = name.split(".")
             unwrap(getattr(importlib.import_module(module), owner_name), attribute)
         self._wrapped = []
+
+
+def _flusher(provider: Any) -> Callable[[], object]:
+    def flush() -> object:
+        current = provider or trace.get_tracer_provider()
+        return current.force_flush() if hasattr(current, "force_flush") else None
+
+    return flush
 
 
 def third_party_active() -> bool:
