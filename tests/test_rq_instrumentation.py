@@ -348,3 +348,51 @@ def test_only_one_instrumentation_when_the_third_party_one_is_active(
     assert "already instrumented by opentelemetry-instrumentation-rq" in caplog.text
     assert job_spans.spans, "the third-party instrumentation made no span"
     assert not [s for s in job_spans.spans if "rq.job.func_name" in (s.attributes or {})]
+
+
+FORKING_WORKER = """
+import sys
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from rq import Queue, Worker
+
+from pytest_jobtrace.rq._connection import open_connection
+from pytest_jobtrace.rq.instrumentation import RQInstrumentor
+
+
+class FileExporter(SpanExporter):
+    def export(self, spans):
+        with open(sys.argv[2], "a") as out:
+            out.writelines(f"{span.name}\\n" for span in spans)
+        return SpanExportResult.SUCCESS
+
+
+provider = TracerProvider()
+provider.add_span_processor(BatchSpanProcessor(FileExporter(), schedule_delay_millis=60_000))
+trace.set_tracer_provider(provider)
+RQInstrumentor().instrument()
+lease = open_connection(sys.argv[1])
+try:
+    queue = Queue(connection=lease.connection)
+    queue.enqueue("builtins.len", "abc")
+    Worker([queue], connection=lease.connection).work(burst=True)
+finally:
+    lease.close()
+    provider.shutdown()
+"""
+
+
+def test_a_forking_worker_flushes_the_horse_s_spans(tmp_path: Any) -> None:
+    """RQ's default Worker runs each job in a forked horse that leaves with os._exit: nothing would export."""
+    import subprocess
+    import sys
+
+    import rq_fidelity
+
+    url = rq_fidelity.require_redis()
+    script, exported = tmp_path / "forking.py", tmp_path / "spans.txt"
+    script.write_text(FORKING_WORKER)
+    done = subprocess.run([sys.executable, str(script), url, str(exported)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert sorted(exported.read_text().split("\n")[:-1]) == ["process default", "send default"]
