@@ -294,6 +294,24 @@ def test_enqueue_and_perform_survive_a_failing_tracer(traced: Traced, monkeypatc
     assert enqueued.return_value() == 7
 
 
+def test_enqueue_and_perform_survive_a_tracer_that_cannot_start_spans(
+    traced: Traced, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from opentelemetry.sdk.trace import Tracer
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("no spans today")
+
+    monkeypatch.setattr(Tracer, "start_span", broken)
+    enqueued = traced.queue.enqueue(rq_tasks.flaky, "down", 1, retry=Retry(max=1))
+    traced.work()
+
+    assert enqueued.get_status(refresh=True) == JobStatus.FINISHED
+    assert rq_tasks.CALLS["down"] == 2
+    assert "RQ instrumentation: no send span for job" in caplog.text
+    assert "RQ instrumentation: no process span for job" in caplog.text
+
+
 def test_a_failing_enqueue_is_recorded_and_still_raises(traced: Traced, monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise ConnectionError("redis is down")
