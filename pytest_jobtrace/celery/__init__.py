@@ -1,0 +1,7 @@
+"""The Celery adapter: ``celery_jobs`` runs Celery tasks through Celery's own publish and worker code paths."""
+
+from __future__ import annotations
+
+from pytest_jobtrace.celery._runtime import CeleryJobs
+
+__all__ = ["CeleryJobs"]
