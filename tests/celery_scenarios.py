@@ -15,7 +15,7 @@ from typing import Any
 
 from celery import Celery, chain, chord, group
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.trace import Tracer
 
 
@@ -27,6 +27,7 @@ def make_app(tracer: Tracer) -> Celery:
     """The shop app: a memory broker and a memory result backend; the same tasks each time."""
     app = Celery("shop", broker="memory://", backend="cache+memory://", set_as_current=False)
     app.conf.worker_hijack_root_logger = False  # a worker must not take pytest's log capture away
+    app.conf.broker_transport_options = {"polling_interval": 0.01}  # the memory transport polls each second
     _register(app, tracer)
     return app
 
@@ -85,7 +86,7 @@ def _register(app: Celery, tracer: Tracer) -> None:
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    trigger: Callable[[Celery, Tracer], object]
+    trigger: Callable[[Celery, TracerProvider], object]
     spans: int
     """How many spans a real worker makes (asserted on every run)."""
     span_links: bool = False
@@ -96,60 +97,79 @@ def _task(app: Celery, name: str) -> Any:
     return app.tasks[name]
 
 
-def _single(app: Celery, tracer: Tracer) -> object:
+def _single(app: Celery, provider: TracerProvider) -> object:
     return _task(app, "shop.add").delay(2, 3)
 
 
-def _fan_out(app: Celery, tracer: Tracer) -> object:
+def _fan_out(app: Celery, provider: TracerProvider) -> object:
     return _task(app, "shop.fan_out").delay()
 
 
-def _failure(app: Celery, tracer: Tracer) -> object:
+def _failure(app: Celery, provider: TracerProvider) -> object:
     return _task(app, "shop.charge").delay(7)
 
 
-def _retry(app: Celery, tracer: Tracer) -> object:
+def _retry(app: Celery, provider: TracerProvider) -> object:
     return _task(app, "shop.process_order").delay(42)
 
 
-def _autoretry(app: Celery, tracer: Tracer) -> object:
+def _autoretry(app: Celery, provider: TracerProvider) -> object:
     return _task(app, "shop.sync_stock").delay()
 
 
-def _chain(app: Celery, tracer: Tracer) -> object:
+def _chain(app: Celery, provider: TracerProvider) -> object:
     add = _task(app, "shop.add")
     return chain(add.s(1, 2), add.s(3), add.s(4)).apply_async()
 
 
-def _group(app: Celery, tracer: Tracer) -> object:
+def _group(app: Celery, provider: TracerProvider) -> object:
     add = _task(app, "shop.add")
     return group(add.s(i, i) for i in range(3)).apply_async()
 
 
-def _chord(app: Celery, tracer: Tracer) -> object:
+def _chord(app: Celery, provider: TracerProvider) -> object:
     add = _task(app, "shop.add")
     return chord((add.s(i, i) for i in range(3)), _task(app, "shop.tsum").s()).apply_async()
 
 
-def _link(app: Celery, tracer: Tracer) -> object:
+def _link(app: Celery, provider: TracerProvider) -> object:
     add = _task(app, "shop.add")
     return add.apply_async((1, 2), link=add.s(10))
 
 
-def _link_error(app: Celery, tracer: Tracer) -> object:
+def _link_error(app: Celery, provider: TracerProvider) -> object:
     errbacks = [_task(app, "shop.report_failure").s(), _task(app, "shop.mark_failed").s()]
     return _task(app, "shop.charge").apply_async((8,), link_error=errbacks)
 
 
-def _countdown_eta(app: Celery, tracer: Tracer) -> object:
+def _countdown_eta(app: Celery, provider: TracerProvider) -> object:
     add = _task(app, "shop.add")
     add.apply_async((1, 1), countdown=0.3)
     return add.apply_async((2, 2), eta=datetime.now(timezone.utc) + timedelta(seconds=0.1))
 
 
-def _send_task(app: Celery, tracer: Tracer) -> object:
-    with tracer.start_as_current_span("checkout"):
+def _send_task(app: Celery, provider: TracerProvider) -> object:
+    with provider.get_tracer("shop").start_as_current_span("checkout"):
         return app.send_task("shop.add", args=(1, 2))
+
+
+def _flask_view(app: Celery, provider: TracerProvider) -> object:
+    """A Flask view enqueues a task; the request runs under opentelemetry-instrumentation-flask's test client."""
+    from flask import Flask
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+    web = Flask("shop_web")
+
+    @web.post("/orders/<int:order_id>")
+    def place_order(order_id: int) -> dict[str, str]:
+        result = _task(app, "shop.process_order").delay(order_id)
+        return {"task": result.id}
+
+    FlaskInstrumentor().instrument_app(web, tracer_provider=provider)
+    try:
+        return web.test_client().post("/orders/42").get_json()
+    finally:
+        FlaskInstrumentor().uninstrument_app(web)
 
 
 SCENARIOS: Sequence[Scenario] = (
@@ -167,6 +187,7 @@ SCENARIOS: Sequence[Scenario] = (
     Scenario("send_task by name", _send_task, 3),
     Scenario("use_span_links", _retry, 6, span_links=True),
     Scenario("chain with use_span_links", _chain, 6, span_links=True),
+    Scenario("task from a Flask view", _flask_view, 7),
 )
 
 

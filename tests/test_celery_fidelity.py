@@ -61,7 +61,7 @@ def on_real_worker(scenario: Scenario, telemetry: Telemetry) -> list[ReadableSpa
     default, current = celery_state.default_app, celery_state._tls.current_app
     try:
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-            scenario.trigger(app, tracer)
+            scenario.trigger(app, telemetry.provider)
             wait_for(
                 lambda: len(telemetry.exporter.get_finished_spans()) >= scenario.spans and not telemetry.opens.open
             )
@@ -76,7 +76,7 @@ def with_celery_jobs(scenario: Scenario, telemetry: Telemetry) -> list[ReadableS
     tracer = telemetry.provider.get_tracer("shop")
     app = make_app(tracer)
     with CeleryJobs(app, expect_failures=scenario.failures) as jobs:
-        scenario.trigger(app, tracer)
+        scenario.trigger(app, telemetry.provider)
         jobs.drain()
         assert not jobs.pending
     assert not jobs.instrumented  # the instrumentation in place (and its use_span_links) was kept

@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from pytest_jobtrace.celery._runtime import CeleryJobs
+from pytest_jobtrace.celery._worker import UnregisteredTaskError
 
-__all__ = ["CeleryJobs"]
+__all__ = ["CeleryJobs", "UnregisteredTaskError"]
