@@ -16,8 +16,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from pytest_jobtrace.builtin import JobFailedError  # moves to pytest_jobtrace with the adapter protocol
-from pytest_jobtrace.builtin import JobChainError
+from pytest_jobtrace.builtin import (
+    JobChainError,
+    JobFailedError,  # moves to pytest_jobtrace with the adapter protocol
+)
 from pytest_jobtrace.celery import CeleryJobs, UnregisteredTaskError
 
 
@@ -139,8 +141,10 @@ def test_each_message_runs_in_an_empty_context_like_on_a_worker(
         jobs.drain()
     spans = {span.name: span for span in exporter.get_finished_spans()}
     run, publish = spans["run/shop.add"], spans["apply_async/shop.add"]
-    assert publish.parent is not None and publish.parent.span_id == outer.get_span_context().span_id
-    assert run.parent is not None and run.parent.span_id == publish.context.span_id
+    assert publish.parent is not None
+    assert publish.parent.span_id == outer.get_span_context().span_id
+    assert run.parent is not None
+    assert run.parent.span_id == publish.context.span_id
 
 
 def test_close_restores_the_app_celery_state_and_the_instrumentation(app: Celery, provider: TracerProvider) -> None:
