@@ -432,8 +432,10 @@ def test_bad_ini_value_names_the_option(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\njobtrace_mode = eager\n")
     pytester.makepyfile("def test_x(job_spans):\n    pass\n")
     result = run_shop(pytester, "inprocess")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*ValueError: jobtrace option mode='eager': use one of queue, inline*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # once, at startup: no test runs with a wrong setting
+    result.stderr.fnmatch_lines(
+        ["ERROR: pytest-jobtrace: ini key jobtrace_mode in *tox.ini: mode='eager'; use one of 'queue', 'inline'"]
+    )
 
 
 def test_endless_chain_is_reported_once(pytester: pytest.Pytester) -> None:
