@@ -16,10 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from pytest_jobtrace.builtin import (
-    JobChainError,
-    JobFailedError,  # moves to pytest_jobtrace with the adapter protocol
-)
+from pytest_jobtrace import JobChainError, JobFailedError
 from pytest_jobtrace.celery import CeleryJobs, UnregisteredTaskError
 
 

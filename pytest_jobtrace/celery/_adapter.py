@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -16,16 +17,15 @@ if TYPE_CHECKING:
 CELERY_APP = AdapterOption(
     name="celery_app",
     help="the Celery app celery_jobs runs, as 'package.module:app' (default: a celery_app fixture, else current_app)",
-    default=None,
+    default="",
 )
 
 
 class CeleryAdapter:
     name = "celery"
     fixture_name = "celery_jobs"
-    extra = "celery"
-    options = (CELERY_APP, EXPECT_FAILURES)
-    undrained_hint = "or run it with celery_jobs.drain(only=...)"
+    extra: str | None = "celery"
+    options: Sequence[AdapterOption] = (CELERY_APP, EXPECT_FAILURES)
 
     def recognise(self, span: ReadableSpan) -> JobSpanInfo | None:
         return recognise(span)

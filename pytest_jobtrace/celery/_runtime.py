@@ -14,8 +14,8 @@ from typing import Any
 from celery.utils.time import maybe_iso8601
 from opentelemetry import context as otel_context
 
-from pytest_jobtrace._jobs.views import name_matches
-from pytest_jobtrace.builtin._model import JobChainError, JobFailedError, failures_message
+from pytest_jobtrace._core.errors import JobChainError, JobFailedError, failures_message
+from pytest_jobtrace._jobs.names import job_name_matches
 from pytest_jobtrace.celery import _state
 from pytest_jobtrace.celery._model import PendingTask, TaskRun
 from pytest_jobtrace.celery._producer import Envelope, InMemoryProducer
@@ -69,6 +69,7 @@ class CeleryJobs:
         self._queue: list[tuple[float, int, Envelope]] = []
         self._seq = itertools.count()
         self._lock = threading.Lock()
+        self._published_at = threading.local()  # per thread: a web app under test may publish from its own
         self._attempts: Counter[str] = Counter()
         self._runs: list[TaskRun] = []
         self._restorer: _state.Restorer | None = None
@@ -87,12 +88,17 @@ class CeleryJobs:
         if self._restorer is not None:
             raise RuntimeError("this CeleryJobs is already open")
         restorer = self._restorer = _state.Restorer()
-        if self._instrument:
-            self.instrumented = _state.instrument(restorer, self._provider)
-        _state.keep_worker_state(restorer)
-        _state.keep_tracers(restorer, self.app)
-        _state.make_current(restorer, self.app)
-        _state.intercept_producer(restorer, self.app, InMemoryProducer(self._receive))
+        try:
+            if self._instrument:
+                self.instrumented = _state.instrument(restorer, self._provider)
+            _state.keep_worker_state(restorer)
+            _state.keep_tracers(restorer, self.app)
+            _state.make_current(restorer, self.app)
+            _state.intercept_producer(restorer, self.app, InMemoryProducer(self._receive))
+            _state.watch_publish_time(restorer, self.app, self._published_at)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         """Restore the app, Celery's module state and the instrumentation as they were before ``open``."""
@@ -151,7 +157,8 @@ class CeleryJobs:
         return run
 
     def _receive(self, envelope: Envelope) -> None:
-        due = self.clock.now + _delay(envelope)
+        due = self.clock.now + _delay(envelope, getattr(self._published_at, "moment", None))
+        self._published_at.moment = None
         with self._lock:
             heapq.heappush(self._queue, (due, next(self._seq), envelope))
 
@@ -162,7 +169,7 @@ class CeleryJobs:
                     return None
                 due, _, envelope = heapq.heappop(self._queue)
             else:
-                chosen = [item for item in sorted(self._queue) if name_matches(only, item[2].task_name)]
+                chosen = [item for item in sorted(self._queue) if job_name_matches(only, item[2].task_name)]
                 if not chosen:
                     return None
                 self._queue.remove(chosen[0])
@@ -196,7 +203,7 @@ class CeleryJobs:
         failed = [run for run in ended if run.verdict == "failed"]
         if failed and not expected:
             remedy = f"call {FIXTURE}.drain(expect_failures=True)"
-            error = JobFailedError(failures_message(failed, f"{FIXTURE}.drain()", remedy), failed)  # type: ignore[arg-type]
+            error = JobFailedError(failures_message(failed, f"{FIXTURE}.drain()", remedy), failed)
             raise error from failed[0].exception
 
     def _chain_message(self, bound: int) -> str:
@@ -210,13 +217,19 @@ class CeleryJobs:
         )
 
 
-def _delay(envelope: Envelope) -> float:
-    """Seconds from publish to the message's eta (0 without one); the virtual clock adds them to its now."""
+def _delay(envelope: Envelope, published_at: datetime | None) -> float:
+    """Seconds from the publish to the message's eta (0 without one); the virtual clock adds them to its now.
+
+    Measured from the ``app.now()`` Celery added a countdown to (else from when ``send_task`` was
+    called), so ``countdown=60`` is 60.0 whatever the publish path cost; rounded to 10 ms.
+    """
     eta = maybe_iso8601(envelope.headers.get("eta"))
     if eta is None:
         return 0.0
-    now = datetime.now(timezone.utc) if eta.tzinfo is not None else datetime.now()
-    return max(0.0, float((eta - now).total_seconds()))
+    start = published_at or datetime.now(timezone.utc)
+    if eta.tzinfo is None:
+        start = start.astimezone().replace(tzinfo=None)  # a naive eta is local time
+    return max(0.0, round(float((eta - start).total_seconds()), 2))
 
 
 def _pending(due: float, envelope: Envelope) -> PendingTask:

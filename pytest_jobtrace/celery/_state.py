@@ -7,8 +7,10 @@ singleton. A test must leave all of them as it found them.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from contextlib import nullcontext
+from datetime import datetime, timezone
 from typing import Any
 
 from celery import _state as celery_state
@@ -47,6 +49,31 @@ def intercept_producer(restorer: Restorer, app: Any, producer: object) -> None:
             app.producer_or_acquire = previous
         else:
             del app.producer_or_acquire
+
+    restorer.add(undo)
+
+
+def watch_publish_time(restorer: Restorer, app: Any, seen: threading.local) -> None:
+    """Keep in ``seen.moment`` when the current thread's publish started, as Celery's own clock said.
+
+    ``send_task`` sets it on entry; each ``app.now()`` during the publish moves it to that reading, the
+    one Celery adds a countdown to when it computes the message's eta.
+    """
+    send_task, now = app.send_task, app.now
+
+    def watched_send_task(*args: Any, **kwargs: Any) -> Any:
+        seen.moment = datetime.now(timezone.utc)
+        return send_task(*args, **kwargs)
+
+    def watched_now() -> datetime:
+        seen.moment = reading = now()
+        return reading  # type: ignore[no-any-return]
+
+    app.send_task, app.now = watched_send_task, watched_now
+
+    def undo() -> None:
+        vars(app).pop("send_task", None)
+        vars(app).pop("now", None)
 
     restorer.add(undo)
 
