@@ -80,6 +80,7 @@ class InlineWorker:
         self._pool = _InlinePool()
         self._consumer = _Consumer(hostname)
         self._request_classes: dict[str, Any] = {}
+        self._utc = app.uses_utc_timezone()
 
     def perform(self, envelope: Envelope) -> Outcome:
         task = self._task(envelope.task_name)
@@ -95,7 +96,7 @@ class InlineWorker:
             body=envelope.body,
             headers=envelope.headers,
             decoded=False,
-            utc=self.app.uses_utc_timezone(),
+            utc=self._utc,
         )
         if (request.expires or request.id in worker_state.revoked) and request.revoked():
             return Outcome("revoked")
