@@ -70,7 +70,8 @@ def test_recognising_does_not_import_celery() -> None:
 import sys
 from opentelemetry.sdk.trace import TracerProvider
 from pytest_jobtrace.adapters import adapters
-span = TracerProvider().get_tracer("t").start_span("run/x", attributes={"celery.action": "run", "celery.task_name": "x"})
+attributes = {"celery.action": "run", "celery.task_name": "x"}
+span = TracerProvider().get_tracer("t").start_span("run/x", attributes=attributes)
 span.end()
 assert adapters()["celery"].recognise(span).job_name == "x"
 assert "celery" not in sys.modules and "kombu" not in sys.modules, sorted(sys.modules)
