@@ -614,3 +614,28 @@ def test_folded_render_separates_traces(pytester: pytest.Pytester) -> None:
         """
     )
     run_shop(pytester, "inprocess").assert_outcomes(passed=1)
+
+
+def test_folded_render_lists_a_directly_performed_job_s_spans_once(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from opentelemetry import trace
+        from pytest_jobtrace.builtin import Job
+
+        tracer = trace.get_tracer(__name__)
+
+        class SumJob(Job):
+            def perform(self, n):
+                with tracer.start_as_current_span("sum"):
+                    return n
+
+        def test_perform_now(job_spans, builtin_jobs):
+            SumJob.perform_now(3)  # no send span: the job's site is its only attempt
+            assert job_spans.render("jobs") == (
+                "job test_folded_render_lists_a_directly_performed_job_s_spans_once.SumJob"
+                " [queue 'default', 1 attempt (succeeded), succeeded]\\n"
+                "└── sum"
+            )
+        """
+    )
+    run_shop(pytester, "inprocess").assert_outcomes(passed=1)

@@ -221,12 +221,13 @@ def add_options(parser: pytest.Parser, options: OptionSet) -> None:
         owner = options.owners[option.name]
         help_text = option.help if owner == "pytest-jobtrace" else f"{option.help} [{owner}]"
         if option.flag:
-            kwargs: dict[str, Any] = {"choices": option.choices} if option.choices else {}
+            kwargs: dict[str, Any] = {"choices": option.choices} if option.choices else {"metavar": option.name.upper()}
             group.addoption(option.flag_name, default=None, help=f"{help_text} (ini: {option.ini_key})", **kwargs)
         # Read as text so a bad value is reported by us, naming the key, rather than by pytest's bool parser.
-        parser.addini(option.ini_key, help_text, type="string", default=None)
+        parser.addini(option.ini_key, f"{help_text}{_INI_HINT[option.kind]}", type="string", default=None)
 
 
+_INI_HINT = {"string": "", "bool": " (true/false)", "int": " (a whole number)", "float": " (a number)"}
 _DEFAULTS_KEY = pytest.StashKey[JobtraceOptions]()
 _SET_KEY = pytest.StashKey[OptionSet]()
 _OPTIONS_KEY = pytest.StashKey[JobtraceOptions]()
@@ -239,13 +240,20 @@ def configure(config: pytest.Config, options: OptionSet) -> None:
     inifile = str(config.inipath) if config.inipath else "the ini file"
     for option in options:
         values[option.name] = option.default
-        text = config.getini(option.ini_key)
+        text = _ini(config, option)
         if text:
             values[option.name] = _startup(option, str(text), f"ini key {option.ini_key} in {inifile}")
         flag = config.getoption(option.flag_name, None) if option.flag else None
         if flag is not None:
             values[option.name] = _startup(option, flag, option.flag_name)
     config.stash[_DEFAULTS_KEY] = JobtraceOptions(values)
+
+
+def _ini(config: pytest.Config, option: Option) -> object:
+    try:
+        return config.getini(option.ini_key)
+    except ValueError:  # an adapter registered after options were parsed (in a conftest): marker keywords only
+        return None
 
 
 def _startup(option: Option, text: str, where: str) -> Any:

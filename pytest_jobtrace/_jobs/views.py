@@ -197,6 +197,8 @@ def folded_children(index: JobIndex, node: SpanNode) -> list[SpanNode]:
     """What shows under a node when jobs are folded: a job's user spans from all its attempts."""
     job = index.job_at(node)
     sources = [node] if job is None else [node, *job.attempt_nodes, *job.republish_nodes]
+    # A job performed directly has no send span: its site is its (only) attempt, listed once.
+    sources = list({source.index: source for source in sources}.values())
     hidden = index.hidden
     kids: list[SpanNode] = []
     for source in sources:
