@@ -337,3 +337,22 @@ def test_under_xdist(shop: pytest.Pytester) -> None:
         """
     )
     shop.runpytest_subprocess("-n", "2").assert_outcomes(passed=4)
+
+
+def test_without_celery_installed_the_fixture_names_the_extra(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import sys
+
+        sys.modules["celery"] = None  # as if Celery were not installed
+        """
+    )
+    pytester.makepyfile("def test_x(celery_jobs):\n    pass\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*AdapterUnavailable: the celery_jobs fixture needs celery, which is not installed:"
+            ' pip install "pytest-jobtrace[[]celery]"'  # [[] is a literal [ in fnmatch
+        ]
+    )
