@@ -14,6 +14,7 @@ from typing import Any
 from celery.utils.time import maybe_iso8601
 from opentelemetry import context as otel_context
 
+from pytest_jobtrace._core.clock import VirtualClock
 from pytest_jobtrace._core.errors import JobChainError, JobFailedError, failures_message
 from pytest_jobtrace._jobs.names import job_name_matches
 from pytest_jobtrace.celery import _state
@@ -23,17 +24,6 @@ from pytest_jobtrace.celery._worker import InlineWorker, Outcome
 
 DEFAULT_MAX_JOBS = 1000
 FIXTURE = "celery_jobs"
-
-
-class SimpleClock:
-    """A virtual clock for ``CeleryJobs`` used on its own (the fixture shares the test's clock instead)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def advance_to(self, moment: float) -> float:
-        self.now = max(self.now, moment)
-        return self.now
 
 
 class CeleryJobs:
@@ -53,14 +43,14 @@ class CeleryJobs:
         self,
         app: Any,
         *,
-        clock: Any = None,
+        clock: VirtualClock | None = None,
         provider: Any = None,
         expect_failures: bool = False,
         max_jobs: int = DEFAULT_MAX_JOBS,
         instrument: bool = True,
     ) -> None:
         self.app = app
-        self.clock = clock if clock is not None else SimpleClock()
+        self.clock = clock if clock is not None else VirtualClock()  # the fixture passes the test's
         self.expect_failures = expect_failures
         self.max_jobs = max_jobs
         self.instrumented = False
