@@ -356,3 +356,29 @@ def test_without_celery_installed_the_fixture_names_the_extra(pytester: pytest.P
             ' pip install "pytest-jobtrace[[]celery]"'  # [[] is a literal [ in fnmatch
         ]
     )
+
+
+def test_the_instrumentation_uses_the_jobtrace_tracer_provider(shop: pytest.Pytester) -> None:
+    shop.makeconftest(
+        """
+        import pytest
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+        @pytest.fixture
+        def jobtrace_tracer_provider():
+            return TracerProvider(sampler=ALWAYS_OFF)  # production's sampler, at its most extreme
+        """
+    )
+    shop.makepyfile(
+        """
+        from shop import process_order
+
+        def test_sampled_out(celery_jobs, job_spans):
+            process_order.delay(42)
+            celery_jobs.drain()
+            assert celery_jobs.instrumented
+            assert [s.name for s in job_spans.spans if "/" in s.name] == []
+        """
+    )
+    shop.runpytest().assert_outcomes(passed=1)
