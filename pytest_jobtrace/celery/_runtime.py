@@ -6,8 +6,8 @@ import heapq
 import itertools
 import socket
 import threading
+import time
 from collections import Counter
-from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
 
@@ -211,19 +211,18 @@ class CeleryJobs:
         )
 
 
-def _delay(envelope: Envelope, published_at: datetime | None) -> float:
+def _delay(envelope: Envelope, published_at: float | None) -> float:
     """Seconds from the publish to the message's eta (0 without one); the virtual clock adds them to its now.
 
     Measured from the ``app.now()`` Celery added a countdown to (else from when ``send_task`` was
     called), so ``countdown=60`` is 60.0 whatever the publish path cost; rounded to 10 ms.
     """
-    eta = maybe_iso8601(envelope.headers.get("eta"))
-    if eta is None:
+    eta = envelope.headers.get("eta")
+    if not eta:
         return 0.0
-    start = published_at or datetime.now(timezone.utc)
-    if eta.tzinfo is None:
-        start = start.astimezone().replace(tzinfo=None)  # a naive eta is local time
-    return max(0.0, round(float((eta - start).total_seconds()), 2))
+    start = published_at if published_at is not None else time.time()
+    seconds: float = maybe_iso8601(eta).timestamp() - start  # a naive eta is local time
+    return max(0.0, round(seconds, 2))
 
 
 def _pending(due: float, envelope: Envelope) -> PendingTask:
