@@ -382,3 +382,24 @@ def test_the_instrumentation_uses_the_jobtrace_tracer_provider(shop: pytest.Pyte
         """
     )
     shop.runpytest().assert_outcomes(passed=1)
+
+
+def test_countdowns_are_due_on_the_tests_shared_clock(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        from shop import send_confirmation
+
+        def test_clock(celery_jobs, job_clock, builtin_jobs):
+            assert celery_jobs.clock is job_clock is builtin_jobs.clock
+            job_clock.advance(100)
+            send_confirmation.apply_async((1,), countdown=30)
+            send_confirmation.apply_async((2,), countdown=10)
+            assert [(p.describe(), p.due) for p in celery_jobs.pending] == [
+                ("shop.send_confirmation(2)", 110.0),
+                ("shop.send_confirmation(1)", 130.0),
+            ]
+            celery_jobs.drain()
+            assert job_clock.now == 130.0
+        """
+    )
+    shop.runpytest().assert_outcomes(passed=1)
