@@ -192,3 +192,11 @@ def test_ignored_and_requeued_tasks(app: Celery, jobs: CeleryJobs) -> None:
     assert [p.name for p in jobs.pending] == ["shop.import_file"]  # delivered again, as a broker does
     (done,) = jobs.drain()
     assert (done.verdict, done.attempts) == ("succeeded", 2)
+
+
+def test_a_chain_error_leaves_the_next_message_pending_and_drains_resume(app: Celery, jobs: CeleryJobs) -> None:
+    task(app, "shop.forever").delay(0)
+    for _ in range(2):
+        with pytest.raises(JobChainError):
+            jobs.drain(max_jobs=3)
+        assert [p.describe() for p in jobs.pending][:1] == [f"shop.forever({len(jobs.runs)})"]

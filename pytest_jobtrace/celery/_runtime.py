@@ -173,8 +173,9 @@ class CeleryJobs:
         return envelope
 
     def _push_back(self, envelope: Envelope) -> None:
+        """Put back a message taken but not performed: first in line again (the clock is at its due time)."""
         with self._lock:
-            heapq.heappush(self._queue, (self.clock.now, -1, envelope))
+            heapq.heappush(self._queue, (self.clock.now, -next(self._seq), envelope))
 
     def _perform(self, envelope: Envelope) -> TaskRun:
         __tracebackhide__ = True
