@@ -11,12 +11,15 @@ from pytest_jobtrace._core.capture import ROUTER, CaptureSink
 from pytest_jobtrace._core.hygiene import report_leaks, report_undrained, report_unfinished
 from pytest_jobtrace._core.jobspans import JobSpans, _current
 from pytest_jobtrace._core.options import JobtraceOptions, add_options, marker_help, options_for
+from pytest_jobtrace._report import add_options as add_report_options
+from pytest_jobtrace._report import configure as configure_report
 from pytest_jobtrace.builtin._adapter import ADAPTER as BUILTIN
 from pytest_jobtrace.builtin._runtime import JobRuntime
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+    add_report_options(parser)  # reports (issue 11): --jobtrace-show, --jobtrace-html, --jobtrace-export
 
 
 _INSTALLED = pytest.StashKey[bool]()
@@ -31,6 +34,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", marker_help())
     _install(config)  # when the initial-conftest hook did not run (a plugin registered late)
+    configure_report(config)  # registers the report hooks (pytest_jobtrace/_report/hooks.py) only when asked for
 
 
 def _install(config: pytest.Config) -> None:
