@@ -40,6 +40,8 @@ def add_options(parser: pytest.Parser) -> None:
 def configure(config: pytest.Config) -> None:
     """Register the report hooks when an option asks for a report (their cost is then zero when off)."""
     settings = _settings(config)
+    if settings.export is not None:
+        _check_encoder()
     if settings.active and not config.pluginmanager.has_plugin(PLUGIN_NAME):
         config.pluginmanager.register(ReportPlugin(config, settings), PLUGIN_NAME)
 
@@ -55,3 +57,13 @@ def _settings(config: pytest.Config) -> Settings:
         html=root / Path(html) if html else None,
         export=root / Path(export) if export else None,
     )
+
+
+def _check_encoder() -> None:
+    try:
+        import google.protobuf.json_format  # noqa: F401
+        import opentelemetry.exporter.otlp.proto.common.trace_encoder  # noqa: F401
+    except ImportError as error:
+        raise pytest.UsageError(
+            f'--jobtrace-export needs OpenTelemetry\'s OTLP encoder ({error}): pip install "pytest-jobtrace[report]"'
+        ) from None

@@ -24,13 +24,10 @@ _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 def otlp_json(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
     """The OTLP/JSON form of an ``ExportTraceServiceRequest`` holding ``spans``."""
-    try:
-        from google.protobuf.json_format import MessageToDict
-        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-    except ImportError as error:  # pragma: no cover - depends on the installation
-        raise ImportError(
-            '--jobtrace-export needs OpenTelemetry\'s OTLP encoder: pip install "pytest-jobtrace[report]"'
-        ) from error
+    # Imported here: the encoder is an optional dependency (the "report" extra), checked at configure time.
+    from google.protobuf.json_format import MessageToDict
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
     message: dict[str, Any] = MessageToDict(encode_spans(spans), use_integers_for_enums=True)
     for resource_spans in message.get("resourceSpans", []):
         for scope_spans in resource_spans.get("scopeSpans", []):
