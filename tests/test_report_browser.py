@@ -110,7 +110,10 @@ def test_the_page_loads_with_no_errors_and_no_requests(page: Page, report: Path)
 
 EXPECTED_ROWS = [
     ("POST /checkout server", "bar"),
-    ("job test_shop.ChargeJob queue payments · 3 attempts (retried, retried, succeeded) · succeeded", "bar job succeeded"),
+    (
+        "job test_shop.ChargeJob queue payments · 3 attempts (retried, retried, succeeded) · succeeded",
+        "bar job succeeded",
+    ),
     ("send payments producer", "bar"),
     ("attempt 1 · retried process payments consumer test_shop.GatewayTimeout: gateway timed out", "bar error"),
     ("charge_card test_shop.GatewayTimeout: gateway timed out", "bar error"),
