@@ -61,8 +61,8 @@ def _settings(config: pytest.Config) -> Settings:
 
 def _check_encoder() -> None:
     try:
-        import google.protobuf.json_format  # noqa: F401
         import opentelemetry.exporter.otlp.proto.common.trace_encoder  # noqa: F401
+        from google.protobuf import json_format  # noqa: F401
     except ImportError as error:
         raise pytest.UsageError(
             f'--jobtrace-export needs OpenTelemetry\'s OTLP encoder ({error}): pip install "pytest-jobtrace[report]"'
