@@ -54,15 +54,19 @@ def _browser() -> Iterator[Any]:
         browser.close()
 
 
+def make_report(project: Path, source: str) -> Path:
+    """The HTML report of a session of ``source`` (run in a fresh interpreter, as users run pytest)."""
+    (project / "pytest.ini").write_text("[pytest]\n")
+    (project / "test_shop.py").write_text(source)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "--jobtrace-html=r.html"]
+    run = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
+    assert (project / "r.html").exists(), f"no report written:\n{run.stdout}\n{run.stderr}"
+    return project / "r.html"
+
+
 @pytest.fixture(scope="module", name="report")
 def _report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The report of a session of the shop project (made in a fresh interpreter, as users run pytest)."""
-    project = tmp_path_factory.mktemp("shop", numbered=False)
-    (project / "pytest.ini").write_text("[pytest]\n")
-    (project / "test_shop.py").write_text(SHOP)
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "--jobtrace-html=r.html"]
-    subprocess.run(command, cwd=project, capture_output=True, check=False)
-    return project / "r.html"
+    return make_report(tmp_path_factory.mktemp("shop", numbered=False), SHOP)
 
 
 class Page:
@@ -82,7 +86,7 @@ class Page:
         """Each waterfall row of a test: its label text, classes, and bar position in % of the axis."""
         rows: list[dict[str, Any]] = self.page.eval_on_selector_all(
             f"{section} .row",
-            """rows => rows.map(row => {
+            """rows => rows.sort((a, b) => parseFloat(a.style.top) - parseFloat(b.style.top)).map(row => {
                 const bar = row.querySelector('.bar');
                 const parts = [...row.querySelector('.label').children].map(part => part.textContent);
                 return {label: parts.join(' '),
@@ -182,6 +186,35 @@ def test_filter_by_outcome_and_search_by_span_name(page: Page) -> None:
         "test_checkout_passes",
     ]
     assert page.page.locator(f"{FAILED_TEST} .row.match .name").all_inner_texts() == ["charge_card"] * 3
+
+
+LARGE = """
+from opentelemetry import trace
+
+tracer = trace.get_tracer("big")
+
+
+def test_large(job_spans):
+    with tracer.start_as_current_span("import"):
+        for n in range(2999):
+            with tracer.start_as_current_span(f"row {n}"):
+                pass
+"""
+
+
+def test_a_large_test_has_only_the_rows_in_view(browser: Any, tmp_path: Path) -> None:
+    page = Page(browser, make_report(tmp_path, LARGE))
+    page.page.click("section.test button.head")
+    count = page.page.locator(".row").count()
+    assert 0 < count < 400  # the viewport's rows and a margin, not 3,000
+    assert page.page.locator(".rows").evaluate("rows => rows.style.height") == f"{3000 * 22}px"
+    page.page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    page.page.wait_for_selector(".row >> text=row 2998")
+    assert page.page.locator(".row").count() < 400  # rows scrolled away were removed
+    assert page.page.locator(".row >> text=row 0").count() == 0
+    page.page.click(".row >> text=row 2998")
+    assert page.page.locator(".details h3").inner_text() == "row 2998"
+    assert page.problems == []
 
 
 def test_screenshot_for_the_docs(page: Page, tmp_path: Path) -> None:
