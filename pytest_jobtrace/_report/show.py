@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 
 from pytest_jobtrace._core.forest import SpanForest
@@ -24,11 +25,8 @@ def show_text(spans: Sequence[ReadableSpan], still_open: Sequence[str] = ()) -> 
     return text
 
 
-def print_passed_sections(terminalreporter: object) -> None:
+def print_passed_sections(terminalreporter: pytest.TerminalReporter) -> None:
     """With ``--jobtrace-show=all``, passed tests' spans (pytest prints their sections only with ``-rP``)."""
-    import pytest
-
-    assert isinstance(terminalreporter, pytest.TerminalReporter)
     shown = [
         (report, content)
         for report in terminalreporter.getreports("passed")
