@@ -57,8 +57,9 @@ def _span(node: SpanNode, t0: int, trace: int) -> dict[str, Any]:
     _add_status(data, span)
     if span.attributes:
         data["a"] = attribute_rows(span.attributes)
-    if span.events:
-        data["ev"] = [[neutral(e.name), (e.timestamp - t0) / 1000, attribute_rows(e.attributes)] for e in span.events]
+    events = span.events  # the SDK copies them on every access
+    if events:
+        data["ev"] = [[neutral(e.name), (e.timestamp - t0) / 1000, attribute_rows(e.attributes)] for e in events]
     if node.links:
         data["l"] = [target.index for target in node.links]
     if node.unresolved_links:
@@ -81,7 +82,7 @@ def _add_status(data: dict[str, Any], span: ReadableSpan) -> None:
 
 def attribute_rows(attributes: Attributes) -> list[list[str]]:
     """``[key, value as text]`` pairs; strings as they are, other values as JSON."""
-    return [[neutral(key), _text(value)] for key, value in (attributes or {}).items()]
+    return [[neutral(key), _text(value)] for key, value in dict(attributes or {}).items()]
 
 
 def _text(value: object) -> str:
