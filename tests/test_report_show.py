@@ -98,3 +98,10 @@ def test_tests_without_a_capture_get_no_section(pytester: pytest.Pytester) -> No
     result = pytester.runpytest("--jobtrace-show=all")
     result.assert_outcomes(failed=1)
     assert "jobtrace spans" not in result.stdout.str()
+
+
+def test_show_capture_no_hides_the_section(pytester: pytest.Pytester) -> None:
+    make_shop(pytester)
+    result = pytester.runpytest("--jobtrace-show=failed", "--show-capture=no", "-k", "fails")
+    result.assert_outcomes(failed=1)
+    assert "jobtrace spans" not in result.stdout.str()
