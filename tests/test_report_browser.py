@@ -159,6 +159,21 @@ def test_a_click_shows_attributes_and_events_as_text(page: Page) -> None:
     assert page.problems == []
 
 
+def test_a_click_on_a_job_lists_its_attempts(page: Page) -> None:
+    page.page.click(f"{FAILED_TEST} .row.jobrow")
+    details = page.page.locator(f"{FAILED_TEST} .details")
+    assert details.locator("h3").inner_text() == "job test_shop.ChargeJob"
+    cells = details.locator("td").all_inner_texts()
+    assert cells[:6] == ["outcome", "succeeded", "queue", "payments", "enqueued by", "send payments"]
+    attempts = [cells[i + 1].split(" (")[0] for i in range(6, len(cells), 2)]
+    assert attempts == [
+        "retried: test_shop.GatewayTimeout: gateway timed out",
+        "retried: test_shop.GatewayTimeout: gateway timed out",
+        "succeeded",
+    ]
+    assert page.problems == []
+
+
 def test_hostile_names_and_values_stay_text(page: Page) -> None:
     hostile = page.page.locator("section.test", has_text="test_hostile_names")
     hostile.locator("button.head").click()
