@@ -34,7 +34,9 @@ def test_a_bad_row_is_an_event_and_marks_the_import(system: System, post: Post) 
                                 "import.success_rate": 0.67,
                             },
                             events=[row_error],
-                            children=[span("import_row", attributes={"row.index": i}, status="unset") for i in range(3)],
+                            children=[
+                                span("import_row", attributes={"row.index": i}, status="unset") for i in (0, 1, 2)
+                            ],
                         )
                     ],
                 )

@@ -73,9 +73,7 @@ def process_order(order_id: int, total: float, card: str, enqueue: Enqueue) -> s
 def _process_payment(order_id: int, total: float, card: str) -> str:
     attributes = {"order.id": order_id, "order.total": total}
     # set_status_on_exception=False keeps our own "Payment failed" instead of the SDK's "PaymentDeclined: ...".
-    with tracer.start_as_current_span(
-        "process_payment", attributes=attributes, set_status_on_exception=False
-    ) as span:
+    with tracer.start_as_current_span("process_payment", attributes=attributes, set_status_on_exception=False) as span:
         if card == DECLINED_CARD:
             span.set_attribute("payment.status", "declined")
             span.set_status(Status(StatusCode.ERROR, "Payment failed"))
