@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from celery import Celery, chain, chord, group
+from celery.exceptions import Ignore, Reject
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.trace import Tracer
@@ -73,6 +74,19 @@ def _register(app: Celery, tracer: Tracer) -> None:
     )
     def sync_stock() -> None:
         raise ConnectionError("warehouse unreachable")
+
+    deliveries: dict[str, int] = {}
+
+    @task(bind=True, name="shop.import_file", acks_late=True)
+    def import_file(self: Any) -> str:
+        deliveries[self.request.id] = deliveries.get(self.request.id, 0) + 1
+        if deliveries[self.request.id] == 1:
+            raise Reject("storage not ready", requeue=True)
+        return "imported"
+
+    @task(name="shop.skip")
+    def skip() -> None:
+        raise Ignore()
 
     @task(name="shop.report_failure")
     def report_failure(request: Any, exc: BaseException, traceback: object) -> str:
@@ -153,6 +167,14 @@ def _send_task(app: Celery, provider: TracerProvider) -> object:
         return app.send_task("shop.add", args=(1, 2))
 
 
+def _requeue(app: Celery, provider: TracerProvider) -> object:
+    return _task(app, "shop.import_file").delay()
+
+
+def _ignore(app: Celery, provider: TracerProvider) -> object:
+    return _task(app, "shop.skip").delay()
+
+
 def _flask_view(app: Celery, provider: TracerProvider) -> object:
     """A Flask view enqueues a task; the request runs under opentelemetry-instrumentation-flask's test client."""
     from flask import Flask
@@ -188,6 +210,8 @@ SCENARIOS: Sequence[Scenario] = (
     Scenario("use_span_links", _retry, 6, span_links=True),
     Scenario("chain with use_span_links", _chain, 6, span_links=True),
     Scenario("task from a Flask view", _flask_view, 7),
+    Scenario("Reject(requeue=True) then success", _requeue, 3),
+    Scenario("Ignore", _ignore, 2),
 )
 
 

@@ -16,6 +16,7 @@ SHOP = """
 import functools
 
 from celery import Celery
+from celery.exceptions import Ignore
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
@@ -48,6 +49,11 @@ def process_order(self, order_id):
 @task
 def charge(order_id):
     raise PaymentError(f"card declined for order {order_id}")
+
+
+@task
+def skip(order_id):
+    raise Ignore()
 
 
 def checkout(order_id):
@@ -270,3 +276,25 @@ def test_the_marker_chooses_the_app(shop: pytest.Pytester) -> None:
         """,
     )
     shop.runpytest().assert_outcomes(passed=2)
+
+
+def test_an_ignored_task_is_discarded(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        from pytest_jobtrace import assert_span_tree, job
+        from shop import skip
+
+        def test_discarded(celery_jobs, job_spans):
+            skip.delay(1)
+            celery_jobs.drain()
+            assert_span_tree([job("skip", outcome="discarded")], job_spans)
+
+        def test_wrong(celery_jobs, job_spans):
+            skip.delay(1)
+            celery_jobs.drain()
+            assert_span_tree([job("skip", outcome="succeeded")], job_spans)
+        """
+    )
+    result = shop.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*job 'skip': expected outcome 'succeeded', got 'discarded' (attempt 1 discarded)"])

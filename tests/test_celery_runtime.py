@@ -179,3 +179,16 @@ def test_opening_twice_is_an_error_and_close_is_idempotent(app: Celery) -> None:
         jobs.open()
     jobs.close()
     assert "producer_or_acquire" not in vars(app)
+
+
+def test_ignored_and_requeued_tasks(app: Celery, jobs: CeleryJobs) -> None:
+    task(app, "shop.skip").delay()
+    (ignored,) = jobs.drain()
+    assert (ignored.verdict, ignored.final) == ("ignored", True)
+    task(app, "shop.import_file").delay()
+    first = jobs.perform_one()
+    assert first is not None
+    assert (first.verdict, first.final) == ("requeued", False)
+    assert [p.name for p in jobs.pending] == ["shop.import_file"]  # delivered again, as a broker does
+    (done,) = jobs.drain()
+    assert (done.verdict, done.attempts) == ("succeeded", 2)

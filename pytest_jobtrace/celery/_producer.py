@@ -114,6 +114,29 @@ def _envelope(
     if isinstance(payload, str):
         payload = payload.encode(content_encoding or "utf-8")
     properties["priority"] = properties.get("priority") or 0  # as a broker sets it: 0 unless given
-    wire = loads(dumps({"headers": options.get("headers") or {}, "properties": properties}))
     delivery_info = {"exchange": exchange_name, "routing_key": routing_key, "priority": properties["priority"]}
-    return Envelope(payload, content_type, content_encoding, wire["headers"], wire["properties"], delivery_info)
+    return Envelope(
+        payload, content_type, content_encoding, wire(options.get("headers") or {}), wire(properties), delivery_info
+    )
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def wire(value: Any) -> Any:
+    """``value`` as it comes back from a broker's JSON: tuples become lists, mappings are copied.
+
+    Plain values are converted directly (a JSON round trip of every message costs more than the rest of
+    the publish); anything else takes the JSON round trip, exactly as on a broker.
+    """
+    if isinstance(value, _PLAIN):
+        return value
+    if type(value) is dict and all(type(key) is str for key in value):
+        return {key: wire(item) for key, item in value.items()}
+    if type(value) in (list, tuple):
+        return [wire(item) for item in value]
+    return _json(value)  # other key types, other classes: whatever JSON makes of them
+
+
+def _json(value: Any) -> Any:
+    return loads(dumps(value))

@@ -73,7 +73,7 @@ class CeleryJobs:
         self._attempts: Counter[str] = Counter()
         self._runs: list[TaskRun] = []
         self._restorer: _state.Restorer | None = None
-        self._worker = InlineWorker(app, f"celery_jobs@{socket.gethostname()}")
+        self._worker = InlineWorker(app, f"celery_jobs@{socket.gethostname()}", self._requeue)
 
     def __enter__(self) -> CeleryJobs:
         self.open()
@@ -161,6 +161,10 @@ class CeleryJobs:
         self._published_at.moment = None
         with self._lock:
             heapq.heappush(self._queue, (due, next(self._seq), envelope))
+
+    def _requeue(self, envelope: Envelope) -> None:
+        with self._lock:
+            heapq.heappush(self._queue, (self.clock.now, next(self._seq), envelope))
 
     def _next(self, only: object) -> Envelope | None:
         with self._lock:

@@ -24,7 +24,7 @@ from kombu.message import Message
 
 from pytest_jobtrace.celery._producer import Envelope
 
-Verdict = Literal["succeeded", "retried", "failed", "ignored", "rejected", "revoked"]
+Verdict = Literal["succeeded", "retried", "requeued", "failed", "ignored", "rejected", "revoked"]
 
 
 @dataclass(frozen=True)
@@ -74,19 +74,27 @@ class _Consumer:
 class InlineWorker:
     """Performs task messages for one app, one at a time, on the calling thread."""
 
-    def __init__(self, app: Any, hostname: str) -> None:
+    def __init__(self, app: Any, hostname: str, requeue: Callable[[Envelope], None]) -> None:
         self.app = app
         self.hostname = hostname
+        self._requeue = requeue
         self._pool = _InlinePool()
         self._consumer = _Consumer(hostname)
         self._request_classes: dict[str, Any] = {}
+        self._utc = app.uses_utc_timezone()
 
     def perform(self, envelope: Envelope) -> Outcome:
         task = self._task(envelope.task_name)
+        requeued: list[Envelope] = []
+
+        def on_reject(logger: object, errors: object, requeue: bool = False) -> None:
+            if requeue:  # the broker delivers it again (as Redis and the memory transport do: not flagged)
+                requeued.append(envelope)
+
         request = self._request_class(task)(
             _message(envelope),
             on_ack=_ignore,
-            on_reject=_ignore,
+            on_reject=on_reject,
             app=self.app,
             hostname=self.hostname,
             eventer=None,
@@ -95,7 +103,7 @@ class InlineWorker:
             body=envelope.body,
             headers=envelope.headers,
             decoded=False,
-            utc=self.app.uses_utc_timezone(),
+            utc=self._utc,
         )
         if (request.expires or request.id in worker_state.revoked) and request.revoked():
             return Outcome("revoked")
@@ -106,7 +114,11 @@ class InlineWorker:
             request.execute_using_pool(self._pool)
         except TaskRevokedError:
             return Outcome("revoked")
-        return _judge(self._pool.returned)
+        outcome = _judge(self._pool.returned)
+        for again in requeued:
+            self._requeue(again)
+            outcome = Outcome("requeued", outcome.exception)
+        return outcome
 
     def _task(self, name: str) -> Any:
         try:
@@ -140,7 +152,7 @@ def _message(envelope: Envelope) -> Message:
 
 
 def _ignore(*_: object) -> None:
-    """Acknowledging or rejecting: the message was never on a broker."""
+    """Acknowledging: the message was never on a broker."""
 
 
 def _judge(returned: tuple[int, Any, float] | None) -> Outcome:
@@ -153,7 +165,7 @@ def _judge(returned: tuple[int, Any, float] | None) -> Outcome:
     exception = getattr(exception, "exc", exception)  # ExceptionWithTraceback wraps the real one
     if isinstance(exception, Retry):
         return Outcome("retried", exception)
-    if isinstance(exception, Ignore) and not isinstance(exception, Reject):
+    if isinstance(exception, Ignore):
         return Outcome("ignored", exception)
     if isinstance(exception, Reject):
         return Outcome("rejected", exception)
