@@ -42,7 +42,7 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="module", name="browser")
 def _browser() -> Iterator[Any]:
     executable = os.environ.get("JOBTRACE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
+    if executable is None or not Path(executable).is_file():
         _unavailable("no Chromium found: install Debian's chromium package (or set JOBTRACE_CHROMIUM)")
     try:
         from playwright.sync_api import sync_playwright
@@ -159,6 +159,21 @@ def test_a_click_shows_attributes_and_events_as_text(page: Page) -> None:
     assert page.problems == []
 
 
+def test_a_click_on_a_job_lists_its_attempts(page: Page) -> None:
+    page.page.click(f"{FAILED_TEST} .row.jobrow")
+    details = page.page.locator(f"{FAILED_TEST} .details")
+    assert details.locator("h3").inner_text() == "job test_shop.ChargeJob"
+    cells = details.locator("td").all_inner_texts()
+    assert cells[:6] == ["outcome", "succeeded", "queue", "payments", "enqueued by", "send payments"]
+    attempts = [cells[i + 1].split(" (")[0] for i in range(6, len(cells), 2)]
+    assert attempts == [
+        "retried: test_shop.GatewayTimeout: gateway timed out",
+        "retried: test_shop.GatewayTimeout: gateway timed out",
+        "succeeded",
+    ]
+    assert page.problems == []
+
+
 def test_hostile_names_and_values_stay_text(page: Page) -> None:
     hostile = page.page.locator("section.test", has_text="test_hostile_names")
     hostile.locator("button.head").click()
@@ -226,3 +241,18 @@ def test_screenshot_for_the_docs(page: Page, tmp_path: Path) -> None:
     page.page.screenshot(path=str(target))
     assert target.read_bytes().startswith(b"\x89PNG")
     assert page.problems == []
+
+
+@pytest.mark.parametrize("required", [False, True], ids=["skips", "fails-when-required"])
+def test_without_a_browser(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, required: bool) -> None:
+    for module in ("test_report_browser.py", "report_project.py"):
+        (pytester.path / module).write_text((Path(__file__).parent / module).read_text())
+    monkeypatch.setenv("JOBTRACE_CHROMIUM", str(pytester.path / "no-such-browser"))
+    monkeypatch.setenv("JOBTRACE_REQUIRE_BROWSER", "1" if required else "0")
+    result = pytester.runpytest_subprocess("test_report_browser.py", "-k", "loads", "-rs")
+    if required:
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(["*JOBTRACE_REQUIRE_BROWSER=1, but no Chromium found: install Debian's chromium*"])
+    else:
+        result.assert_outcomes(skipped=1)
+        result.stdout.fnmatch_lines(["SKIPPED * no Chromium found: install Debian's chromium package*"])

@@ -90,12 +90,12 @@ def test_every_span_has_exactly_one_row(make_span: MakeSpan) -> None:
 
 
 def test_no_spans(make_span: MakeSpan) -> None:
-    assert trace_data([]) == {"spans": [], "rows": [], "jobs": [], "traces": [], "d": 0}
+    assert trace_data(SpanForest([])) == {"spans": [], "rows": [], "jobs": [], "traces": [], "d": 0}
 
 
 def test_hostile_text_is_neutralised_and_cannot_close_the_script(make_span: MakeSpan) -> None:
     span = make_span("a\x1b[31m\u202eb", attributes={"x": "</script><script>alert(1)</script>\n"})
-    data = trace_data([span])  # type: ignore[list-item]
+    data = trace_data(SpanForest([span]))  # type: ignore[list-item]
     assert data["spans"][0]["n"] == "a\\x1b[31m\\u202eb"
     assert data["spans"][0]["a"] == [["x", "</script><script>alert(1)</script>\\x0a"]]
     text = script_json(data)

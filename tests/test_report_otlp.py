@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +89,13 @@ def test_file_names_are_safe_and_distinct() -> None:
     assert a.endswith(".json")
     assert all(c.isalnum() or c in "._-" for c in a)
     assert len(file_name("t::" + "x" * 500)) < 140
+
+
+def test_export_without_the_encoder_is_a_usage_error(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "google.protobuf", None)  # as if protobuf were not installed
+    make_shop(pytester)
+    result = pytester.runpytest("--jobtrace-export=otlp")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--jobtrace-export needs OpenTelemetry's OTLP encoder*pytest-jobtrace[[]report[]]*"])

@@ -98,3 +98,30 @@ def test_tests_without_a_capture_get_no_section(pytester: pytest.Pytester) -> No
     result = pytester.runpytest("--jobtrace-show=all")
     result.assert_outcomes(failed=1)
     assert "jobtrace spans" not in result.stdout.str()
+
+
+def test_show_capture_no_hides_the_section(pytester: pytest.Pytester) -> None:
+    make_shop(pytester)
+    result = pytester.runpytest("--jobtrace-show=failed", "--show-capture=no", "-k", "fails")
+    result.assert_outcomes(failed=1)
+    assert "jobtrace spans" not in result.stdout.str()
+
+
+def test_a_teardown_failure_shows_the_whole_trace(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from opentelemetry import trace
+
+        tracer = trace.get_tracer("app")
+
+        @pytest.mark.jobtrace(unfinished="error")
+        def test_leaves_a_span_open(job_spans):
+            with tracer.start_as_current_span("request"):
+                tracer.start_span("never ended")
+        """
+    )
+    result = pytester.runpytest("--jobtrace-show=failed")
+    result.assert_outcomes(passed=1, errors=1)
+    assert_in_order(result, "jobtrace spans teardown", "\nrequest\n", "(still open, not shown: 1 span)")
+    assert "jobtrace spans call" not in result.stdout.str()

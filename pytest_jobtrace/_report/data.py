@@ -9,7 +9,6 @@ All text is free of control characters.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -23,8 +22,8 @@ from pytest_jobtrace._report.safe import neutral
 Row = list[int]
 
 
-def trace_data(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
-    forest = SpanForest(spans)
+def trace_data(forest: SpanForest) -> dict[str, Any]:
+    """The page's data for one test's forest (pass ``JobSpans.forest()``: a test that asserted built it already)."""
     if not forest.nodes:
         return {"spans": [], "rows": [], "jobs": [], "traces": [], "d": 0}
     t0 = min(node.span.start_time or 0 for node in forest.nodes)

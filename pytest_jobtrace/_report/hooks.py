@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_jobtrace._core.capture import CaptureSink
 from pytest_jobtrace._core.jobspans import JobSpans
 
 if TYPE_CHECKING:  # the report modules are imported only when their option is on
@@ -53,32 +52,31 @@ class ReportPlugin:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        sink = _sink_of(item)
-        if sink is not None:
-            self._add_show_section(report, sink)
+        capture = _capture_of(item)
+        if capture is not None:
+            self._add_show_section(report, capture)
             if report.when == "teardown":
-                self._finish_test(item, report, sink)
+                self._finish_test(item, report, capture)
         return report
 
-    def _add_show_section(self, report: pytest.TestReport, sink: CaptureSink) -> None:
+    def _add_show_section(self, report: pytest.TestReport, capture: JobSpans) -> None:
         show = self.settings.show
         if show is None or not (report.failed or (show == "all" and report.when == "call")):
             return
         from pytest_jobtrace._report.show import section_title, show_text
 
-        _, spans = sink.snapshot()
-        report.sections.append((section_title(report.when), show_text(spans, sink.unfinished_names())))
+        text = show_text(capture.spans, capture._sink.unfinished_names())
+        report.sections.append((section_title(report.when), text))
 
-    def _finish_test(self, item: pytest.Item, report: pytest.TestReport, sink: CaptureSink) -> None:
-        _, spans = sink.snapshot()
+    def _finish_test(self, item: pytest.Item, report: pytest.TestReport, capture: JobSpans) -> None:
         if self.settings.html is not None:
             from pytest_jobtrace._report.data import trace_data
 
-            setattr(report, TRACE_KEY, trace_data(spans))
+            setattr(report, TRACE_KEY, trace_data(capture.forest()))
         if self.settings.export is not None:
             from pytest_jobtrace._report.otlp import export_test
 
-            export_test(self.settings.export, item.nodeid, spans)
+            export_test(self.settings.export, item.nodeid, capture.spans)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.session_log is not None:
@@ -100,8 +98,8 @@ class ReportPlugin:
             terminalreporter.write_line(f"jobtrace: OTLP JSON written to {self.settings.export}")
 
 
-def _sink_of(item: pytest.Item) -> CaptureSink | None:
+def _capture_of(item: pytest.Item) -> JobSpans | None:
     """The test's capture, if it asked for ``job_spans`` (tests without it capture nothing)."""
     funcargs = getattr(item, "funcargs", None)
     capture = funcargs.get("job_spans") if funcargs else None
-    return capture._sink if isinstance(capture, JobSpans) else None
+    return capture if isinstance(capture, JobSpans) else None
