@@ -152,7 +152,7 @@ def examples_of(page: Path) -> list[Example]:
 
 
 # Modules of the project's own test runs that an in-process docs run would collide with.
-PROJECT_MODULES = {p.stem for folder in ("tests", "examples") for p in (ROOT / folder).rglob("*.py")} | {"shop"}
+PROJECT_MODULES = {p.stem for folder in ("tests", "examples") for p in (ROOT / folder).rglob("*.py")} | {"storefront"}
 EXAMPLES = [example for page in PAGES for example in examples_of(page)]
 
 
