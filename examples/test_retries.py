@@ -6,8 +6,10 @@ same, and the last test asserts each system's own tree: see "Where the systems d
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import Post, System
-from pytest_jobtrace import JobSpans, VirtualClock, assert_span_tree, span
+from pytest_jobtrace import JobFailedError, JobSpans, VirtualClock, assert_span_tree, span
 
 
 def test_fails_twice_then_succeeds(system: System, post: Post, job_spans: JobSpans, job_clock: VirtualClock) -> None:
@@ -36,6 +38,29 @@ def test_fails_twice_then_succeeds(system: System, post: Post, job_spans: JobSpa
     retry_events = [[dict(e.attributes or {}) for e in a.events if e.name == "retry"] for a in retry_aware.attempts]
     assert retry_events == [[], [{"retry.attempt": 2}], [{"retry.attempt": 3}]]
     assert job_clock.now == 10.0  # two waits of 5 s, on the virtual clock: nobody slept
+
+
+def test_retries_run_out(system: System, post: Post, job_spans: JobSpans) -> None:
+    post("/partners/offline/sync")
+    with pytest.raises(JobFailedError, match=r"(retry_aware|RetryAwareJob).* failed"):
+        system.drain()
+
+    assert_span_tree(
+        span(
+            "POST /partners/<name>/sync",
+            children=[
+                system.job(
+                    "retry_aware",
+                    attempts=3,
+                    outcome="failed",
+                    attributes={"job.retry_count": 2},
+                    children=[span("sync_partner", status="error")],
+                )
+            ],
+        )
+    )
+    last = job_spans.job(system.full_name("retry_aware")).attempts[-1]
+    assert last.status.description == "offline did not answer"  # the job's own span is ERROR: it failed for good
 
 
 # What each system records as the reason for a retry (JobView.retry_reasons).

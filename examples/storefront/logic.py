@@ -17,7 +17,8 @@ tracer = trace.get_tracer("storefront")
 
 DECLINED_CARD = "tok_declined"  # the card the fake payment gateway always declines
 CHUNK_SIZE = 100
-FAILING_ATTEMPTS = 2  # RetryAware fails this many times, then succeeds
+FAILING_ATTEMPTS = 2  # RetryAware fails this many times, then succeeds...
+OFFLINE_PARTNER = "offline"  # ...unless the partner is offline: then every attempt fails
 
 
 # The queue each job goes to, the same on every job system.
@@ -179,5 +180,5 @@ def retry_aware(partner: str, attempt: int) -> None:
     if attempt > 1:
         span.add_event("retry", {"retry.attempt": attempt})
     with tracer.start_as_current_span("sync_partner", attributes={"partner.name": partner}):
-        if attempt <= FAILING_ATTEMPTS:
+        if attempt <= FAILING_ATTEMPTS or partner == OFFLINE_PARTNER:
             raise PartnerUnavailable(f"{partner} did not answer")
