@@ -101,7 +101,7 @@ def test_a_declined_card_fails_the_job_and_refunds(system: System, post: Post, j
     # Each system's own process span records the escaping exception, with str(exc) as the status description.
     (attempt,) = job_spans.job(system.full_name("process_order")).attempts
     assert (attempt.status.status_code, attempt.status.description) == (StatusCode.ERROR, "card declined for order 8")
-    assert [e.attributes["exception.type"] for e in attempt.events if e.name == "exception"] == [
+    assert [(e.attributes or {})["exception.type"] for e in attempt.events if e.name == "exception"] == [
         "storefront.logic.PaymentDeclined"
     ]
 

@@ -7,8 +7,8 @@ job without knowing which system will run it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
@@ -37,8 +37,7 @@ QUEUES = {
 }
 
 
-class Enqueue(Protocol):
-    def __call__(self, job: str, *args: Any) -> None: ...
+Enqueue = Callable[..., None]  # enqueue(name, *args): the next job, by its name in QUEUES
 
 
 class PaymentDeclined(Exception):
@@ -92,8 +91,9 @@ def fulfillment(order_id: int, enqueue: Enqueue) -> None:
 
 
 def tracking_notification(order_id: int, tracking: str) -> None:
-    attributes = {"order.id": order_id, "shipment.tracking_number": tracking}
-    with tracer.start_as_current_span("send_tracking_email", attributes=attributes):
+    with tracer.start_as_current_span(
+        "send_tracking_email", attributes={"order.id": order_id, "shipment.tracking_number": tracking}
+    ):
         pass
 
 

@@ -72,6 +72,7 @@ def batch_process(item_ids: list[int]) -> int:
 def retry_aware(partner: str) -> None:
     job = get_current_job()
     assert job is not None
+    assert job.retries_left is not None, "retry_aware is enqueued with a Retry"
     # RQ counts down: retries_left starts at Retry.max and drops by one before each retry.
     logic.retry_aware(partner, attempt=logic.FAILING_ATTEMPTS - job.retries_left + 1)
 
