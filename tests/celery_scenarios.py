@@ -228,7 +228,7 @@ class OpenSpans(SpanProcessor):
         self.open -= 1
 
 
-def wait_for(done: Callable[[], bool], timeout: float = 15.0) -> None:
+def wait_for(done: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not done() and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -34,7 +34,12 @@ def spans_of(scenario: Scenario, run: Callable[[Celery, TracerProvider], None]) 
 def eager(scenario: Scenario) -> Callable[[Celery, TracerProvider], None]:
     def run(app: Celery, provider: TracerProvider) -> None:
         app.conf.task_always_eager = True
-        scenario.trigger(app, provider)
+        try:
+            scenario.trigger(app, provider)
+        finally:
+            # Eager mode still publishes send_task to the broker: the memory transport's queues are
+            # process-wide, and a real worker started later in this process would run the leftover.
+            app.control.purge()
 
     return run
 

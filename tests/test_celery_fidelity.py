@@ -59,6 +59,7 @@ def on_real_worker(scenario: Scenario, telemetry: Telemetry) -> list[ReadableSpa
     tracer = telemetry.provider.get_tracer("shop")
     app = make_app(tracer)
     default, current = celery_state.default_app, celery_state._tls.current_app
+    app.control.purge()  # the memory transport's queues are process-wide: start from empty ones
     try:
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
             scenario.trigger(app, telemetry.provider)
@@ -87,5 +88,6 @@ def with_celery_jobs(scenario: Scenario, telemetry: Telemetry) -> list[ReadableS
 def test_celery_jobs_tree_equals_a_real_workers(scenario: Scenario, telemetry: Telemetry) -> None:
     reference = on_real_worker(scenario, telemetry)
     ours = with_celery_jobs(scenario, telemetry)
-    assert len(reference) == scenario.spans, "\n".join(tree_lines(reference))
+    shown = "\n".join(tree_lines(reference))
+    assert len(reference) == scenario.spans, f"the worker made {len(reference)} spans, not {scenario.spans}:\n{shown}"
     assert tree_lines(ours) == tree_lines(reference)

@@ -298,3 +298,61 @@ def test_an_ignored_task_is_discarded(shop: pytest.Pytester) -> None:
     result = shop.runpytest()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*job 'skip': expected outcome 'succeeded', got 'discarded' (attempt 1 discarded)"])
+
+
+def test_celery_contrib_pytest_app_fixture_is_used(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from pytest_jobtrace import assert_span_tree, job
+
+        def test_with_contrib_app(celery_app, celery_jobs):
+            @celery_app.task(bind=True)
+            def process_order(self, order_id):
+                if self.request.retries < 1:
+                    raise self.retry(countdown=5)
+                return order_id
+
+            result = process_order.delay(42)
+            celery_jobs.drain()
+            assert result.get(timeout=1) == 42  # celery.contrib.pytest's app has a memory result backend
+            assert celery_jobs.clock.now == 5
+            assert_span_tree([job("process_order", attempts=2)])
+        """
+    )
+    pytester.runpytest("-p", "celery.contrib.pytest").assert_outcomes(passed=1)
+
+
+def test_under_xdist(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        import pytest
+        from pytest_jobtrace import assert_span_tree, job
+        from shop import checkout
+
+        @pytest.mark.parametrize("order_id", range(4))
+        def test_order(celery_jobs, order_id):
+            checkout(order_id)
+            celery_jobs.drain()
+            assert_span_tree([job("process_order", attempts=3, children=["charge", job("send_confirmation")])])
+        """
+    )
+    shop.runpytest_subprocess("-n", "2").assert_outcomes(passed=4)
+
+
+def test_without_celery_installed_the_fixture_names_the_extra(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import sys
+
+        sys.modules["celery"] = None  # as if Celery were not installed
+        """
+    )
+    pytester.makepyfile("def test_x(celery_jobs):\n    pass\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*AdapterUnavailable: the celery_jobs fixture needs celery, which is not installed:"
+            ' pip install "pytest-jobtrace[[]celery]"'  # [[] is a literal [ in fnmatch
+        ]
+    )

@@ -31,7 +31,10 @@ class CeleryAdapter:
         return recognise(span)
 
     def activate(self, context: AdapterContext) -> CeleryJobs:
-        try:
+        try:  # the packages the extra installs first, so that the message names the missing one
+            import celery  # noqa: F401
+            import opentelemetry.instrumentation.celery  # noqa: F401
+
             from pytest_jobtrace.celery._runtime import CeleryJobs
         except ImportError as error:
             raise AdapterUnavailable.missing(self, error) from error
