@@ -65,3 +65,13 @@ def test_the_normalised_tree_tells_a_different_tree_apart(job_spans: JobSpans) -
     assert once != twice
     assert "rq.job.retries_exhausted" in twice
     assert "rq.job.retries_exhausted" not in once
+
+
+def test_without_redis_they_skip_unless_redis_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rq_fidelity, "REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens on port 1
+    monkeypatch.delenv("JOBTRACE_REQUIRE_REDIS", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"no Redis answers at redis://127\.0\.0\.1:1/0"):
+        rq_fidelity.require_redis()
+    monkeypatch.setenv("JOBTRACE_REQUIRE_REDIS", "1")
+    with pytest.raises(pytest.fail.Exception, match="JOBTRACE_REQUIRE_REDIS=1 makes them mandatory"):
+        rq_fidelity.require_redis()

@@ -242,6 +242,18 @@ def test_enqueue_many_makes_one_send_span_per_job(traced: Traced) -> None:
     assert_span_tree(span("batch", children=[job("hello", outcome="succeeded", count=3)]), traced.exporter)
 
 
+def test_enqueue_many_links_a_dependent_to_its_dependency(traced: Traced) -> None:
+    first = traced.queue.enqueue(rq_tasks.hello, 1)
+    (second,) = traced.queue.enqueue_many([Queue.prepare_data(rq_tasks.hello, (2,), depends_on=first)])
+    traced.work()
+
+    sends = {(_attr(s, "messaging.message.id"), _attr(s, "rq.enqueue.reason")): s for s in traced.spans("send default")}
+    dependent = sends[second.id, "enqueue"]
+    assert [link.context.span_id for link in dependent.links] == [sends[first.id, "enqueue"].context.span_id]
+    assert _attr(dependent, "rq.job.depends_on") == (first.id,)
+    assert (second.id, "dependency") in sends
+
+
 def test_depends_on_links_the_dependent_to_its_dependency_and_releases_it(traced: Traced) -> None:
     with traced.tracer.start_as_current_span("POST /chain"):
         first = traced.queue.enqueue(rq_tasks.hello, 1)
@@ -292,6 +304,24 @@ def test_enqueue_and_perform_survive_a_failing_tracer(traced: Traced, monkeypatc
 
     assert enqueued.get_status(refresh=True) == JobStatus.FINISHED
     assert enqueued.return_value() == 7
+
+
+def test_enqueue_and_perform_survive_a_tracer_that_cannot_start_spans(
+    traced: Traced, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from opentelemetry.sdk.trace import Tracer
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("no spans today")
+
+    monkeypatch.setattr(Tracer, "start_span", broken)
+    enqueued = traced.queue.enqueue(rq_tasks.flaky, "down", 1, retry=Retry(max=1))
+    traced.work()
+
+    assert enqueued.get_status(refresh=True) == JobStatus.FINISHED
+    assert rq_tasks.CALLS["down"] == 2
+    assert "RQ instrumentation: no send span for job" in caplog.text
+    assert "RQ instrumentation: no process span for job" in caplog.text
 
 
 def test_a_failing_enqueue_is_recorded_and_still_raises(traced: Traced, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -219,3 +219,19 @@ def test_a_real_redis_gives_each_runtime_its_own_database_and_cleans_only_it() -
 
 def _database(runtime: RQRuntime) -> int:
     return int(runtime.connection.connection_pool.connection_kwargs["db"])
+
+
+def test_jobs_scheduled_behind_rq_s_back_are_found_from_their_registry(runtime: RQRuntime) -> None:
+    from datetime import datetime, timezone
+
+    from rq.job import Job
+
+    queue = runtime.queue()
+    job = Job.create(rq_tasks.hello, args=("registry",), connection=runtime.connection, origin="default")
+    job.save()
+    queue.scheduled_job_registry.schedule(job, datetime.now(timezone.utc) + timedelta(seconds=30))
+
+    (run,) = runtime.drain()
+
+    assert run.description == "rq_tasks.hello('registry')"
+    assert 29.0 <= run.at <= 30.0  # RQ stored whole seconds of real time

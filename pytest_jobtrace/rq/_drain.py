@@ -68,6 +68,7 @@ class RQRuntime:
         self._exceptions: dict[str, BaseException] = {}
         self._performed: list[RQRun] = []
         self._left: list[PendingRQJob] | None = None
+        self._registries_read: set[str] = set()
         self.chain_error: JobChainError | None = None
         """The JobChainError a drain raised, if any (its jobs are left pending on purpose)."""
 
@@ -280,7 +281,11 @@ class RQRuntime:
         if self._worker is not None and len(self._worker.queues) != len(self._queues):
             self._worker.queues = self._all_queues()
             self._worker._ordered_queues = list(self._worker.queues)
-        self._schedule.adopt(queue.scheduled_job_registry for queue in self._all_queues())
+        # Jobs scheduled while this runtime is open are noted as RQ schedules them; a queue's registry is read
+        # once, for what was scheduled before (or by another process).
+        fresh = [queue for name, queue in self._queues.items() if name not in self._registries_read]
+        self._registries_read.update(queue.name for queue in fresh)
+        self._schedule.adopt(queue.scheduled_job_registry for queue in fresh)
         return len(self._queues) > known
 
     # -- failures -----------------------------------------------------------------------------------

@@ -181,8 +181,7 @@ class _ManySends:
         for job in jobs:
             span = self.spans.pop(carrier_of(job).get("traceparent", ""), None)
             if span is not None:
-                attributes = {**job_attributes(job, self.queue_name, "send"), names.ENQUEUE_REASON: "enqueue"}
-                _safely(span.set_attributes, attributes)
+                _safely(_describe_many, span, job, self.queue_name)
                 _safely(span.end)
         for span in self.spans.values():  # entries RQ did not turn into jobs
             _safely(span.end)
@@ -192,6 +191,14 @@ class _ManySends:
             _safely(span.record_exception, exc)
             _safely(span.set_status, trace.Status(trace.StatusCode.ERROR, str(exc)))
             _safely(span.end)
+
+
+def _describe_many(span: Span, job: Any, queue_name: str) -> None:
+    """What an enqueue_many span learns once RQ made its job: the job, and links to what it depends on."""
+    attributes = {**job_attributes(job, queue_name, "send"), names.ENQUEUE_REASON: "enqueue"}
+    for link in _dependency_links(job, attributes):
+        span.add_link(link.context, link.attributes)
+    span.set_attributes(attributes)
 
 
 def _inject(job: Any, context: Context) -> None:
