@@ -112,7 +112,8 @@ def test_a_linked_job_outlives_its_dropped_request(
     linked_system: System, jobtrace_tracer_provider: TracerProvider, trace_ids: list[int], job_spans: JobSpans
 ) -> None:
     trace_ids.extend([DROP, KEEP])  # the request is dropped; the job's own trace is kept
-    make_client(linked_system, jobtrace_tracer_provider).post("/batches", json={"item_ids": [1, 2, 3]})
+    response = make_client(linked_system, jobtrace_tracer_provider).post("/batches", json={"item_ids": [1, 2, 3]})
+    assert response.status_code == 202
     linked_system.drain()
 
     # One trace is left: the job's, a root whose link points at a send span that was never recorded.
@@ -127,7 +128,8 @@ def test_a_kept_request_can_lose_its_linked_job(
     linked_system: System, jobtrace_tracer_provider: TracerProvider, trace_ids: list[int], job_spans: JobSpans
 ) -> None:
     trace_ids.extend([KEEP, DROP])  # the request is kept; the job's own trace is dropped
-    make_client(linked_system, jobtrace_tracer_provider).post("/batches", json={"item_ids": [1, 2, 3]})
+    response = make_client(linked_system, jobtrace_tracer_provider).post("/batches", json={"item_ids": [1, 2, 3]})
+    assert response.status_code == 202
     assert len(linked_system.drain()) == 1  # the job ran...
 
     # ...but no span shows it: the request and its send span remain, and job() sees a job never performed
