@@ -16,7 +16,7 @@ from celery import Celery
 from flask.testing import FlaskClient
 from opentelemetry.sdk.trace import TracerProvider
 
-from pytest_jobtrace import job
+from pytest_jobtrace import JobSpans, job
 from storefront import builtin_jobs, celery_tasks, rq_jobs, web
 from storefront.logic import Enqueue
 
@@ -69,7 +69,9 @@ def _celery_app() -> Celery:
 
 
 @pytest.fixture(name="system", params=SYSTEMS)
-def _system(request: pytest.FixtureRequest, celery_app: Celery) -> System:
+def _system(request: pytest.FixtureRequest, celery_app: Celery, job_spans: JobSpans) -> System:
+    # job_spans is asked for here, not only through the adapter fixture activate() looks up: --jobtrace-show
+    # finds a test's capture among the fixtures it requests statically.
     return activate(request, request.param)
 
 

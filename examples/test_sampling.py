@@ -89,7 +89,10 @@ ONBOARDING = ("send_welcome_email", "create_sample_data", "schedule_follow_up")
 
 @pytest.fixture(name="linked_system", params=SYSTEMS)
 def _linked_system(
-    request: pytest.FixtureRequest, celery_app: Celery, jobtrace_tracer_provider: TracerProvider
+    request: pytest.FixtureRequest,
+    celery_app: Celery,
+    jobtrace_tracer_provider: TracerProvider,
+    job_spans: JobSpans,  # asked for statically, as in conftest's system fixture
 ) -> Iterator[System]:
     """The system, its process spans starting new traces linked to their send spans."""
     instrumentor: CeleryInstrumentor | RQInstrumentor | None = None
