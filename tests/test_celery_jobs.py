@@ -356,3 +356,50 @@ def test_without_celery_installed_the_fixture_names_the_extra(pytester: pytest.P
             ' pip install "pytest-jobtrace[[]celery]"'  # [[] is a literal [ in fnmatch
         ]
     )
+
+
+def test_the_instrumentation_uses_the_jobtrace_tracer_provider(shop: pytest.Pytester) -> None:
+    shop.makeconftest(
+        """
+        import pytest
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+        @pytest.fixture
+        def jobtrace_tracer_provider():
+            return TracerProvider(sampler=ALWAYS_OFF)  # production's sampler, at its most extreme
+        """
+    )
+    shop.makepyfile(
+        """
+        from shop import process_order
+
+        def test_sampled_out(celery_jobs, job_spans):
+            process_order.delay(42)
+            celery_jobs.drain()
+            assert celery_jobs.instrumented
+            assert [s.name for s in job_spans.spans if "/" in s.name] == []
+        """
+    )
+    shop.runpytest().assert_outcomes(passed=1)
+
+
+def test_countdowns_are_due_on_the_tests_shared_clock(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        from shop import send_confirmation
+
+        def test_clock(celery_jobs, job_clock, builtin_jobs):
+            assert celery_jobs.clock is job_clock is builtin_jobs.clock
+            job_clock.advance(100)
+            send_confirmation.apply_async((1,), countdown=30)
+            send_confirmation.apply_async((2,), countdown=10)
+            assert [(p.describe(), p.due) for p in celery_jobs.pending] == [
+                ("shop.send_confirmation(2)", 110.0),
+                ("shop.send_confirmation(1)", 130.0),
+            ]
+            celery_jobs.drain()
+            assert job_clock.now == 130.0
+        """
+    )
+    shop.runpytest().assert_outcomes(passed=1)

@@ -6,14 +6,15 @@ import heapq
 import itertools
 import socket
 import threading
+import time
 from collections import Counter
-from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
 
 from celery.utils.time import maybe_iso8601
 from opentelemetry import context as otel_context
 
+from pytest_jobtrace._core.clock import VirtualClock
 from pytest_jobtrace._core.errors import JobChainError, JobFailedError, failures_message
 from pytest_jobtrace._jobs.names import job_name_matches
 from pytest_jobtrace.celery import _state
@@ -23,17 +24,6 @@ from pytest_jobtrace.celery._worker import InlineWorker, Outcome
 
 DEFAULT_MAX_JOBS = 1000
 FIXTURE = "celery_jobs"
-
-
-class SimpleClock:
-    """A virtual clock for ``CeleryJobs`` used on its own (the fixture shares the test's clock instead)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def advance_to(self, moment: float) -> float:
-        self.now = max(self.now, moment)
-        return self.now
 
 
 class CeleryJobs:
@@ -53,14 +43,14 @@ class CeleryJobs:
         self,
         app: Any,
         *,
-        clock: Any = None,
+        clock: VirtualClock | None = None,
         provider: Any = None,
         expect_failures: bool = False,
         max_jobs: int = DEFAULT_MAX_JOBS,
         instrument: bool = True,
     ) -> None:
         self.app = app
-        self.clock = clock if clock is not None else SimpleClock()
+        self.clock = clock if clock is not None else VirtualClock()  # the fixture passes the test's
         self.expect_failures = expect_failures
         self.max_jobs = max_jobs
         self.instrumented = False
@@ -221,19 +211,18 @@ class CeleryJobs:
         )
 
 
-def _delay(envelope: Envelope, published_at: datetime | None) -> float:
+def _delay(envelope: Envelope, published_at: float | None) -> float:
     """Seconds from the publish to the message's eta (0 without one); the virtual clock adds them to its now.
 
     Measured from the ``app.now()`` Celery added a countdown to (else from when ``send_task`` was
     called), so ``countdown=60`` is 60.0 whatever the publish path cost; rounded to 10 ms.
     """
-    eta = maybe_iso8601(envelope.headers.get("eta"))
-    if eta is None:
+    eta = envelope.headers.get("eta")
+    if not eta:
         return 0.0
-    start = published_at or datetime.now(timezone.utc)
-    if eta.tzinfo is None:
-        start = start.astimezone().replace(tzinfo=None)  # a naive eta is local time
-    return max(0.0, round(float((eta - start).total_seconds()), 2))
+    start = published_at if published_at is not None else time.time()
+    seconds: float = maybe_iso8601(eta).timestamp() - start  # a naive eta is local time
+    return max(0.0, round(seconds, 2))
 
 
 def _pending(due: float, envelope: Envelope) -> PendingTask:

@@ -8,9 +8,10 @@ singleton. A test must leave all of them as it found them.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from celery import _state as celery_state
@@ -54,7 +55,7 @@ def intercept_producer(restorer: Restorer, app: Any, producer: object) -> None:
 
 
 def watch_publish_time(restorer: Restorer, app: Any, seen: threading.local) -> None:
-    """Keep in ``seen.moment`` when the current thread's publish started, as Celery's own clock said.
+    """Keep in ``seen.moment`` (a POSIX timestamp) when the current thread's publish started, by Celery's clock.
 
     ``send_task`` sets it on entry; each ``app.now()`` during the publish moves it to that reading, the
     one Celery adds a countdown to when it computes the message's eta.
@@ -62,12 +63,13 @@ def watch_publish_time(restorer: Restorer, app: Any, seen: threading.local) -> N
     send_task, now = app.send_task, app.now
 
     def watched_send_task(*args: Any, **kwargs: Any) -> Any:
-        seen.moment = datetime.now(timezone.utc)
+        seen.moment = time.time()
         return send_task(*args, **kwargs)
 
     def watched_now() -> datetime:
-        seen.moment = reading = now()
-        return reading  # type: ignore[no-any-return]
+        reading: datetime = now()
+        seen.moment = reading.timestamp()
+        return reading
 
     app.send_task, app.now = watched_send_task, watched_now
 
