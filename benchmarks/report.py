@@ -47,9 +47,11 @@ def _timed(module, name, key):
 
 def pytest_configure(config):
     SESSION["start"] = time.process_time()
-    from pytest_jobtrace._report import data, html
+    from pytest_jobtrace._report import hooks, html
 
-    _timed(data, "trace_data", "collect")
+    # Each test's part (its data, built when it ends, and kept as JSON text), then the file at the end.
+    _timed(hooks.ReportPlugin, "_finish_test", "collect")
+    _timed(html.SessionLog, "add", "collect")
     _timed(html.SessionLog, "write", "write")
 
 

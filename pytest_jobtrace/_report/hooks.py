@@ -79,8 +79,9 @@ class ReportPlugin:
             export_test(self.settings.export, item.nodeid, capture.spans)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if self.session_log is not None:
-            self.session_log.add(report, getattr(report, TRACE_KEY, None))
+        if self.session_log is not None:  # on the controller (a worker's reports still have to travel)
+            # Taken off the report, which pytest keeps until the session ends: the log keeps it as text.
+            self.session_log.add(report, report.__dict__.pop(TRACE_KEY, None))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -21,28 +21,36 @@ _DATA_MARK = "__JOBTRACE_DATA__"
 
 
 class SessionLog:
-    """What the controller learns about each test from its reports: outcome, duration and spans."""
+    """What the controller learns about each test from its reports: outcome, duration and spans.
+
+    A test's spans are kept as their JSON text from the moment they arrive: a session of thousands of
+    tests would otherwise keep millions of small objects for the garbage collector to walk, test after test.
+    """
 
     def __init__(self) -> None:
         self.tests: dict[str, dict[str, Any]] = {}
+        self.traces: dict[str, str] = {}
 
     def add(self, report: pytest.TestReport, trace: dict[str, Any] | None) -> None:
         entry = self.tests.get(report.nodeid)
         if entry is None:
-            entry = self.tests[report.nodeid] = {"id": neutral(report.nodeid), "o": "passed", "d": 0.0, "trace": None}
+            entry = self.tests[report.nodeid] = {"id": neutral(report.nodeid), "o": "passed", "d": 0.0}
         entry["d"] += report.duration
         entry["o"] = outcome_after(entry["o"], report)
         if trace is not None:
-            entry["trace"] = trace
+            self.traces[report.nodeid] = script_json(trace)
 
     def write(self, path: Path, config: pytest.Config) -> None:
-        data = {
+        head = {
             "title": neutral(f"{config.rootpath.name}: pytest-jobtrace report"),
             "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "tests": list(self.tests.values()),
         }
+        tests = ",".join(
+            f'{script_json(entry)[:-1]},"trace":{self.traces.get(nodeid, "null")}}}'
+            for nodeid, entry in self.tests.items()
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(page(data), encoding="utf-8")
+        path.write_text(page(f'{script_json(head)[:-1]},"tests":[{tests}]}}'), encoding="utf-8")
 
 
 def outcome_after(current: str, report: pytest.TestReport) -> str:
@@ -58,9 +66,10 @@ def outcome_after(current: str, report: pytest.TestReport) -> str:
     return current
 
 
-def page(data: dict[str, Any]) -> str:
+def page(data_json: str) -> str:
+    """The page with ``data_json`` (made by :func:`script_json`) as its data."""
     template = resources.files("pytest_jobtrace._report").joinpath("page.html").read_text(encoding="utf-8")
-    return template.replace(_DATA_MARK, script_json(data))
+    return template.replace(_DATA_MARK, data_json)
 
 
 def script_json(data: object) -> str:
