@@ -639,3 +639,22 @@ def test_folded_render_lists_a_directly_performed_job_s_spans_once(pytester: pyt
         """
     )
     run_shop(pytester, "inprocess").assert_outcomes(passed=1)
+
+
+def test_a_job_named_by_its_class_reads_as_its_name(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from jobshop import ProcessOrderJob, checkout
+        from pytest_jobtrace import assert_span_tree, job
+
+        def test_by_class(job_spans, builtin_jobs):
+            checkout(42)
+            builtin_jobs.drain()
+            assert_span_tree(job(ProcessOrderJob, attempts=2))  # passes: named by its class
+            assert_span_tree(job(ProcessOrderJob, attempts=5))
+        """
+    )
+    result = run_shop(pytester, "inprocess")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*job 'ProcessOrderJob'*expected 5 attempts, found 2*", "*job 'ProcessOrderJob'*"])
+    assert "<class" not in result.stdout.str()

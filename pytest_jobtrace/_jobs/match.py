@@ -137,7 +137,7 @@ class ExpectedJob(Expected):
             notes.append("linked" if self.linked else "not linked")
         if self.count is not None:
             notes.append(f"x{self.count}")
-        line = f"job {show_name(self.name)}" + (f" [{', '.join(notes)}]" if notes else "")
+        line = job_label(self.name) + (f" [{', '.join(notes)}]" if notes else "")
         if self.attributes:
             line += f" {show_attrs(self.attributes)}"
         return line
