@@ -124,7 +124,7 @@ def test_wrong_attempt_count_speaks_in_jobs(pytester: pytest.Pytester, run: str)
         "expected 3 attempts, found 2 (attempt 1 retried, attempt 2 succeeded)",
         "expected:",
         "POST /orders",
-        "└── job 'ProcessOrderJob' [3 attempts]",
+        "└── job ProcessOrderJob [attempts 3]",
         "captured (",
         "── send orders [producer]    <-- job 'ProcessOrderJob': expected 3 attempts, found 2",
     )
