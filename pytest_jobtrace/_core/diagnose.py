@@ -140,7 +140,7 @@ class Diagnoser:
             return replace(closest, message=message, score=(1, *closest.score), mark=closest.detail)
         if parent is None:
             return self._missing_root(node)
-        kids = f"; its children are {names(actual)}" if actual else "; it has no children"
+        kids = f"; {node.siblings(actual)}"
         name = node.exact_name()
         kids += _misread_hint(name) if name is not None else ""
         elsewhere = node.whereabouts(self.m.forest)

@@ -58,6 +58,12 @@ class Expected:
         """Where the thing meant is, when it is not where it was expected (a job enqueued elsewhere)."""
         return None
 
+    def siblings(self, actual: Sequence[SpanNode]) -> str:
+        """What is there instead, when nothing under a span matches this node: its children."""
+        shown = ", ".join(show_name(n.name) for n in actual[:6])
+        more = f" and {len(actual) - 6} more" if len(actual) > 6 else ""
+        return f"its children are {shown}{more}" if actual else "it has no children"
+
     def same_name(self, node: SpanNode) -> bool:
         """Whether the node is the one meant, even if other checks fail (for picking the closest)."""
         name = self.exact_name()

@@ -157,7 +157,7 @@ class Reader:
             return ANY
         if self.peek() == "/":
             return self._pattern()
-        return self._literal()
+        return self.literal()
 
     def string_or_pattern(self, what: str) -> object:
         start = self.pos
@@ -180,8 +180,8 @@ class Reader:
         except re.error as exc:
             raise NotationError(f"/{self.text[start + 1 : pos]}/ does not compile: {exc}", start) from None
 
-    def _literal(self) -> object:
-        start, end = self.pos, _literal_end(self.text, self.pos)
+    def literal(self, stops: str = " ,") -> object:
+        start, end = self.pos, _literal_end(self.text, self.pos, stops)
         source = self.text[start:end]
         if not source:
             raise self.fail("expected a value")
@@ -211,8 +211,8 @@ def _plain(value: object) -> bool:
     return isinstance(value, (list, tuple)) and all(type(item) in _SCALARS for item in value)
 
 
-def _literal_end(text: str, pos: int) -> int:
-    """Where a literal starting at ``pos`` ends: at a top-level space, comma or closing bracket."""
+def _literal_end(text: str, pos: int, stops: str = " ,") -> int:
+    """Where a literal starting at ``pos`` ends: at a top-level closing bracket or one of ``stops``."""
     depth, quote_char, escaped = 0, "", False
     while pos < len(text):
         char = text[pos]
@@ -227,7 +227,7 @@ def _literal_end(text: str, pos: int) -> int:
             quote_char = char
         elif char in "([":
             depth += 1
-        elif (char in ")]}" and depth == 0) or (char in " ," and depth == 0):
+        elif depth == 0 and (char in ")]}" or char in stops):
             return pos
         elif char in ")]":
             depth -= 1
@@ -305,7 +305,7 @@ def read_attributes(reader: Reader) -> dict[str, object]:
 
 def _key(reader: Reader) -> str:
     if reader.peek() in "'\"":
-        value = reader.value()
+        value = reader.literal(" ,=")
         if isinstance(value, str):
             return value
     match = _BARE_KEY.match(reader.text, reader.pos)

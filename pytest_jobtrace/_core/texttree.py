@@ -246,14 +246,13 @@ def _attempted_group(head: str) -> bool:
 
     ``SELECT [1]``, ``list []`` and ``GET /users/ {id}`` are names; ``charge [clinet]`` is a typo.
     """
-    match = _LAST_GROUP.search(head)
-    if match is None:
+    if not head.endswith(("]", "}")):
         return False
-    body = match.group(2)
-    return bool(re.match(r"['\"×A-Za-z]", body)) if match.group(1) == "[" else "=" in body or ":" in body
-
-
-_LAST_GROUP = re.compile(r"\s([\[{])([^\[{]*)[\]}]$")
+    for match in _GROUP_START.finditer(head):
+        opening, body = head[match.end()], head[match.end() + 1 :]
+        if re.match(r"['\"×A-Za-z]", body) if opening == "[" else "=" in body or ":" in body:
+            return True
+    return False
 
 
 def build_span(head: str, groups: Groups, children: tuple[Expected, ...]) -> Expected:

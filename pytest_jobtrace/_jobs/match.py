@@ -62,6 +62,18 @@ class ExpectedJob(Expected):
         places = " and ".join(f"under {where(s.parent)}" if s.parent else "as a trace root" for s in sites[:3])
         return f"{self.label()} was enqueued {places}"
 
+    def siblings(self, actual: Sequence[SpanNode]) -> str:
+        """The jobs enqueued where this one was expected (not the spans there)."""
+        if not actual:
+            return "it has no children"
+        index = job_index(actual[0].forest)
+        jobs = [job for job in (index.job_at(node) for node in actual) if job is not None]
+        if not jobs:
+            return f"no job was enqueued there (its children are {', '.join(repr(n.name) for n in actual[:6])})"
+        shown = ", ".join(repr(job.short_name) for job in jobs[:6])
+        more = f" and {len(jobs) - 6} more" if len(jobs) > 6 else ""
+        return f"the job{'s' * (len(jobs) > 1)} enqueued there: {shown}{more}"
+
     def same_name(self, node: SpanNode) -> bool:
         job = job_index(node.forest).job_at(node)
         return job is not None and name_matches(self.name, job.name)

@@ -8,6 +8,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+from pytest_jobtrace._core.notation import escape_unprintable
+from pytest_jobtrace._core.values import clip
+
 if TYPE_CHECKING:
     from pytest_jobtrace.builtin._job import Job
 
@@ -89,14 +92,21 @@ def check_choice(label: str, value: object, choices: Sequence[object]) -> None:
         raise ValueError(f"{label} must be one of {valid}; got {value!r}")
 
 
+_MAX_FAILED = 20
+
+
 def failures_message(failed: Sequence[JobRun], where: str, remedy: str) -> str:
     """The text of a JobFailedError: every failed job with its attempts and final exception."""
     lines = [f"{where}: {len(failed)} job{_plural(len(failed))} failed:"]
-    for run in failed:
+    for run in failed[:_MAX_FAILED]:
         exc = run.exception
         reason = f"{type(exc).__qualname__}: {exc}" if exc is not None else "no exception"
         attempts = f"{run.attempts} attempt{_plural(run.attempts)}"
-        lines.append(f"  {run.describe()} id={run.job_id} failed after {attempts}: {reason}")
+        lines.append(
+            clip(escape_unprintable(f"  {run.describe()} id={run.job_id} failed after {attempts}: {reason}"), 500)
+        )
+    if len(failed) > _MAX_FAILED:  # bounded: thousands of failures would flood the terminal
+        lines.append(f"  ... and {len(failed) - _MAX_FAILED} more failed jobs (builtin_jobs.failed lists them all)")
     lines.append(f"Their spans were recorded. To let jobs fail without raising, {remedy}, or mark the test")
     lines.append("@pytest.mark.jobtrace(expect_failures=True).")
     return "\n".join(lines)
