@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import reprlib
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
-
-from pytest_jobtrace._core.notation import escape_unprintable
-from pytest_jobtrace._core.values import clip
 
 if TYPE_CHECKING:
     from pytest_jobtrace.builtin._job import Job
@@ -23,7 +19,6 @@ Wait: TypeAlias = "float | str | Callable[[int], float]"
 PROPAGATIONS: tuple[Propagation, ...] = ("child", "link", "none")
 MODES: tuple[Mode, ...] = ("queue", "inline")
 SPAN_NAMINGS: tuple[SpanNaming, ...] = ("queue", "job_class")
-_SHORT_ID = 8
 _arg_repr = reprlib.Repr()
 _arg_repr.maxstring = _arg_repr.maxother = 40
 
@@ -37,6 +32,11 @@ class JobHandle:
     queue: str
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """The job's full name (module and qualified class name), as ``job()`` and ``drain(only=)`` match it."""
+        return f"{self.job_class.__module__}.{self.job_class.__qualname__}"
 
     def describe(self) -> str:
         """``ProcessOrderJob(42, note='x')``: how messages name this job."""
@@ -68,18 +68,6 @@ class JobArgumentError(TypeError):
     """An argument of ``perform_later`` cannot cross the queue's JSON serialisation boundary."""
 
 
-class JobFailedError(AssertionError):
-    """Jobs failed for good; ``runs`` holds their records. The first failure's exception is the ``__cause__``."""
-
-    def __init__(self, message: str, runs: Sequence[JobRun]) -> None:
-        super().__init__(message)
-        self.runs = list(runs)
-
-
-class JobChainError(RuntimeError):
-    """A drain (or an inline enqueue) kept performing jobs beyond its bound: a chain of jobs does not end."""
-
-
 def display_name(job_class: type[Job]) -> str:
     """The class's qualified name as messages show it: ``Shop.ProcessOrderJob``, without ``f.<locals>.``."""
     return job_class.__qualname__.rpartition("<locals>.")[2]
@@ -90,44 +78,3 @@ def check_choice(label: str, value: object, choices: Sequence[object]) -> None:
     if value not in choices:
         valid = ", ".join(repr(choice) for choice in choices)
         raise ValueError(f"{label} must be one of {valid}; got {value!r}")
-
-
-_MAX_FAILED = 20
-
-
-def failures_message(failed: Sequence[JobRun], where: str, remedy: str) -> str:
-    """The text of a JobFailedError: every failed job with its attempts and final exception."""
-    lines = [f"{where}: {len(failed)} job{_plural(len(failed))} failed:"]
-    for run in failed[:_MAX_FAILED]:
-        exc = run.exception
-        reason = f"{type(exc).__qualname__}: {exc}" if exc is not None else "no exception"
-        attempts = f"{run.attempts} attempt{_plural(run.attempts)}"
-        lines.append(
-            clip(escape_unprintable(f"  {run.describe()} id={run.job_id} failed after {attempts}: {reason}"), 500)
-        )
-    if len(failed) > _MAX_FAILED:  # bounded: thousands of failures would flood the terminal
-        lines.append(f"  ... and {len(failed) - _MAX_FAILED} more failed jobs (builtin_jobs.failed lists them all)")
-    lines.append(f"Their spans were recorded. To let jobs fail without raising, {remedy}, or mark the test")
-    lines.append("@pytest.mark.jobtrace(expect_failures=True).")
-    return "\n".join(lines)
-
-
-def chain_message(
-    chain: Sequence[tuple[str, str]], chain_length: int, performed: Iterable[str], reason: str, hint: str
-) -> str:
-    """The text of a JobChainError; ``chain`` is (class name, job id) pairs, oldest first, ending at the next job."""
-    counts = Counter(performed)
-    lines = [f"{reason}; this chain of jobs does not end (each enqueued by the one before it):"]
-    if chain_length > len(chain):
-        lines.append(f"  ... {chain_length - len(chain)} earlier job(s) of the chain")
-    for index, (name, job_id) in enumerate(chain):
-        arrow = "   " if index == 0 and chain_length == len(chain) else "-> "
-        lines.append(f"  {arrow}{name}(id={job_id[:_SHORT_ID]})")
-    lines[-1] += "  <- next to run"
-    lines.append("Attempts performed: " + ", ".join(f"{name} x{n}" for name, n in counts.most_common()))
-    lines.append(hint)
-    return "\n".join(lines)
-
-
-def _plural(count: int) -> str:
-    return "" if count == 1 else "s"
