@@ -294,7 +294,9 @@ class Diagnoser:
             self._preparing = False
 
     def _expand(self, expected: Expected, node: SpanNode) -> list[tuple[Expected, SpanNode]]:
-        if expected.local_mismatch(node) is not None or not self._links_ok(expected, node):
+        if (id(expected), node.index) in self._memo or expected.local_mismatch(node) is not None:
+            return []
+        if not self._links_ok(expected, node):
             return []
         kids = expected.child_nodes(node)
         short = [child for child in expected.children if len(self.m.candidates(child, kids)) < (child.count or 1)]

@@ -69,8 +69,8 @@ class Matcher:
             self._preparing = False
 
     def _expand(self, expected: Expected, node: SpanNode) -> list[tuple[Expected, SpanNode]]:
-        if expected.local_mismatch(node) is not None:
-            return []  # answered without looking at the children
+        if (self._canonical_id(expected), node.index) in self._memo or expected.local_mismatch(node) is not None:
+            return []  # answered already, or without looking at the children
         kids = expected.child_nodes(node)
         return [(child, kid) for child in expected.children for kid in self._prefiltered(child, kids)]
 
