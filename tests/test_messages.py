@@ -341,3 +341,12 @@ def test_job_failed_error_is_bounded_and_escaped(pytester: pytest.Pytester) -> N
     assert line[line.index("LAST:") :] == snapshot(
         "LAST:  ... and 10 more failed jobs (the fixture's .failed lists them all)"
     )
+
+
+def test_span_names_that_look_like_text_tree_lines(checkout: InMemorySpanExporter) -> None:
+    assert mismatch(span("job ProcessOrderJob"), checkout).splitlines()[0] == snapshot(
+        "span tree does not match: no captured span matches 'job ProcessOrderJob'; span() matches a span by name: for a job, use job(), {'job': ...} or a text-tree line 'job NAME'"
+    )
+    assert mismatch(span("payment.charge [client]"), checkout).splitlines()[0] == snapshot(
+        "span tree does not match: no captured span matches 'payment.charge [client]' (similar names captured: 'payment.charge'); span() takes the name literally: annotations and {attributes} are read in a text tree, or given as span()'s keywords"
+    )

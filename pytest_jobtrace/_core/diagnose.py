@@ -51,14 +51,13 @@ def _same(a: Expected, b: Expected) -> bool:
 
 
 def _misread_hint(name: str) -> str:
-    """Text-tree mistakes that leave a line's extra words in the span name."""
+    """Names given to span() (or a dict) that look like text-tree lines: say what they are read as."""
     if name.startswith("job "):
-        return "; a text-tree line is a span: for a job, use job() or {'job': ...}"
-    if name.endswith("]") and " [" in name:
-        notes = name[name.rindex(" [") :].strip()
+        return "; span() matches a span by name: for a job, use job(), {'job': ...} or a text-tree line 'job NAME'"
+    if name.endswith(("]", "}")) and (" [" in name or " {" in name):
         return (
-            f"; {notes} was read as part of the name: annotations are a kind, OK/ERROR/UNSET with an optional "
-            '"description", link "name" or xN (see docs/text-trees.md)'
+            "; span() takes the name literally: annotations and {attributes} are read in a text tree, or "
+            "given as span()'s keywords"
         )
     return ""
 
