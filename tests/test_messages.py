@@ -350,3 +350,38 @@ def test_span_names_that_look_like_text_tree_lines(checkout: InMemorySpanExporte
     assert mismatch(span("payment.charge [client]"), checkout).splitlines()[0] == snapshot(
         "span tree does not match: no captured span matches 'payment.charge [client]' (similar names captured: 'payment.charge'); span() takes the name literally: annotations and {attributes} are read in a text tree, or given as span()'s keywords"
     )
+
+
+def test_exact_on_a_job(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from opentelemetry import trace
+        from pytest_jobtrace import SpanTreeMismatch, assert_span_tree, job
+        from pytest_jobtrace.builtin import Job
+
+        tracer = trace.get_tracer("shop")
+
+        class ReceiptJob(Job):
+            def perform(self):
+                for name in ("render", "send"):
+                    with tracer.start_as_current_span(name):
+                        pass
+
+        def test_exact(job_spans, builtin_jobs):
+            ReceiptJob.perform_later()
+            builtin_jobs.drain()
+            assert_span_tree(job("ReceiptJob", children=["render"]))
+            assert_span_tree({"job": "ReceiptJob", "children": ["render", "send"], "exact": True})
+            assert_span_tree("job ReceiptJob [exact]\\n  render\\n  send", exact=False)
+            with pytest.raises(SpanTreeMismatch) as excinfo:
+                assert_span_tree("job ReceiptJob [exact]\\n  render")
+            print("FIRST:" + str(excinfo.value).splitlines()[0])
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly", "-s")
+    result.assert_outcomes(passed=1)
+    line = next(line for line in result.stdout.str().splitlines() if "FIRST:" in line)
+    assert line[line.index("FIRST:") :] == snapshot(
+        "FIRST:span tree does not match: unexpected child 'send' under 'send default' > 'process default' (job 'ReceiptJob' has exact=True)"
+    )
