@@ -124,7 +124,7 @@ def test_wrong_attempt_count_speaks_in_jobs(pytester: pytest.Pytester, run: str)
         "expected 3 attempts, found 2 (attempt 1 retried, attempt 2 succeeded)",
         "expected:",
         "POST /orders",
-        "└── job 'ProcessOrderJob' [3 attempts]",
+        "└── job ProcessOrderJob [attempts 3]",
         "captured (",
         "── send orders [producer]    <-- job 'ProcessOrderJob': expected 3 attempts, found 2",
     )
@@ -530,9 +530,9 @@ def test_a_job_expected_at_the_wrong_level_says_where_it_was_enqueued(pytester: 
     result = run_shop(pytester, "inprocess")
     result.assert_outcomes(failed=1)
     assert (
-        "missing child matching job 'SendConfirmationJob' under 'POST /orders'; its children are 'send orders', "
-        "'send audit'; job 'SendConfirmationJob' was enqueued under 'POST /orders' > 'send orders' > "
-        "'process orders'"
+        "missing child matching job 'SendConfirmationJob' under 'POST /orders'; the jobs enqueued there: "
+        "'ProcessOrderJob', 'AuditJob'; job 'SendConfirmationJob' was enqueued under 'POST /orders' > "
+        "'send orders' > 'process orders'"
     ) in result.stdout.str()
 
 

@@ -183,10 +183,11 @@ def describe_jobs(jobs: Sequence[JobView]) -> str:
 def job_label(name: object) -> str:
     """``job 'ProcessOrderJob'``: a job expectation as messages show it, whether named by a string, a
     pattern, the job's class or function, or a Celery task object."""
-    return f"job {show_name(_written_name(name))}"
+    return f"job {show_name(written_job_name(name))}"
 
 
-def _written_name(name: object) -> object:
+def written_job_name(name: object) -> object:
+    """A job expectation's name as text: a class, function or task object gives its name."""
     if isinstance(name, (str, re.Pattern)):
         return name
     task_name = getattr(name, "name", None)
