@@ -546,7 +546,8 @@ def test_exact_accounts_for_a_jobs_linked_attempts(pytester: pytest.Pytester) ->
         def test_exact(job_spans, builtin_jobs):
             checkout(42)
             builtin_jobs.drain()
-            order = job("ProcessOrderJob", children=["charge", job("SendConfirmationJob", children=["render_email"])])
+            confirmation = job("SendConfirmationJob", children=["render_email"])
+            order = job("ProcessOrderJob", children=[span("charge", count=2), confirmation])
             audit = job("AuditJob", linked=True, children=["write_audit"])
             assert_span_tree(span("POST /orders", children=[order, audit]), exact=True)
             assert_span_tree(job_spans.render(), exact=True)  # the linked attempt listed as a root works too
@@ -658,3 +659,43 @@ def test_a_job_named_by_its_class_reads_as_its_name(pytester: pytest.Pytester) -
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*job 'ProcessOrderJob'*expected 5 attempts, found 2*", "*job 'ProcessOrderJob'*"])
     assert "<class" not in result.stdout.str()
+
+
+def test_job_children_are_every_attempt_s_spans_as_render_shows_them(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from opentelemetry import trace
+        from pytest_jobtrace import SpanTreeMismatch, assert_span_tree, job, span
+        from pytest_jobtrace.builtin import Job
+
+        tracer = trace.get_tracer(__name__)
+
+        class Flaky(Exception):
+            pass
+
+        class ChargeJob(Job):
+            retry_on = (Flaky,)
+            attempts = 3
+            wait = 1
+
+            def perform(self):
+                with tracer.start_as_current_span("charge_card"):
+                    if self.executions < 2:
+                        raise Flaky("timeout")
+
+        def test_children(job_spans, builtin_jobs):
+            ChargeJob.perform_later()
+            builtin_jobs.drain()
+            assert job_spans.render("jobs").splitlines()[1:] == [
+                '├── charge_card [ERROR "Flaky: timeout"]',
+                "└── charge_card",
+            ]
+            failed_try = span("charge_card", status="ERROR")
+            assert_span_tree(job("ChargeJob", exact=True, children=[failed_try, "charge_card"]))
+            assert_span_tree(job("ChargeJob", exact=True, children=[span("charge_card", count=2)]))
+            with pytest.raises(SpanTreeMismatch, match="unexpected child 'charge_card'"):
+                assert_span_tree(job("ChargeJob", exact=True, children=["charge_card"]))
+        """
+    )
+    run_shop(pytester, "inprocess").assert_outcomes(passed=1)

@@ -14,7 +14,15 @@ from pytest_jobtrace._core.notation import Groups, NotationError, Reader, looks_
 from pytest_jobtrace._core.parse import DICT_BUILDERS, check_count, check_flag, expected_list
 from pytest_jobtrace._core.texttree import LINE_KINDS, LineKind
 from pytest_jobtrace._core.values import show, show_name, value_matches
-from pytest_jobtrace._jobs.views import JobView, describe_jobs, job_index, job_label, name_matches, written_job_name
+from pytest_jobtrace._jobs.views import (
+    JobView,
+    describe_jobs,
+    folded_children,
+    job_index,
+    job_label,
+    name_matches,
+    written_job_name,
+)
 
 # Errors raised here are about the caller's input: pytest shows the caller's line, not these frames.
 __tracebackhide__ = True
@@ -79,7 +87,8 @@ class ExpectedJob(Expected):
         return job is not None and name_matches(self.name, job.name)
 
     def child_nodes(self, node: SpanNode) -> Sequence[SpanNode]:
-        return self.children_owner(node).children if self._last_attempt(node) else ()
+        # The spans every attempt made, in start order: what render("jobs") shows under the job's line.
+        return folded_children(job_index(node.forest), node) if self._last_attempt(node) else ()
 
     def children_owner(self, node: SpanNode) -> SpanNode:
         return self._last_attempt(node) or node
@@ -222,8 +231,9 @@ def job(
     """An expected job, matched at its enqueue site (its publish span) with all its attempts.
 
     ``name`` matches the full job name, its last dotted component, or a pattern. ``children`` are
-    matched under the last attempt's process span. ``count=N`` stands for exactly N sibling jobs.
-    ``exact=True``: exactly these children under the last attempt, whatever the assertion's ``exact``.
+    matched against the spans every attempt made, in start order (what ``render("jobs")`` shows under
+    the job). ``count=N`` stands for exactly N sibling jobs. ``exact=True``: exactly these children,
+    whatever the assertion's ``exact``.
     """
     if outcome is not None and outcome not in OUTCOMES:
         raise ValueError(f"outcome={outcome!r}: use one of {', '.join(OUTCOMES)}")
