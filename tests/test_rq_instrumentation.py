@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from importlib.metadata import entry_points
@@ -426,3 +428,14 @@ def test_a_forking_worker_flushes_the_horse_s_spans(tmp_path: Any) -> None:
     done = subprocess.run([sys.executable, str(script), url, str(exported)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert sorted(exported.read_text().split("\n")[:-1]) == ["process default", "send default"]
+
+
+def test_production_import_loads_no_test_machinery() -> None:
+    # Production code imports only the instrumentation: neither pytest nor the assertion core comes with it.
+    code = (
+        "import sys, pytest_jobtrace.rq.instrumentation\n"
+        "loaded = [m for m in ('pytest', 'pytest_jobtrace._core.check', 'rq') if m in sys.modules]\n"
+        "print(loaded)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
