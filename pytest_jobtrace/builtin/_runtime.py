@@ -111,7 +111,7 @@ def perform_now(job_class: type[Job], args: tuple[Any, ...], kwargs: dict[str, A
     with process_span(tracing.tracer(), ref, 1, context.get_current(), ()) as span, _performing(runtime, ref.job_id):
         try:
             return instantiate(job_class, ref.job_id, 1).perform(*args, **kwargs)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the attempt did not succeed
             record_failure(span, exc)
             raise
 
@@ -317,6 +317,12 @@ class JobRuntime:
                 raise  # the runtime's own verdict on the whole chain, not this job's failure
             except Exception as exc:
                 return judge_failure(span, envelope, exc)
+            except BaseException as exc:
+                # SystemExit, KeyboardInterrupt, GeneratorExit: no retry_on can name them. The attempt is
+                # recorded as the failure it was, then the exception goes on to stop what it was meant to stop.
+                record_failure(span, exc)
+                self._settle(envelope, Verdict("failed", exc))
+                raise
         return Verdict("succeeded")
 
     def _settle(self, envelope: Envelope, verdict: Verdict) -> JobRun | None:

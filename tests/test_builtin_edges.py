@@ -1,0 +1,118 @@
+"""The built-in runtime where jobs misbehave: exceptions that are not Exceptions, coroutines, odd arguments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from pytest_jobtrace.builtin import Job, JobRuntime, recognise_span
+
+
+@pytest.fixture(name="spans")
+def _spans() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture(name="provider")
+def _provider(spans: InMemorySpanExporter) -> Iterator[TracerProvider]:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    yield provider
+    provider.shutdown()
+
+
+def process_spans(spans: InMemorySpanExporter) -> list[ReadableSpan]:
+    return [span for span in spans.get_finished_spans() if span.name.startswith("process ")]
+
+
+# --- item: SystemExit, KeyboardInterrupt, GeneratorExit ----------------------------------------------------------
+
+INTERRUPTS = [SystemExit, KeyboardInterrupt, GeneratorExit]
+
+
+def interrupting(kind: type[BaseException]) -> type[Job]:
+    class Interrupted(Job):
+        retry_on = (Exception,)
+        attempts = 3
+
+        def perform(self) -> None:
+            raise kind("stop now")
+
+    return Interrupted
+
+
+def assert_recorded_as_failed(span: ReadableSpan, kind: type[BaseException]) -> None:
+    assert span.status.status_code is StatusCode.ERROR
+    [exception] = [dict(e.attributes or {}) for e in span.events if e.name == "exception"]
+    assert exception["exception.type"] == kind.__name__
+    assert (span.attributes or {})["error.type"] == kind.__name__
+    info = recognise_span(span)
+    assert info is not None
+    assert info.attempt_outcome == "failed"
+
+
+@pytest.mark.parametrize("kind", INTERRUPTS)
+def test_drain_records_an_interrupted_attempt_as_failed_and_lets_the_exception_through(
+    provider: TracerProvider, spans: InMemorySpanExporter, kind: type[BaseException]
+) -> None:
+    job_class = interrupting(kind)
+    with JobRuntime(tracer_provider=provider) as rt:
+        job_class.perform_later()
+        with pytest.raises(kind, match="stop now"):
+            rt.drain()
+
+    [span] = process_spans(spans)  # not retried: retry_on names Exceptions, and this is none
+    assert_recorded_as_failed(span, kind)
+    assert rt.pending == []
+    [run] = rt.failed
+    assert (run.outcome, run.attempts, type(run.exception)) == ("failed", 1, kind)
+    assert rt.performed == [run]
+
+
+@pytest.mark.parametrize("kind", INTERRUPTS)
+def test_inline_mode_records_an_interrupted_attempt_as_failed(
+    provider: TracerProvider, spans: InMemorySpanExporter, kind: type[BaseException]
+) -> None:
+    with JobRuntime(tracer_provider=provider, mode="inline") as rt, pytest.raises(kind):
+        interrupting(kind).perform_later()
+
+    assert_recorded_as_failed(process_spans(spans)[0], kind)
+    assert [run.outcome for run in rt.failed] == ["failed"]
+
+
+@pytest.mark.parametrize("kind", INTERRUPTS)
+def test_perform_now_records_an_interrupted_attempt_as_failed(
+    provider: TracerProvider, spans: InMemorySpanExporter, kind: type[BaseException]
+) -> None:
+    with JobRuntime(tracer_provider=provider), pytest.raises(kind):
+        interrupting(kind).perform_now()
+
+    assert_recorded_as_failed(process_spans(spans)[0], kind)
+
+
+def test_an_interrupted_job_fails_a_job_assertion_that_expects_success(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_jobtrace import assert_span_tree, job
+        from pytest_jobtrace.builtin import Job
+
+        class Shutdown(Job):
+            def perform(self):
+                raise SystemExit(3)
+
+        def test_interrupted(builtin_jobs):
+            Shutdown.perform_later()
+            with pytest.raises(SystemExit):
+                builtin_jobs.drain()
+            assert_span_tree(job("Shutdown", outcome="succeeded"))
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*job 'Shutdown': expected outcome 'succeeded', got 'failed' (attempt 1 failed)*"])
