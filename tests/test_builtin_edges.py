@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -116,3 +118,44 @@ def test_an_interrupted_job_fails_a_job_assertion_that_expects_success(pytester:
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*job 'Shutdown': expected outcome 'succeeded', got 'failed' (attempt 1 failed)*"])
+
+
+# --- item: async def perform ---------------------------------------------------------------------------------------
+
+
+def test_an_async_perform_is_refused_when_the_class_is_defined() -> None:
+    with pytest.raises(TypeError) as info:
+
+        class Notify(Job):
+            async def perform(self, user_id: int) -> None:
+                pass
+
+    assert str(info.value) == (
+        "Notify.perform is defined with `async def`; the built-in runtime performs jobs synchronously, as a "
+        "worker does, so its body would never run. Define it with `def` (calling asyncio.run(...) inside if "
+        "the work is async)."
+    )
+
+
+def test_an_async_generator_perform_is_refused_too() -> None:
+    with pytest.raises(TypeError, match=r"Stream\.perform is defined with `async def`"):
+
+        class Stream(Job):
+            async def perform(self) -> Any:
+                yield 1
+
+
+def test_a_sync_perform_that_runs_a_coroutine_is_fine(provider: TracerProvider) -> None:
+    done: list[int] = []
+
+    async def work(value: int) -> None:
+        done.append(value)
+
+    class Bridge(Job):
+        def perform(self, value: int) -> None:
+            asyncio.run(work(value))
+
+    with JobRuntime(tracer_provider=provider) as rt:
+        Bridge.perform_later(7)
+        rt.drain()
+    assert done == [7]

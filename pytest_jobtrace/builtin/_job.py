@@ -80,6 +80,7 @@ class Job:
 
 def _validate(cls: type[Job]) -> None:
     name = display_name(cls)
+    _check_perform(name, cls.perform)
     if not isinstance(cls.queue, str) or not cls.queue:
         error = ValueError if isinstance(cls.queue, str) else TypeError
         raise error(f"{name}.queue must be a non-empty str; got {cls.queue!r}")
@@ -91,6 +92,17 @@ def _validate(cls: type[Job]) -> None:
         raise ValueError(f"{name}.attempts must be an int >= 1 (attempts in total); got {cls.attempts!r}")
     _check_wait(name, cls.wait)
     check_choice(f"{name}.propagation", cls.propagation, (*PROPAGATIONS, None))
+
+
+def _check_perform(name: str, perform: object) -> None:
+    # Called without an event loop, an async perform would return a coroutine that never runs: the job would
+    # "succeed" having done nothing.
+    if inspect.iscoroutinefunction(perform) or inspect.isasyncgenfunction(perform):
+        raise TypeError(
+            f"{name}.perform is defined with `async def`; the built-in runtime performs jobs synchronously, "
+            "as a worker does, so its body would never run. Define it with `def` (calling asyncio.run(...) "
+            "inside if the work is async)."
+        )
 
 
 def _check_exception_classes(name: str, attribute: str, value: object) -> None:
