@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from pytest_jobtrace.builtin import Job, JobRuntime, recognise_span
+from pytest_jobtrace.builtin import Job, JobArgumentError, JobRuntime, recognise_span
 
 
 @pytest.fixture(name="spans")
@@ -159,3 +159,35 @@ def test_a_sync_perform_that_runs_a_coroutine_is_fine(provider: TracerProvider) 
         Bridge.perform_later(7)
         rt.drain()
     assert done == [7]
+
+
+# --- item: circular and deeply nested arguments ------------------------------------------------------------------
+
+
+class Store(Job):
+    def perform(self, payload: Any) -> None:
+        pass
+
+
+def test_a_circular_argument_raises_job_argument_error_at_once(provider: TracerProvider) -> None:
+    payload: dict[str, Any] = {"id": 1}
+    payload["self"] = payload
+    with JobRuntime(tracer_provider=provider), pytest.raises(JobArgumentError) as info:
+        Store.perform_later({"outer": [payload]})
+
+    assert str(info.value) == (
+        "Store.perform_later(): argument 0 (payload) is not JSON-serialisable: dict object at ['outer'][0]['self'] "
+        "(Circular reference detected). Jobs cross a serialisation boundary, as in a real queue: pass an id or "
+        "a plain dict instead."
+    )
+
+
+def test_an_argument_nested_too_deeply_for_json_raises_job_argument_error(provider: TracerProvider) -> None:
+    payload: list[Any] = []
+    for _ in range(5000):
+        payload = [payload]
+    with JobRuntime(tracer_provider=provider), pytest.raises(JobArgumentError) as info:
+        Store.perform_later(payload=payload)
+
+    assert str(info.value).startswith("Store.perform_later(): keyword argument 'payload' is not JSON-serialisable: ")
+    assert "(nested too deeply)" in str(info.value)
