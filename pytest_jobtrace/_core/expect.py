@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -112,17 +113,34 @@ class ExceptionSpec:
 
 def _type_label(expected: object) -> str:
     if isinstance(expected, type):
-        return expected.__name__
+        # A class that shadows a builtin's name is shown qualified: "expected ConnectionError, got
+        # ConnectionError" would say nothing.
+        return _qualified(expected) if _shadows_builtin(expected) else expected.__name__
     return show_name(expected)
 
 
+def _qualified(cls: type) -> str:
+    """The type as OpenTelemetry's ``record_exception`` writes it (SDK 1.25 on): plain for builtins."""
+    module = cls.__module__
+    return f"{module}.{cls.__qualname__}" if module and module != "builtins" else cls.__qualname__
+
+
+def _shadows_builtin(cls: type) -> bool:
+    return cls.__module__ != "builtins" and isinstance(getattr(builtins, cls.__name__, None), type)
+
+
 def exception_type_matches(expected: object, actual: object) -> bool:
-    """A class matches its name, qualname or module-qualified name; a string also a dotted tail of it."""
+    """A class matches its qualified name as recorded, or its bare name where a recorder wrote only that;
+    a string also matches a dotted tail of the recorded name."""
     if not isinstance(actual, str):
         return False
     if isinstance(expected, type):
-        qualified = f"{expected.__module__}.{expected.__qualname__}"
-        return actual in (expected.__name__, expected.__qualname__, qualified)
+        if actual == _qualified(expected):
+            return True
+        # Other recorders may write only the class's name (or qualname), but a builtin's name recorded
+        # means the builtin was raised: a local `class ConnectionError` must not match it.
+        unqualified = actual in (expected.__name__, expected.__qualname__)
+        return unqualified and not isinstance(getattr(builtins, actual, None), type)
     if isinstance(expected, str):
         return actual == expected or actual.endswith(f".{expected}")
     return value_matches(expected, actual)
