@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import builtins
 
-import pytest
+from conftest import MakeSpan
 from helpers import headline, mismatch
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from conftest import MakeSpan
 from pytest_jobtrace import assert_span_tree, span
 
 
