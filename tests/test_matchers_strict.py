@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import builtins
+import re
 
+import pytest
 from conftest import MakeSpan
 from helpers import headline, mismatch
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from pytest_jobtrace import assert_span_tree, span
 
@@ -60,3 +63,88 @@ def test_a_class_does_not_match_another_module_s_class_of_that_name(
 
     make_span("charge", events=[("exception", {"exception.type": "billing.PaymentError"})])
     mismatch(span("charge", exception=PaymentError), exporter)
+
+
+# --- duplicates need as many matches -------------------------------------------------------------------------------
+
+
+def one_link(make_span: MakeSpan) -> None:
+    send = make_span("send batch", kind=SpanKind.PRODUCER)
+    make_span("process batch", kind=SpanKind.CONSUMER, at=1, links=[send])
+
+
+def test_two_expected_links_need_two_links(make_span: MakeSpan, exporter: InMemorySpanExporter) -> None:
+    one_link(make_span)
+
+    message = mismatch(span("process batch", links=["send batch", "send batch"]), exporter)
+    assert headline(message).endswith(
+        "at 'process batch': expected 2 links ('send batch', 'send batch'), it links to 'send batch'"
+    )
+    assert_span_tree(span("process batch", links=["send batch"]), exporter)
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_two_links_in_a_text_tree_need_two_links(
+    make_span: MakeSpan, exporter: InMemorySpanExporter, exact: bool
+) -> None:
+    one_link(make_span)
+    tree = """
+        send batch [producer]
+        process batch [consumer, link "send batch", link "send batch"]
+    """
+    message = mismatch(tree, exporter, exact=exact)
+    assert "expected 2 links ('send batch', 'send batch'), it links to 'send batch'" in message
+
+
+def test_two_links_to_two_matching_spans_pass(make_span: MakeSpan, exporter: InMemorySpanExporter) -> None:
+    first = make_span("send batch", kind=SpanKind.PRODUCER)
+    second = make_span("send batch", kind=SpanKind.PRODUCER, at=1)
+    make_span("process batch", at=2, links=[first, second])
+    assert_span_tree(span("process batch", links=["send batch", "send batch"]), exporter)
+
+
+def test_two_expected_events_need_two_events(make_span: MakeSpan, exporter: InMemorySpanExporter) -> None:
+    make_span("job", events=["retry", "done"])
+
+    message = mismatch(span("job", events=["retry", "retry"]), exporter)
+    assert headline(message).endswith("at 'job': events: expected 2 events 'retry', 1 match, got ['retry', 'done']")
+    assert_span_tree(span("job", events=["retry", "done"]), exporter)
+
+
+def test_overlapping_event_patterns_need_distinct_events(make_span: MakeSpan, exporter: InMemorySpanExporter) -> None:
+    make_span("job", events=["retry"])
+
+    message = mismatch(span("job", events=[re.compile("re.*"), "retry"]), exporter)
+    assert headline(message).endswith("at 'job': events: expected 2 distinct events [/re.*/, 'retry'], got ['retry']")
+
+
+def test_events_of_the_same_name_pass_when_there_are_enough(
+    make_span: MakeSpan, exporter: InMemorySpanExporter
+) -> None:
+    make_span("job", events=["retry", "retry", "done"])
+    assert_span_tree(span("job", events=["retry", "retry"]), exporter)
+    mismatch(span("job", events=["retry", "retry", "retry"]), exporter)
+
+
+# --- bool and int stay apart in sequences -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual"), [([1, 0], (True, False)), ((1, 0), (True, False)), ([True], (1,)), ([1.0], (True,))]
+)
+def test_a_sequence_keeps_bool_and_int_apart(
+    make_span: MakeSpan, exporter: InMemorySpanExporter, expected: object, actual: object
+) -> None:
+    make_span("flags", attributes={"values": actual})
+
+    message = mismatch(span("flags", attributes={"values": expected}), exporter)
+    assert headline(message).endswith(f"at 'flags': attributes['values']: expected {expected!r}, got {actual!r}")
+
+
+@pytest.mark.parametrize("expected", [[1, 2], (1, 2), [1, lambda value: value > 1]])
+def test_a_sequence_still_matches_item_by_item(
+    make_span: MakeSpan, exporter: InMemorySpanExporter, expected: object
+) -> None:
+    make_span("ints", attributes={"values": (1, 2)})
+    assert_span_tree(span("ints", attributes={"values": expected}), exporter)
+    mismatch(span("ints", attributes={"values": [1, 2, 3]}), exporter)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.trace import SpanKind, StatusCode
 
 from pytest_jobtrace._core.values import (
+    distinct_matches,
     kind_word,
     mismatch,
     show,
@@ -235,10 +236,14 @@ class ExpectedSpan(Expected):
         return attributes_diff(self.attributes, node.span.attributes or {})
 
     def _events_diff(self, node: SpanNode) -> str | None:
-        for spec in self.events:
-            if not any(_event_matches(spec, event) for event in node.span.events):
-                return _event_difference(spec, node.span.events)
-        return None
+        events = node.span.events
+        options = [[i for i, event in enumerate(events) if _event_matches(spec, event)] for spec in self.events]
+        for spec, found in zip(self.events, options):
+            if not found:
+                return _event_difference(spec, events)
+        if distinct_matches(options):
+            return None
+        return f"events: {_short_of(self.events, options)}, got {[event.name for event in events]}"
 
     def _exception_diff(self, node: SpanNode) -> str | None:
         spec = self.exception
@@ -319,6 +324,15 @@ def _event_difference(spec: EventSpec, events: Sequence[Any]) -> str:
         return f"event {named[0].name!r}{more}: {detail}"
     names = [event.name for event in events]
     return f"events: expected an event {spec.describe()}, got {names or 'no events'}"
+
+
+def _short_of(specs: Sequence[EventSpec], options: list[list[int]]) -> str:
+    """The expectation repeated more often than the span has matching events (or, failing that, all)."""
+    for spec, found in zip(specs, options):
+        wanted = sum(other == spec for other in specs)
+        if wanted > len(found):
+            return f"expected {wanted} events {spec.describe()}, {len(found)} match"
+    return f"expected {len(specs)} distinct events [{', '.join(spec.describe() for spec in specs)}]"
 
 
 def _event_matches(spec: EventSpec, event: Any) -> bool:

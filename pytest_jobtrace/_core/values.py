@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 import types
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.trace import SpanKind, StatusCode
@@ -35,11 +36,32 @@ def value_matches(expected: object, actual: object) -> bool:
             return isinstance(actual, str) and expected.fullmatch(actual) is not None
         if is_predicate(expected):
             return _accepts(expected, actual)
-        if isinstance(expected, list) and isinstance(actual, tuple):
-            return tuple(expected) == actual
+        if isinstance(expected, (list, tuple)) and isinstance(actual, (list, tuple)):
+            # Item by item, so that bool stays apart from int inside sequences too: [1, 0] is not (True, False).
+            return len(expected) == len(actual) and all(map(value_matches, expected, actual))
         return bool(expected == actual)
     except TypeError:
         return False
+
+
+def distinct_matches(options: Sequence[Sequence[int]]) -> bool:
+    """Whether every expected item can have an actual item of its own; ``options[i]`` lists those item i matches.
+
+    Two expectations of the same event (or link) need two events: one event cannot satisfy both.
+    """
+    owner: dict[int, int] = {}
+
+    def place(item: int, seen: set[int]) -> bool:
+        # Augmenting path; as deep as the expected list is long, which is a handful of events or links.
+        for candidate in options[item]:
+            if candidate not in seen:
+                seen.add(candidate)
+                if candidate not in owner or place(owner[candidate], seen):
+                    owner[candidate] = item
+                    return True
+        return False
+
+    return all(place(item, set()) for item in range(len(options)))
 
 
 def _accepts(predicate: Any, actual: object) -> bool:
