@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from pytest_jobtrace.builtin import Job, JobArgumentError, JobRuntime, recognise_span
+from pytest_jobtrace.builtin import Job, JobArgumentError, JobChainError, JobRuntime, recognise_span
 
 
 @pytest.fixture(name="spans")
@@ -191,3 +192,85 @@ def test_an_argument_nested_too_deeply_for_json_raises_job_argument_error(provid
 
     assert str(info.value).startswith("Store.perform_later(): keyword argument 'payload' is not JSON-serialisable: ")
     assert "(nested too deeply)" in str(info.value)
+
+
+# --- messages: a retried job is not a chain, a wait function that fails names its job ----------------------------
+
+
+class Flaky(Exception):
+    pass
+
+
+class AlwaysFlaky(Job):
+    retry_on = (Flaky,)
+    attempts = 5000
+
+    def perform(self) -> None:
+        raise Flaky("again")
+
+
+def test_a_job_retried_past_max_jobs_is_not_called_a_chain(provider: TracerProvider) -> None:
+    with JobRuntime(tracer_provider=provider, max_jobs=1000) as rt:
+        AlwaysFlaky.perform_later()
+        with pytest.raises(JobChainError) as info:
+            rt.drain()
+
+    lines = str(info.value).splitlines()
+    assert lines[0] == (
+        "JobRuntime.drain() performed max_jobs=1000 attempts; AlwaysFlaky is being retried again and again "
+        "(attempt 1001 of 5000 is next):"
+    )
+    assert "chain" not in lines[0]
+    assert lines[2] == "Attempts performed: AlwaysFlaky x1000"
+
+
+def test_independent_jobs_past_max_jobs_are_not_called_a_chain(provider: TracerProvider) -> None:
+    with JobRuntime(tracer_provider=provider, max_jobs=3) as rt:
+        for _ in range(5):
+            Store.perform_later(1)
+        with pytest.raises(JobChainError) as info:
+            rt.drain()
+
+    assert str(info.value).splitlines()[0] == (
+        "JobRuntime.drain() performed max_jobs=3 attempts; more jobs are pending (not enqueued by other jobs: "
+        "not a chain):"
+    )
+
+
+def retrying_with(wait: Any) -> type[Job]:
+    class Backoff(Job):
+        retry_on = (Flaky,)
+        attempts = 3
+
+        def perform(self) -> None:
+            raise Flaky("again")
+
+    Backoff.wait = staticmethod(wait)  # type: ignore[assignment]
+    return Backoff
+
+
+def broken_wait(attempt: int) -> float:
+    raise KeyError(attempt)
+
+
+@pytest.mark.parametrize(
+    ("wait", "message"),
+    [
+        (broken_wait, "Backoff.wait(1) raised KeyError: 1; it must return seconds >= 0"),
+        (lambda attempt: float("nan"), "Backoff.wait(1) returned nan; a delay must be a finite number of seconds >= 0"),
+        (lambda attempt: float("inf"), "Backoff.wait(1) returned inf; a delay must be a finite number of seconds >= 0"),
+        (lambda attempt: -1, "Backoff.wait(1) returned -1; a delay must be a finite number of seconds >= 0"),
+        (lambda attempt: "soon", "Backoff.wait(1) raised ValueError: could not convert string to float: 'soon'"),
+    ],
+)
+def test_a_wait_function_that_fails_names_the_job_and_the_job_is_not_lost(
+    provider: TracerProvider, wait: Any, message: str
+) -> None:
+    job_class = retrying_with(wait)
+    with JobRuntime(tracer_provider=provider) as rt:
+        job_class.perform_later()
+        with pytest.raises(ValueError, match=re.escape(message)):
+            rt.drain()
+
+    assert [run.outcome for run in rt.failed] == ["failed"]
+    assert rt.pending == []

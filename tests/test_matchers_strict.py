@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import builtins
+import math
 import re
 
 import pytest
 from conftest import MakeSpan
+from dirty_equals import IsList
 from helpers import headline, mismatch
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -148,3 +150,51 @@ def test_a_sequence_still_matches_item_by_item(
     make_span("ints", attributes={"values": (1, 2)})
     assert_span_tree(span("ints", attributes={"values": expected}), exporter)
     mismatch(span("ints", attributes={"values": [1, 2, 3]}), exporter)
+
+
+# --- messages that said the wrong thing ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("predicate", "value", "shown"),
+    [(math.isnan, 1.5, "<function isnan>"), (str.isalpha, "abc1", "<function isalpha>")],
+)
+def test_builtin_functions_and_methods_are_predicates(
+    make_span: MakeSpan, exporter: InMemorySpanExporter, predicate: object, value: object, shown: str
+) -> None:
+    make_span("calc", attributes={"value": value})
+
+    message = mismatch(span("calc", attributes={"value": predicate}), exporter)
+    assert headline(message).endswith(f"at 'calc': attributes['value']: {shown} returned false for {value!r}")
+
+
+def test_builtin_predicates_pass_when_they_hold(make_span: MakeSpan, exporter: InMemorySpanExporter) -> None:
+    make_span("calc", attributes={"value": float("nan"), "word": "abc"})
+    assert_span_tree(span("calc", attributes={"value": math.isnan, "word": str.isalpha}), exporter)
+
+
+def test_a_list_matcher_against_a_tuple_attribute_says_otel_stores_tuples(
+    make_span: MakeSpan, exporter: InMemorySpanExporter
+) -> None:
+    make_span("batch", attributes={"ids": (1, 2)})
+
+    message = mismatch(span("batch", attributes={"ids": IsList(1, 2)}), exporter)
+    assert headline(message).endswith(
+        "at 'batch': attributes['ids']: expected IsList(1, 2), got (1, 2) (a tuple: OpenTelemetry stores sequence "
+        "attributes as tuples; it would match as a list)"
+    )
+    message = mismatch(span("batch", attributes={"ids": IsList(3)}), exporter)
+    assert headline(message).endswith("attributes['ids']: expected IsList(3), got (1, 2)")
+
+
+@pytest.mark.parametrize("events", ["exception", {"name": "exception"}, b"exception"])
+def test_a_lone_event_is_not_split_into_characters_or_keys(events: object) -> None:
+    with pytest.raises(TypeError) as info:
+        span("job", events=events)  # type: ignore[arg-type]
+    assert str(info.value) == f"events={events!r}: expected a list of events, e.g. events=[{events!r}]"
+
+
+def test_bytes_children_are_refused_as_bytes() -> None:
+    with pytest.raises(TypeError) as info:
+        span("job", children=b"x")
+    assert str(info.value) == "expected a span(), a dict or a text tree, got bytes: b'x'"

@@ -16,7 +16,16 @@ __tracebackhide__ = True
 _MISSING: Any = object()
 
 
-_PREDICATES = (types.FunctionType, types.MethodType, functools.partial)
+# Builtins and C methods (math.isnan, str.isalpha) are predicates too: == against them never holds.
+_PREDICATES = (
+    types.FunctionType,
+    types.MethodType,
+    functools.partial,
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.MethodWrapperType,
+)
 _PLAIN = (str, int, float, bool)
 
 
@@ -75,12 +84,23 @@ def _accepts(predicate: Any, actual: object) -> bool:
 def mismatch(expected: object, actual: object) -> str:
     """Why ``actual`` fails ``expected``: 'expected X, got Y', or what a predicate did with it."""
     if not is_predicate(expected):
-        return f"expected {show(expected)}, got {actual!r}"
+        return f"expected {show(expected)}, got {actual!r}{_tuple_hint(expected, actual)}"
     try:
         expected(actual)  # type: ignore[operator]
     except Exception as error:
         return f"{show(expected)} raised {type(error).__name__}: {error} for {actual!r}"
     return f"{show(expected)} returned false for {actual!r}"
+
+
+def _tuple_hint(expected: object, actual: object) -> str:
+    """A matcher for lists (dirty-equals' IsList) fails on the tuple OpenTelemetry stores: say so."""
+    if not isinstance(actual, tuple) or isinstance(expected, (list, tuple)):
+        return ""
+    try:
+        as_list = bool(expected == list(actual))
+    except Exception:
+        return ""
+    return " (a tuple: OpenTelemetry stores sequence attributes as tuples; it would match as a list)" if as_list else ""
 
 
 def show(value: object) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context
 from opentelemetry.trace import Tracer, TracerProvider
 
-from pytest_jobtrace.builtin._attempt import Envelope, Verdict, instantiate, judge_failure
+from pytest_jobtrace.builtin._attempt import Envelope, Verdict, WaitError, instantiate, judge_failure
 from pytest_jobtrace.builtin._model import (
     MODES,
     PROPAGATIONS,
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 INLINE_DEPTH_LIMIT = 64
 _CHAIN_SHOWN = 10
 _RAISE_BOUND = (
-    "If the chain does end, raise the bound: builtin_jobs.drain(max_jobs=N) in a test, or"
+    "If it does end, raise the bound: builtin_jobs.drain(max_jobs=N) in a test, or"
     " drain(max_jobs=N) / JobRuntime(max_jobs=N) on your own runtime."
 )
 _USE_QUEUE = (
@@ -316,7 +316,11 @@ class JobRuntime:
             except JobChainError:
                 raise  # the runtime's own verdict on the whole chain, not this job's failure
             except Exception as exc:
-                return judge_failure(span, envelope, exc)
+                try:
+                    return judge_failure(span, envelope, exc)
+                except WaitError:  # the job's wait function failed: it cannot be rescheduled
+                    self._settle(envelope, Verdict("failed", exc))
+                    raise
             except BaseException as exc:
                 # SystemExit, KeyboardInterrupt, GeneratorExit: no retry_on can name them. The attempt is
                 # recorded as the failure it was, then the exception goes on to stop what it was meant to stop.
@@ -377,7 +381,8 @@ class JobRuntime:
             ids.append(job_id)
             job_id = self._lineage[job_id][1]
         shown = [(self._lineage[i][0], i) for i in reversed(ids[:_CHAIN_SHOWN])]
-        self.chain_error = JobChainError(chain_message(shown, len(ids), attempted, reason, hint))
+        attempt = (envelope.attempt, envelope.job_class.attempts)
+        self.chain_error = JobChainError(chain_message(shown, len(ids), attempted, reason, hint, attempt))
         return self.chain_error
 
     def _raise_failures(self, runs: list[JobRun], expect_failures: bool | None, where: str, remedy: str) -> None:
