@@ -9,6 +9,8 @@ from pytest_jobtrace._core import check as _assert
 from pytest_jobtrace._core import jobspans as _jobspans
 from pytest_jobtrace._core import render as _render
 from pytest_jobtrace._core.check import SpanTreeMismatch
+from pytest_jobtrace._core.clock import VirtualClock
+from pytest_jobtrace._core.errors import JobChainError, JobFailedError
 from pytest_jobtrace._core.forest import SpanForest, SpanNode
 from pytest_jobtrace._core.hygiene import JobtraceWarning
 from pytest_jobtrace._core.jobspans import JobSpans
@@ -19,6 +21,8 @@ from pytest_jobtrace._jobs.match import job
 from pytest_jobtrace._jobs.views import JobView
 
 __all__ = [
+    "JobChainError",
+    "JobFailedError",
     "JobSpans",
     "JobView",
     "JobtraceOptions",
@@ -27,6 +31,7 @@ __all__ = [
     "SpanNode",
     "SpanTreeMismatch",
     "TextTreeError",
+    "VirtualClock",
     "assert_span_tree",
     "job",
     "render",

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
+from types import ModuleType
+from typing import Any
 
 import pytest
 
+from pytest_jobtrace import adapters as _adapters
 from pytest_jobtrace._core import capture as _capture
+from pytest_jobtrace._core import options as _options
 from pytest_jobtrace._core.capture import ROUTER, CaptureSink
+from pytest_jobtrace._core.clock import VirtualClock
 from pytest_jobtrace._core.hygiene import report_leaks, report_undrained, report_unfinished
 from pytest_jobtrace._core.jobspans import JobSpans, _current
-from pytest_jobtrace._core.options import JobtraceOptions, add_options, marker_help, options_for
-from pytest_jobtrace.builtin._adapter import ADAPTER as BUILTIN
-from pytest_jobtrace.builtin._runtime import JobRuntime
+from pytest_jobtrace._core.options import JobtraceOptions, OptionSet, options_for
+
+
+def _option_set() -> OptionSet:
+    """The core's options and those of every adapter known when pytest starts."""
+    return OptionSet((adapter.name, adapter.options) for adapter in _adapters.adapters().values())
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    add_options(parser)
+    _options.add_options(parser, _option_set())
 
 
 _INSTALLED = pytest.StashKey[bool]()
@@ -28,9 +36,13 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     _install(early_config)
 
 
+@pytest.hookimpl(trylast=True)  # after conftests' pytest_configure, which may register adapters
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", marker_help())
+    options = _option_set()
+    config.addinivalue_line("markers", _options.marker_help(options))
+    _options.configure(config, options)
     _install(config)  # when the initial-conftest hook did not run (a plugin registered late)
+    config.pluginmanager.register(_adapter_fixtures(), "jobtrace-adapter-fixtures")
 
 
 def _install(config: pytest.Config) -> None:
@@ -94,18 +106,38 @@ def _job_spans() -> Iterator[JobSpans]:
     report_unfinished(item, sink, options.unfinished)
 
 
-@pytest.fixture(name="builtin_jobs")
-def _builtin_jobs(
-    request: pytest.FixtureRequest, job_spans: JobSpans, jobtrace_options: JobtraceOptions
-) -> Iterator[JobRuntime]:
-    """Run built-in ``Job`` subclasses in-process for this test: ``perform_later`` enqueues, ``drain()`` runs."""
-    runtime = BUILTIN.activate(jobtrace_options)
-    try:
-        yield runtime
-    finally:
-        runtime.close()
-    if runtime.chain_error is None:  # after a JobChainError, what is left pending was reported already
-        report_undrained(request.node, runtime.pending)
+@pytest.fixture(name="job_clock")
+def _job_clock() -> VirtualClock:
+    """This test's virtual clock, shared by every job adapter: countdowns, retries and schedules run on it."""
+    return VirtualClock()
+
+
+def _adapter_fixtures() -> ModuleType:
+    """A plugin module holding one fixture per known adapter, named as the adapter says."""
+    module = ModuleType("pytest_jobtrace.adapter_fixtures")
+    for adapter in _adapters.adapters().values():
+        setattr(module, f"_fixture_{adapter.name}", _adapter_fixture(adapter))
+    return module
+
+
+def _adapter_fixture(adapter: _adapters.JobAdapter) -> Callable[..., Any]:
+    def fixture(
+        request: pytest.FixtureRequest, job_spans: JobSpans, job_clock: VirtualClock, jobtrace_options: JobtraceOptions
+    ) -> Iterator[_adapters.ActiveAdapter]:
+        __tracebackhide__ = True
+        context = _adapters.AdapterContext(jobtrace_options, job_clock, request)
+        active = adapter.activate(context)
+        try:
+            yield active
+        finally:
+            active.close()
+        if getattr(active, "chain_error", None) is None:  # after a JobChainError, what is pending was reported
+            report_undrained(request.node, adapter, active.pending)
+
+    fixture.__doc__ = (
+        f"Run {adapter.name} jobs in-process for this test; drain them with {adapter.fixture_name}.drain()."
+    )
+    return pytest.fixture(name=adapter.fixture_name)(fixture)
 
 
 @pytest.hookimpl(trylast=True)

@@ -442,7 +442,7 @@ def test_usage_errors_show_the_users_line_not_plugin_frames(pytester: pytest.Pyt
         "RuntimeError: assert_span_tree() without spans= needs the job_spans fixture",
         "TypeError: @pytest.mark.jobtrace: unknown option(s) exactt",
         "pytest_jobtrace.JobtraceWarning: 1 span(s) started in this test never ended: 'open'",
-        "pytest_jobtrace.builtin.JobChainError: inline jobs are nested 65 deep (limit 64)",
+        "pytest_jobtrace.JobChainError: inline jobs are nested 65 deep (limit 64)",
     ):
         assert message in output, message
 

@@ -13,6 +13,7 @@ Conventions the docs follow (see docs/index.md, "About the examples"):
 - A ```text block right below a python block (only prose in between) is that block's output: each of
   its lines must appear in pytest's output, in order (pytest's ``E`` prefix ignored; ``...`` at the start
   or end of a line stands for text left out). Passing tests' printed output is shown with ``-rA``.
+- A ```ini block whose first line is ``# pytest.ini`` replaces the run's ini file for the later blocks.
 - ```python-fragment blocks are not complete files and are not run.
 """
 
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^(`{3,})([\w-]*)\s*$")
 EXPECT = re.compile(r"^<!--\s*expect:(.*)-->\s*$")
-FILE_NAME = re.compile(r"^#\s*([\w/]+\.py)\s*$")
+FILE_NAME = re.compile(r"^#\s*([\w/]+\.(?:py|ini))\s*$")
 OUTCOMES = ("passed", "failed", "errors", "skipped", "xfailed", "xpassed", "warnings", "deselected")
 
 
@@ -125,6 +126,9 @@ def examples_of(page: Path) -> list[Example]:
     for block in parse_blocks(page.read_text(encoding="utf-8")):
         if block.language == "text" and previous is not None:
             previous.output = block
+        if block.language == "ini" and is_support(block):
+            support[file_name(block) or ""] = block  # a ``# pytest.ini`` block replaces the run's ini
+            unused.add(file_name(block) or "")
         if block.language != "python":
             previous = None
             continue
@@ -190,6 +194,8 @@ def test_doc_example(pytester: pytest.Pytester, example: Example) -> None:
     pytester.makeini("[pytest]\nfilterwarnings =\n    always\n")
     for block in [*example.support, example.block]:
         name = file_name(block) or "test_example.py"
+        if name == "pytest.ini":
+            (pytester.path / "tox.ini").unlink()
         module = name.removesuffix(".py").replace("/", ".")
         in_process = not example.block.subprocess and module != "conftest"
         if in_process and (module in PROJECT_MODULES or module in sys.modules):

@@ -27,6 +27,9 @@ class FakeQueueAdapter:
     """Recognises spans carrying ``fakeq.*`` attributes; runs nothing."""
 
     name = "fakeq"
+    fixture_name = "fakeq_jobs"
+    extra = None
+    options = ()
 
     def recognise(self, span: ReadableSpan) -> JobSpanInfo | None:
         attributes = span.attributes or {}
@@ -44,7 +47,7 @@ class FakeQueueAdapter:
             retry_reason=attributes.get("fakeq.reason"),  # type: ignore[arg-type]
         )
 
-    def activate(self, options: Any, **kwargs: Any) -> Any:
+    def activate(self, context: Any) -> Any:
         raise NotImplementedError("recognition only")
 
 
@@ -144,7 +147,20 @@ def test_linked_attempts_are_one_job_across_three_traces(linked: InMemorySpanExp
 def test_adapters_are_checked_and_listed() -> None:
     assert list(adapters())[:1] == ["builtin"]
     assert "fakeq" in adapters()
-    with pytest.raises(TypeError, match="is not a job adapter: it needs a name, recognise\\(\\) and activate\\(\\)"):
+    with pytest.raises(TypeError, match="is not a job adapter: it lacks name, fixture_name, extra, options, recognise"):
         register_adapter(object())  # type: ignore[arg-type]
+
+    class OldStyle:  # the protocol before adapters named their fixture and options
+        name = "oldstyle"
+
+        def recognise(self, span: ReadableSpan) -> None:
+            return None
+
+        def activate(self, options: Any) -> Any:
+            raise NotImplementedError
+
+    with pytest.raises(TypeError, match=r"it lacks fixture_name, extra, options \(an adapter has"):
+        register_adapter(OldStyle())  # type: ignore[arg-type]
+    assert "oldstyle" not in adapters()
     with pytest.raises(TypeError):
         adapters()["other"] = FakeQueueAdapter()  # type: ignore[index]

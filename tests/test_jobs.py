@@ -432,8 +432,10 @@ def test_bad_ini_value_names_the_option(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\njobtrace_mode = eager\n")
     pytester.makepyfile("def test_x(job_spans):\n    pass\n")
     result = run_shop(pytester, "inprocess")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*ValueError: jobtrace option mode='eager': use one of queue, inline*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # once, at startup: no test runs with a wrong setting
+    result.stderr.fnmatch_lines(
+        ["ERROR: pytest-jobtrace: ini key jobtrace_mode in *tox.ini: mode='eager'; use one of 'queue', 'inline'"]
+    )
 
 
 def test_endless_chain_is_reported_once(pytester: pytest.Pytester) -> None:
@@ -608,6 +610,31 @@ def test_folded_render_separates_traces(pytester: pytest.Pytester) -> None:
                 "\\n"
                 "job jobshop.SendConfirmationJob [queue 'mail', 1 attempt (succeeded), succeeded]\\n"
                 "└── render_email"
+            )
+        """
+    )
+    run_shop(pytester, "inprocess").assert_outcomes(passed=1)
+
+
+def test_folded_render_lists_a_directly_performed_job_s_spans_once(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from opentelemetry import trace
+        from pytest_jobtrace.builtin import Job
+
+        tracer = trace.get_tracer(__name__)
+
+        class SumJob(Job):
+            def perform(self, n):
+                with tracer.start_as_current_span("sum"):
+                    return n
+
+        def test_perform_now(job_spans, builtin_jobs):
+            SumJob.perform_now(3)  # no send span: the job's site is its only attempt
+            assert job_spans.render("jobs") == (
+                "job test_folded_render_lists_a_directly_performed_job_s_spans_once.SumJob"
+                " [queue 'default', 1 attempt (succeeded), succeeded]\\n"
+                "└── sum"
             )
         """
     )

@@ -87,10 +87,14 @@ def _notes(forest: SpanForest, still_open: Sequence[str]) -> list[str]:
     if still_open:
         names = ", ".join(repr(name) for name in still_open[:5])
         notes.append(f"note: not ended yet, so not captured yet: {names}; assert after the `with` block ends")
-    pending = [job for job in job_index(forest).jobs if not job.attempt_nodes]
-    if pending:
-        names = ", ".join(repr(job.short_name) for job in pending[:5])
-        notes.append(f"note: enqueued but never processed: {names}; drain the queue first (builtin_jobs.drain())")
+    pending: dict[str, list[str]] = {}
+    for job in job_index(forest).jobs:
+        if not job.attempt_nodes:
+            fixture = job.adapter.fixture_name if job.adapter is not None else "its job system"
+            pending.setdefault(fixture, []).append(repr(job.short_name))
+    for fixture, jobs in pending.items():
+        names = ", ".join(jobs[:5]) + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
+        notes.append(f"note: enqueued but never processed: {names}; drain the queue first ({fixture}.drain())")
     return notes
 
 

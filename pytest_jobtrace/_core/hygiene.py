@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_jobtrace._core.capture import CaptureSink, LeakedSpan
 
-
-class Describable(Protocol):
-    """A pending job as any adapter lists it: it can say what it is."""
-
-    def describe(self) -> str: ...
+if TYPE_CHECKING:
+    from pytest_jobtrace.adapters import JobAdapter, PendingItem
 
 
 class JobtraceWarning(pytest.PytestWarning):
@@ -31,13 +28,16 @@ def _warn(item: pytest.Item, message: str) -> None:
     warnings.warn_explicit(JobtraceWarning(message), JobtraceWarning, str(item.path), (line or 0) + 1)
 
 
-def report_undrained(item: pytest.Item, pending: Sequence[Describable]) -> None:
+def report_undrained(item: pytest.Item, adapter: JobAdapter, pending: Sequence[PendingItem]) -> None:
+    """Warn about the jobs an adapter still holds at teardown, naming its fixture's drain()."""
     if pending:
         shown = ", ".join(p.describe() for p in pending[:10])
+        more = f" and {len(pending) - 10} more" if len(pending) > 10 else ""
+        extra = getattr(adapter, "undrained_hint", None)
         _warn(
             item,
-            f"{len(pending)} job(s) were enqueued but never performed: {shown}. "
-            "Call builtin_jobs.drain() before asserting, or use @pytest.mark.jobtrace(mode='inline').",
+            f"{len(pending)} job(s) were enqueued but never performed: {shown}{more}. "
+            f"Call {adapter.fixture_name}.drain() before asserting{', ' + extra if extra else ''}.",
         )
 
 

@@ -7,7 +7,6 @@ system, see ``adapters.py``); this module only groups what they recognise.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -15,9 +14,10 @@ from typing import Literal
 from opentelemetry.sdk.trace import ReadableSpan
 
 from pytest_jobtrace._core.forest import SpanForest, SpanNode
-from pytest_jobtrace._core.values import show_name, value_matches
+from pytest_jobtrace._core.values import show_name
 from pytest_jobtrace._jobs.info import JobSpanInfo
-from pytest_jobtrace.adapters import recognise
+from pytest_jobtrace._jobs.names import job_name_matches, short_name
+from pytest_jobtrace.adapters import JobAdapter, recognise
 
 Outcome = Literal["succeeded", "failed", "discarded", "pending"]
 
@@ -36,6 +36,8 @@ class JobView:
     republish_nodes: list[SpanNode] = field(default_factory=list)
     enqueued: list[JobView] = field(default_factory=list)
     parent: JobView | None = None
+    adapter: JobAdapter | None = field(default=None, repr=False)
+    """The adapter that recognised the job's spans (its fixture drains it)."""
 
     @property
     def publish(self) -> ReadableSpan | None:
@@ -77,15 +79,7 @@ class JobView:
         return f"<JobView {self.name!r} id={self.id} {len(self.attempt_nodes)} attempts, {self.outcome}>"
 
 
-def short_name(name: str) -> str:
-    return re.split(r"[.:]", name)[-1]
-
-
-def name_matches(expected: object, job_name: str) -> bool:
-    """The full job name, its last dotted component, or a pattern / other matcher on either."""
-    if isinstance(expected, str):
-        return expected in (job_name, short_name(job_name))
-    return value_matches(expected, job_name) or value_matches(expected, short_name(job_name))
+name_matches = job_name_matches
 
 
 class JobIndex:
@@ -94,10 +88,11 @@ class JobIndex:
     def __init__(self, forest: SpanForest) -> None:
         self.forest = forest
         self.info: dict[int, JobSpanInfo] = {}
+        self.adapter_of: dict[int, JobAdapter] = {}
         for node in forest.nodes:
-            info = recognise(node.span)
-            if info is not None:
-                self.info[node.index] = info
+            found = recognise(node.span)
+            if found is not None:
+                self.adapter_of[node.index], self.info[node.index] = found
         self.jobs = self._group()
         self.by_site = {job.site.index: job for job in self.jobs if job.site is not None}
         self._link_enqueued()
@@ -113,6 +108,7 @@ class JobIndex:
             job = jobs.get(key)
             if job is None:
                 job = jobs[key] = JobView(info.job_name, info.system, info.job_id, info.queue, None)
+                job.adapter = self.adapter_of[node.index]
                 ordered.append(job)
             _add_span(job, node, info)
         for job in ordered:
@@ -201,6 +197,8 @@ def folded_children(index: JobIndex, node: SpanNode) -> list[SpanNode]:
     """What shows under a node when jobs are folded: a job's user spans from all its attempts."""
     job = index.job_at(node)
     sources = [node] if job is None else [node, *job.attempt_nodes, *job.republish_nodes]
+    # A job performed directly has no send span: its site is its (only) attempt, listed once.
+    sources = list({source.index: source for source in sources}.values())
     hidden = index.hidden
     kids: list[SpanNode] = []
     for source in sources:

@@ -24,11 +24,11 @@ hands it to the job model.
 
 from __future__ import annotations
 
+from pytest_jobtrace._core.errors import JobChainError, JobFailedError
+from pytest_jobtrace.builtin._adapter import ADAPTER
 from pytest_jobtrace.builtin._job import Job
 from pytest_jobtrace.builtin._model import (
     JobArgumentError,
-    JobChainError,
-    JobFailedError,
     JobHandle,
     JobRun,
     PendingJob,
@@ -37,11 +37,12 @@ from pytest_jobtrace.builtin._runtime import JobRuntime
 from pytest_jobtrace.builtin._tracing import SEMCONV_VERSION, recognise_span
 
 # Tracebacks and reprs name the public module users import from, not the private one defining the class.
-for _public in (Job, JobArgumentError, JobChainError, JobFailedError, JobHandle, JobRun, JobRuntime, PendingJob):
+for _public in (Job, JobArgumentError, JobHandle, JobRun, JobRuntime, PendingJob):
     _public.__module__ = __name__
 del _public
 
 __all__ = [
+    "ADAPTER",
     "SEMCONV_VERSION",
     "Job",
     "JobArgumentError",

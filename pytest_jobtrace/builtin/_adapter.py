@@ -2,31 +2,59 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from opentelemetry.sdk.trace import ReadableSpan
 
-from pytest_jobtrace._core.options import JobtraceOptions
+from pytest_jobtrace._core.options import Option
 from pytest_jobtrace._jobs.info import JobSpanInfo
+from pytest_jobtrace.adapters import EXPECT_FAILURES, AdapterContext
+from pytest_jobtrace.builtin._model import MODES, PROPAGATIONS, SPAN_NAMINGS
 from pytest_jobtrace.builtin._runtime import JobRuntime
 from pytest_jobtrace.builtin._tracing import recognise_span
+
+OPTIONS = (
+    Option(
+        name="mode",
+        help="how built-in jobs run: queue (until drained, default) or inline (inside perform_later)",
+        default="queue",
+        choices=MODES,
+        flag=True,
+    ),
+    Option(
+        name="propagation",
+        help="how a built-in job's process span relates to its send span: child, link or none",
+        default="child",
+        choices=PROPAGATIONS,
+    ),
+    Option(
+        name="span_naming",
+        help="destination in built-in span names: queue (default) or job_class",
+        default="queue",
+        choices=SPAN_NAMINGS,
+    ),
+    EXPECT_FAILURES,
+)
 
 
 class BuiltinAdapter:
     name = "builtin"
+    fixture_name = "builtin_jobs"
+    extra = None
+    options = OPTIONS
+    undrained_hint = "or use @pytest.mark.jobtrace(mode='inline')"
 
     def recognise(self, span: ReadableSpan) -> JobSpanInfo | None:
         return recognise_span(span)
 
-    def activate(self, options: JobtraceOptions, **kwargs: Any) -> JobRuntime:
-        settings: dict[str, Any] = {
-            "mode": options.mode,
-            "propagation": options.propagation,
-            "span_naming": options.span_naming,
-            "expect_failures": options.expect_failures,
-            **kwargs,
-        }
-        runtime = JobRuntime(**settings)
+    def activate(self, context: AdapterContext) -> JobRuntime:
+        options = context.options
+        runtime = JobRuntime(
+            mode=options["mode"],
+            propagation=options["propagation"],
+            span_naming=options["span_naming"],
+            expect_failures=options["expect_failures"],
+            tracer_provider=context.tracer_provider,
+            clock=context.clock,
+        )
         runtime.__enter__()
         return runtime
 

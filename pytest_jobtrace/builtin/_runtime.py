@@ -7,7 +7,7 @@ import itertools
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -17,23 +17,22 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context
 from opentelemetry.trace import Tracer, TracerProvider
 
+from pytest_jobtrace._core.clock import VirtualClock
+from pytest_jobtrace._core.errors import JobChainError, JobFailedError, chain_message, failures_message
+from pytest_jobtrace._jobs.names import job_name_matches
 from pytest_jobtrace.builtin._attempt import Envelope, Verdict, WaitError, instantiate, judge_failure
 from pytest_jobtrace.builtin._model import (
     MODES,
     PROPAGATIONS,
     SPAN_NAMINGS,
-    JobChainError,
-    JobFailedError,
     JobHandle,
     JobRun,
     Mode,
     PendingJob,
     Propagation,
     SpanNaming,
-    chain_message,
     check_choice,
     display_name,
-    failures_message,
 )
 from pytest_jobtrace.builtin._tracing import (
     MessageRef,
@@ -83,11 +82,15 @@ class _Tracing:
 
     def ref(self, job_class: type[Job], job_id: str) -> MessageRef:
         destination = job_class.queue if self.span_naming == "queue" else display_name(job_class)
-        full_name = f"{job_class.__module__}.{job_class.__qualname__}"
-        return MessageRef(full_name, job_class.queue, destination, job_id)
+        return MessageRef(_full_name(job_class), job_class.queue, destination, job_id)
 
 
 _DEFAULT_TRACING = _Tracing(None, "queue")
+
+
+def _full_name(job_class: type[Job]) -> str:
+    """The job's name in spans and in ``job()``: module and qualified class name."""
+    return f"{job_class.__module__}.{job_class.__qualname__}"
 
 
 def enqueue(job_class: type[Job], args: tuple[Any, ...], kwargs: dict[str, Any]) -> JobHandle:
@@ -155,6 +158,7 @@ class JobRuntime:
         tracer_provider: TracerProvider | None = None,
         max_jobs: int = 1000,
         expect_failures: bool = False,
+        clock: VirtualClock | None = None,
     ) -> None:
         check_choice("JobRuntime(): mode", mode, MODES)
         check_choice("JobRuntime(): propagation", propagation, PROPAGATIONS)
@@ -165,7 +169,7 @@ class JobRuntime:
         self._lock = threading.Lock()
         self._queue: list[tuple[float, int, Envelope]] = []
         self._seq = itertools.count()
-        self._now = 0.0
+        self._clock = clock if clock is not None else VirtualClock()
         self._performed: list[JobRun] = []
         self._lineage: dict[str, tuple[str, str | None]] = {}  # job id -> (class name, enqueued by)
         self._inline_depth = 0
@@ -175,7 +179,7 @@ class JobRuntime:
 
     def __repr__(self) -> str:
         return (
-            f"<JobRuntime mode={self._mode!r} now={self._now} pending={len(self._queue)}"
+            f"<JobRuntime mode={self._mode!r} now={self._clock.now} pending={len(self._queue)}"
             f" performed={len(self._performed)}>"
         )
 
@@ -210,8 +214,16 @@ class JobRuntime:
 
     @property
     def now(self) -> float:
-        """The virtual clock in seconds: 0.0 at creation, moved forward by waits before retries."""
-        return self._now
+        """The virtual clock in seconds: 0.0 at creation, moved forward by waits before retries.
+
+        In a test it is the test's shared clock (the ``job_clock`` fixture), which every adapter moves.
+        """
+        return self._clock.now
+
+    @property
+    def clock(self) -> VirtualClock:
+        """The virtual clock this runtime orders its jobs on."""
+        return self._clock
 
     @property
     def pending(self) -> list[PendingJob]:
@@ -225,18 +237,23 @@ class JobRuntime:
         """Every job that reached its final outcome on this runtime, in the order they did."""
         return list(self._performed)
 
-    def drain(self, max_jobs: int | None = None, *, expect_failures: bool | None = None) -> list[JobRun]:
+    def drain(
+        self, max_jobs: int | None = None, *, only: object = None, expect_failures: bool | None = None
+    ) -> list[JobRun]:
         """Perform every pending job, the jobs they enqueue and their retries, by due time then FIFO.
 
-        Returns a `JobRun` for each job that reached its final outcome. Raises `JobChainError` before the
-        ``max_jobs + 1``-th attempt (default: the runtime's ``max_jobs``) and, once done, `JobFailedError` if any
-        job failed, unless ``expect_failures`` (default: the runtime's) is true.
+        ``only`` (a job class, a name as ``job()`` takes it, or a list of them) performs only the jobs it
+        names, leaving the others pending. Returns a `JobRun` for each job that reached its final outcome.
+        Raises `JobChainError` before the ``max_jobs + 1``-th attempt (default: the runtime's ``max_jobs``)
+        and, once done, `JobFailedError` if any job failed, unless ``expect_failures`` (default: the
+        runtime's) is true.
         """
         __tracebackhide__ = True
         limit = self._max_jobs if max_jobs is None else _check_max_jobs("drain()", max_jobs)
+        selected = self._selector(only)
         finished: list[JobRun] = []
         attempted: list[str] = []
-        while (envelope := self._pop()) is not None:
+        while (envelope := self._pop(selected)) is not None:
             if len(attempted) >= limit:
                 self._push(envelope)
                 reason = f"JobRuntime.drain() performed max_jobs={limit} attempts"
@@ -273,7 +290,7 @@ class JobRuntime:
 
     def _perform(self, envelope: Envelope) -> JobRun | None:
         """One attempt at its due time; a retried job goes back in the queue and gives None."""
-        self._now = max(self._now, envelope.due)
+        self._clock.advance_to(envelope.due)
         run = self._settle(envelope, self._attempt(envelope))
         if run is None:
             self._push(envelope)
@@ -285,7 +302,7 @@ class JobRuntime:
         envelope = Envelope(
             job_class, uuid.uuid4().hex, json.dumps([args, kwargs]), performing.job_id if performing else None
         )
-        envelope.due, envelope.seq = self._now, next(self._seq)
+        envelope.due, envelope.seq = self._clock.now, next(self._seq)
         self._lineage[envelope.job_id] = (display_name(job_class), envelope.enqueued_by)
         with send_span(self._tracing.tracer(), self._tracing.ref(job_class, envelope.job_id)) as carrier:
             envelope.carrier = carrier
@@ -299,9 +316,33 @@ class JobRuntime:
         with self._lock:
             heapq.heappush(self._queue, (envelope.due, envelope.seq, envelope))
 
-    def _pop(self) -> Envelope | None:
+    def _pop(self, selected: Callable[[Envelope], bool] | None = None) -> Envelope | None:
         with self._lock:
-            return heapq.heappop(self._queue)[2] if self._queue else None
+            if selected is None:
+                return heapq.heappop(self._queue)[2] if self._queue else None
+            chosen = min((entry for entry in self._queue if selected(entry[2])), default=None)
+            if chosen is None:
+                return None
+            self._queue.remove(chosen)
+            heapq.heapify(self._queue)
+            return chosen[2]
+
+    def _selector(self, only: object) -> Callable[[Envelope], bool] | None:
+        """What ``drain(only=...)`` performs; naming no pending job is an error that lists the pending ones."""
+        __tracebackhide__ = True
+        if only is None:
+            return None
+        names = list(only) if isinstance(only, (list, tuple, set, frozenset)) else [only]
+
+        def selected(envelope: Envelope) -> bool:
+            full_name = _full_name(envelope.job_class)
+            return any(job_name_matches(name, full_name) for name in names)
+
+        pending = self.pending
+        if not any(job_name_matches(name, item.name) for item in pending for name in names):
+            shown = ", ".join(item.describe() for item in pending[:10]) or "none"
+            raise ValueError(f"JobRuntime.drain(only={only!r}): no pending job matches; pending: {shown}")
+        return selected
 
     def _attempt(self, envelope: Envelope) -> Verdict:
         __tracebackhide__ = True  # a job's exception, chained under JobFailedError, then starts at perform
@@ -333,7 +374,7 @@ class JobRuntime:
         """Reschedule a retried job (same id, same carrier, behind the jobs already due) or record its outcome."""
         if verdict.kind == "retry":
             envelope.attempt += 1
-            envelope.due, envelope.seq = self._now + verdict.delay, next(self._seq)
+            envelope.due, envelope.seq = self._clock.now + verdict.delay, next(self._seq)
             return None
         run = envelope.run(verdict.kind, verdict.exception)
         self._performed.append(run)
@@ -364,7 +405,7 @@ class JobRuntime:
             run = self._settle(envelope, self._attempt(envelope))
             if run is not None:
                 return run
-            self._now = envelope.due
+            self._clock.advance_to(envelope.due)
 
     def _check_inline_bounds(self, envelope: Envelope) -> None:
         if self._inline_depth > INLINE_DEPTH_LIMIT:
