@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
-from test_capture import assert_clean
+from test_capture import assert_clean, fresh_process
 
 from pytest_jobtrace import SpanForest, assert_span_tree, render
 
@@ -187,3 +187,66 @@ def test_a_leaked_span_does_not_land_in_the_next_test_when_ids_repeat(pytester: 
     )
     result = run_pytest(pytester, run, "-W", "ignore::pytest_jobtrace.JobtraceWarning")
     result.assert_outcomes(passed=2)
+
+
+# --- whose provider: the application's wins, and providers built before the plugin are captured ------------------
+
+
+@fresh_process
+def test_the_application_s_provider_wins_even_after_the_first_capture(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from opentelemetry import trace
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+
+        tracer = trace.get_tracer("app")  # module level: caches whatever it meets first
+
+        def test_before_the_app_sets_one(job_spans):
+            with tracer.start_as_current_span("before"):
+                pass
+            assert [s.name for s in job_spans] == ["before"]
+
+        @pytest.fixture
+        def app():
+            provider = TracerProvider(resource=Resource.create({"service.name": "shop"}))
+            trace.set_tracer_provider(provider)  # as an app factory would, in a later fixture
+            return provider
+
+        def test_after_the_app_sets_one(job_spans, app):
+            assert trace.get_tracer_provider() is app
+            with tracer.start_as_current_span("module_level"):
+                pass
+            with trace.get_tracer("fresh").start_as_current_span("fresh"):
+                pass
+            services = [(s.name, s.resource.attributes.get("service.name")) for s in job_spans]
+            assert services == [("module_level", "shop"), ("fresh", "shop")]
+        """
+    )
+    result = run_pytest(pytester, run, "-p", "no:logging")  # OpenTelemetry's refusal would reach stderr
+    result.assert_outcomes(passed=2)
+    assert_clean(result)
+
+
+@fresh_process
+def test_a_provider_built_before_the_plugin_starts_is_captured(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        early_plugin="""
+        from opentelemetry.sdk.trace import TracerProvider
+
+        EARLY = TracerProvider()  # built while pytest loads -p plugins, before pytest-jobtrace starts
+        """
+    )
+    pytester.makepyfile(
+        """
+        from early_plugin import EARLY
+
+        def test_early_provider(job_spans):
+            with EARLY.get_tracer("app").start_as_current_span("early"):
+                pass
+            assert [s.name for s in job_spans] == ["early"]
+        """
+    )
+    result = run_pytest(pytester, run, "-p", "early_plugin")
+    result.assert_outcomes(passed=1)

@@ -21,6 +21,8 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.trace import SpanContext
 
+from pytest_jobtrace._core import provider as _provider
+
 
 @dataclass(frozen=True)
 class LeakedSpan:
@@ -216,7 +218,10 @@ def install() -> None:
         return
     _original_init = TracerProvider.__init__
     TracerProvider.__init__ = _patched_init  # type: ignore[method-assign]
+    _provider.hook_set_global()
     attach(trace.get_tracer_provider())
+    for provider in _provider.existing_providers():
+        attach(provider)
 
 
 def uninstall() -> None:
@@ -226,23 +231,25 @@ def uninstall() -> None:
     if _installs == 0 and _original_init is not None:
         TracerProvider.__init__ = _original_init  # type: ignore[method-assign]
         _original_init = None
+        _provider.unhook_set_global()
 
 
 _last_global: object = None
 
 
 def ensure_global_provider() -> None:
-    """Make module-level tracers record: set an SDK provider only if nobody has set one.
+    """Make module-level tracers record: set a stand-in provider only if nobody has set one.
 
     Called when a capture opens, not at start-up, so an application that sets its own provider
-    during collection (conftest, module import) is never overridden and never warned about.
+    during collection (conftest, module import) is never overridden and never warned about; one that
+    sets it later replaces the stand-in (see ``provider.py``).
     """
     global _last_global
     current = trace.get_tracer_provider()
     if current is _last_global:
         return
     if isinstance(current, trace.ProxyTracerProvider):
-        trace.set_tracer_provider(TracerProvider())
+        trace.set_tracer_provider(_provider.StandInProvider())
     else:
         _last_global = current  # only a real provider: a proxy may be the global again after a reset
         attach(current)
