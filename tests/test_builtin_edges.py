@@ -274,3 +274,59 @@ def test_a_wait_function_that_fails_names_the_job_and_the_job_is_not_lost(
 
     assert [run.outcome for run in rt.failed] == ["failed"]
     assert rt.pending == []
+
+
+# --- a copied context that outlives its test -------------------------------------------------------------------
+
+
+def test_a_copied_context_enqueuing_after_its_test_raises(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import contextvars
+
+        import pytest
+        from pytest_jobtrace.builtin import Job
+
+        carried = []
+
+        class Notify(Job):
+            def perform(self):
+                pass
+
+        class Starts(Job):
+            def perform(self):
+                carried.append(contextvars.copy_context())  # as an asyncio task created here would
+
+        def test_first(builtin_jobs):
+            Starts.perform_later()
+            builtin_jobs.drain()
+
+        def test_later(builtin_jobs):
+            with pytest.raises(RuntimeError) as info:
+                carried[0].run(Notify.perform_later)
+            print(info.value)
+            assert builtin_jobs.pending == []
+        """
+    )
+    result = pytester.runpytest("-s")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*Notify.perform_later(): called from work that job * started on a JobRuntime that has since been "
+            "closed (its test has ended), through a copied context (an asyncio task, contextvars.copy_context().run, "
+            "an executor); the job would never run. Wait for that work in the test that started it."
+        ]
+    )
+
+
+class Spawner(Job):
+    def perform(self) -> None:
+        Store.perform_later("child")
+
+
+def test_a_closed_runtime_can_still_be_drained(provider: TracerProvider) -> None:
+    with JobRuntime(tracer_provider=provider) as rt:
+        Spawner.perform_later()
+    runs = rt.drain()  # after the with block: the jobs it performs still enqueue on it
+
+    assert [run.job_class for run in runs] == [Spawner, Store]

@@ -96,7 +96,7 @@ def _full_name(job_class: type[Job]) -> str:
 def enqueue(job_class: type[Job], args: tuple[Any, ...], kwargs: dict[str, Any]) -> JobHandle:
     """Enqueue on the runtime performing the current job, else on the innermost active runtime."""
     __tracebackhide__ = True
-    runtime = _current_runtime()
+    runtime = _current_runtime(f"{display_name(job_class)}.perform_later()")
     if runtime is None:
         raise RuntimeError(
             f"{display_name(job_class)}.perform_later(): no JobRuntime is active. Request the `builtin_jobs` "
@@ -108,7 +108,7 @@ def enqueue(job_class: type[Job], args: tuple[Any, ...], kwargs: dict[str, Any])
 def perform_now(job_class: type[Job], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run one attempt in the caller's context under a process span; exceptions reach the caller."""
     __tracebackhide__ = True
-    runtime = _current_runtime()
+    runtime = _current_runtime(f"{display_name(job_class)}.perform_now()")
     tracing = runtime._tracing if runtime is not None else _DEFAULT_TRACING
     ref = tracing.ref(job_class, uuid.uuid4().hex)
     with process_span(tracing.tracer(), ref, 1, context.get_current(), ()) as span, _performing(runtime, ref.job_id):
@@ -119,20 +119,35 @@ def perform_now(job_class: type[Job], args: tuple[Any, ...], kwargs: dict[str, A
             raise
 
 
-def _current_runtime() -> JobRuntime | None:
+def _current_runtime(caller: str) -> JobRuntime | None:
+    __tracebackhide__ = True
     performing = _CURRENT.get()
-    if performing is not None and performing.runtime is not None:
-        return performing.runtime
-    return _ACTIVE[-1] if _ACTIVE else None
+    if performing is None or performing.runtime is None:
+        return _ACTIVE[-1] if _ACTIVE else None
+    runtime = performing.runtime
+    if runtime._closed and not runtime._busy:
+        # A copy of a job's context (an asyncio task, contextvars.copy_context().run) outlived the job and
+        # its test: enqueued there, the job would wait on a runtime nobody drains again.
+        raise RuntimeError(
+            f"{caller}: called from work that job {performing.job_id[:8]} started on a JobRuntime that has "
+            "since been closed (its test has ended), through a copied context (an asyncio task, "
+            "contextvars.copy_context().run, an executor); the job would never run. Wait for that work "
+            "in the test that started it."
+        )
+    return runtime
 
 
 @contextmanager
 def _performing(runtime: JobRuntime | None, job_id: str) -> Iterator[None]:
     token = _CURRENT.set(_Performing(runtime, job_id))
+    if runtime is not None:
+        runtime._busy += 1
     try:
         yield
     finally:
         _CURRENT.reset(token)
+        if runtime is not None:
+            runtime._busy -= 1
 
 
 class JobRuntime:
@@ -174,6 +189,8 @@ class JobRuntime:
         self._lineage: dict[str, tuple[str, str | None]] = {}  # job id -> (class name, enqueued by)
         self._inline_depth = 0
         self._inline_attempted: list[str] = []
+        self._closed = False  # closed and performing nothing: enqueues through a stale context are refused
+        self._busy = 0  # jobs being performed now (a closed runtime may still be drained)
         self.chain_error: JobChainError | None = None
         """The JobChainError this runtime raised, if any (its jobs are left pending on purpose)."""
 
@@ -185,6 +202,7 @@ class JobRuntime:
 
     def __enter__(self) -> JobRuntime:
         _ACTIVE.append(self)
+        self._closed = False
         return self
 
     def __exit__(
@@ -194,6 +212,7 @@ class JobRuntime:
 
     def close(self) -> None:
         """Deactivate this runtime, making the one active before it current again. Pending jobs stay pending."""
+        self._closed = True
         for index in range(len(_ACTIVE) - 1, -1, -1):
             if _ACTIVE[index] is self:
                 del _ACTIVE[index]
