@@ -7,6 +7,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from opentelemetry.trace import TracerProvider
 
 from pytest_jobtrace import adapters as _adapters
 from pytest_jobtrace._core import capture as _capture
@@ -132,6 +133,16 @@ def _job_clock() -> VirtualClock:
     return VirtualClock()
 
 
+@pytest.fixture(name="jobtrace_tracer_provider")
+def _jobtrace_tracer_provider() -> TracerProvider | None:
+    """The tracer provider job adapters send their own spans to: None, the global one.
+
+    Override it (in a conftest or a test module) to run a test's jobs under the application's provider,
+    with its sampler and resource, as production would.
+    """
+    return None
+
+
 def _adapter_fixtures() -> ModuleType:
     """A plugin module holding one fixture per known adapter, named as the adapter says."""
     module = ModuleType("pytest_jobtrace.adapter_fixtures")
@@ -142,10 +153,14 @@ def _adapter_fixtures() -> ModuleType:
 
 def _adapter_fixture(adapter: _adapters.JobAdapter) -> Callable[..., Any]:
     def fixture(
-        request: pytest.FixtureRequest, job_spans: JobSpans, job_clock: VirtualClock, jobtrace_options: JobtraceOptions
+        request: pytest.FixtureRequest,
+        job_spans: JobSpans,
+        job_clock: VirtualClock,
+        jobtrace_options: JobtraceOptions,
+        jobtrace_tracer_provider: TracerProvider | None,
     ) -> Iterator[_adapters.ActiveAdapter]:
         __tracebackhide__ = True
-        context = _adapters.AdapterContext(jobtrace_options, job_clock, request)
+        context = _adapters.AdapterContext(jobtrace_options, job_clock, request, jobtrace_tracer_provider)
         active = adapter.activate(context)
         try:
             yield active
