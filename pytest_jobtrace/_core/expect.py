@@ -236,6 +236,8 @@ class ExpectedSpan(Expected):
         return attributes_diff(self.attributes, node.span.attributes or {})
 
     def _events_diff(self, node: SpanNode) -> str | None:
+        if not self.events:
+            return None
         events = node.span.events
         options = [[i for i, event in enumerate(events) if _event_matches(spec, event)] for spec in self.events]
         for spec, found in zip(self.events, options):
