@@ -250,3 +250,25 @@ def test_a_provider_built_before_the_plugin_starts_is_captured(pytester: pytest.
     )
     result = run_pytest(pytester, run, "-p", "early_plugin")
     result.assert_outcomes(passed=1)
+
+
+@fresh_process
+def test_the_stand_in_global_provider_still_offers_the_sdk_api(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        def test_add_a_processor_to_the_global(job_spans):
+            exporter = InMemorySpanExporter()
+            trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))
+            with trace.get_tracer("app").start_as_current_span("exported"):
+                pass
+            assert trace.get_tracer_provider().force_flush()
+            assert [s.name for s in exporter.get_finished_spans()] == ["exported"]
+            assert [s.name for s in job_spans] == ["exported"]
+        """
+    )
+    result = run_pytest(pytester, run)
+    result.assert_outcomes(passed=1)

@@ -33,6 +33,11 @@ class StandInProvider(trace.TracerProvider):
     def current(self) -> trace.TracerProvider:
         return self._own if self.application is None else self.application
 
+    def __getattr__(self, name: str) -> Any:
+        # The SDK provider's own API (add_span_processor, force_flush, resource...) keeps working on the
+        # global, as it did when the plugin set a plain SDK provider.
+        return getattr(self.current(), name)
+
     def get_tracer(
         self,
         instrumenting_module_name: str,
