@@ -312,6 +312,16 @@ class CountingProcessor(SpanProcessor):
         self.ended += 1
 
 
+def bench_rq(repeats: int) -> None:
+    """RQ's figures live in bench_rq.py (RQ and fakeredis come with the rq extra)."""
+    try:
+        import bench_rq
+    except ImportError as error:
+        print(f"  rq benchmark skipped: {error} (pip install -e '.[rq]')")
+        return
+    bench_rq.run(repeats, report)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
@@ -321,6 +331,7 @@ def main() -> int:
     bench_assert_large_trace(repeats)
     bench_identical_siblings(repeats)
     bench_builtin_job(repeats)
+    bench_rq(repeats)
     bench_fixture_overhead(3 if args.quick else 5)
     bench_memory_over_tests()
     missed = [name for name, value, limit, _ in RESULTS if value > limit]

@@ -17,6 +17,8 @@ from pytest_jobtrace._core.clock import VirtualClock
 from pytest_jobtrace._core.hygiene import report_leaks, report_undrained, report_unfinished
 from pytest_jobtrace._core.jobspans import JobSpans, _current
 from pytest_jobtrace._core.options import JobtraceOptions, OptionSet, options_for
+from pytest_jobtrace._report import add_options as add_report_options
+from pytest_jobtrace._report import configure as configure_report
 
 
 def _option_set() -> OptionSet:
@@ -26,6 +28,7 @@ def _option_set() -> OptionSet:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     _options.add_options(parser, _option_set())
+    add_report_options(parser)  # reports (issue 11): --jobtrace-show, --jobtrace-html, --jobtrace-export
 
 
 _INSTALLED = pytest.StashKey[bool]()
@@ -44,6 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _options.configure(config, options)
     _install(config)  # when the initial-conftest hook did not run (a plugin registered late)
     config.pluginmanager.register(_adapter_fixtures(), "jobtrace-adapter-fixtures")
+    configure_report(config)  # registers the report hooks (pytest_jobtrace/_report/hooks.py) only when asked for
 
 
 def _install(config: pytest.Config) -> None:

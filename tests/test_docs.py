@@ -9,7 +9,8 @@ Conventions the docs follow (see docs/index.md, "About the examples"):
 - By default the block must pass: at least one test passed, nothing failed, no errors, no warnings.
   ``<!-- expect: failed=1 -->`` (any of pytest's outcome counts) on the line before the fence says what
   to expect instead; the word ``subprocess`` in it runs the block in a fresh interpreter (for examples
-  that change process-wide state, such as the adapter registry).
+  that change process-wide state, such as the adapter registry); words starting with ``--`` are
+  command-line options for that run (``<!-- expect: failed=1 --jobtrace-show=failed -->``).
 - A ```text block right below a python block (only prose in between) is that block's output: each of
   its lines must appear in pytest's output, in order (pytest's ``E`` prefix ignored; ``...`` at the start
   or end of a line stands for text left out). Passing tests' printed output is shown with ``-rA``.
@@ -45,6 +46,7 @@ class Block:
     line: int  # 1-based line of the opening fence
     expect: dict[str, int] | None = None
     subprocess: bool = False
+    args: tuple[str, ...] = ()
 
 
 @dataclass
@@ -82,29 +84,33 @@ def parse_blocks(text: str) -> list[Block]:
         while i < len(lines) and lines[i].rstrip() != fence:
             body.append(lines[i])
             i += 1
-        expect, subprocess = _expectation(before)
-        blocks.append(Block(language, "\n".join(body) + "\n", start + 1, expect, subprocess))
+        expect, subprocess, args = _expectation(before)
+        blocks.append(Block(language, "\n".join(body) + "\n", start + 1, expect, subprocess, args))
         before = ""
         i += 1
     return blocks
 
 
-def _expectation(line: str) -> tuple[dict[str, int] | None, bool]:
-    """The outcome counts an ``<!-- expect: ... -->`` line asks for, and whether to run in a subprocess."""
+def _expectation(line: str) -> tuple[dict[str, int] | None, bool, tuple[str, ...]]:
+    """The outcome counts an ``<!-- expect: ... -->`` line asks for, whether to run in a subprocess, and options."""
     match = EXPECT.match(line.strip())
     if match is None:
-        return None, False
+        return None, False, ()
     counts = {}
     subprocess = False
+    args: list[str] = []
     for item in re.split(r"[,\s]+", match.group(1).strip()):
         if item == "subprocess":
             subprocess = True
+            continue
+        if item.startswith("--"):
+            args.append(item)
             continue
         key, _, value = item.partition("=")
         if key not in OUTCOMES or not value.isdigit():
             raise ValueError(f"bad expect comment {line!r}: use e.g. <!-- expect: failed=1, passed=2 -->")
         counts[key] = int(value)
-    return counts or None, subprocess
+    return counts or None, subprocess, tuple(args)
 
 
 def file_name(block: Block) -> str | None:
@@ -204,7 +210,8 @@ def test_doc_example(pytester: pytest.Pytester, example: Example) -> None:
         path = pytester.path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(block.code, encoding="utf-8")
-    result = pytester.runpytest_subprocess("-rA") if example.block.subprocess else pytester.runpytest("-rA")
+    args = ("-rA", *example.block.args)
+    result = pytester.runpytest_subprocess(*args) if example.block.subprocess else pytester.runpytest(*args)
     expect = example.block.expect
     if expect is None:
         outcomes = result.parseoutcomes()

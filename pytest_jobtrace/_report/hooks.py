@@ -1,0 +1,106 @@
+"""The report hooks, registered as their own plugin only when a report option is on.
+
+On an xdist worker (or a run without xdist) ``pytest_runtest_makereport`` adds to each test's reports
+what the options ask for: a report section (``--jobtrace-show``) and, on the teardown report, the test's
+spans as plain data (``jobtrace_trace``). Reports carry extra attributes across xdist, so the controller
+gathers the data from ``pytest_runtest_logreport`` and writes the session's HTML file at the end.
+OTLP files are written where the spans are (the worker), since they need the SDK's span objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pytest_jobtrace._core.jobspans import JobSpans
+
+if TYPE_CHECKING:  # the report modules are imported only when their option is on
+    from pytest_jobtrace._report.html import SessionLog
+
+PLUGIN_NAME = "jobtrace-report"
+TRACE_KEY = "jobtrace_trace"
+
+
+@dataclass(frozen=True)
+class Settings:
+    show: str | None = None
+    html: Path | None = None
+    export: Path | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.show or self.html or self.export)
+
+
+class ReportPlugin:
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.is_worker = hasattr(config, "workerinput")
+        self.session_log: SessionLog | None = None
+        if settings.html is not None and not self.is_worker:
+            from pytest_jobtrace._report.html import SessionLog
+
+            self.session_log = SessionLog()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        capture = _capture_of(item)
+        if capture is not None:
+            self._add_show_section(report, capture)
+            if report.when == "teardown":
+                self._finish_test(item, report, capture)
+        return report
+
+    def _add_show_section(self, report: pytest.TestReport, capture: JobSpans) -> None:
+        show = self.settings.show
+        if show is None or not (report.failed or (show == "all" and report.when == "call")):
+            return
+        from pytest_jobtrace._report.show import section_title, show_text
+
+        text = show_text(capture.spans, capture._sink.unfinished_names())
+        report.sections.append((section_title(report.when), text))
+
+    def _finish_test(self, item: pytest.Item, report: pytest.TestReport, capture: JobSpans) -> None:
+        if self.settings.html is not None:
+            from pytest_jobtrace._report.data import trace_data
+
+            setattr(report, TRACE_KEY, trace_data(capture.forest()))
+        if self.settings.export is not None:
+            from pytest_jobtrace._report.otlp import export_test
+
+            export_test(self.settings.export, item.nodeid, capture.spans)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.session_log is not None:  # on the controller (a worker's reports still have to travel)
+            # Taken off the report, which pytest keeps until the session ends: the log keeps it as text.
+            self.session_log.add(report, report.__dict__.pop(TRACE_KEY, None))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.session_log is not None and self.settings.html is not None:
+            self.session_log.write(self.settings.html, session.config)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.settings.show == "all" and not terminalreporter.hasopt("P"):
+            from pytest_jobtrace._report.show import print_passed_sections
+
+            print_passed_sections(terminalreporter)
+        if self.session_log is not None and self.settings.html is not None:
+            terminalreporter.write_line(f"jobtrace: HTML report written to {self.settings.html}")
+        if self.settings.export is not None and not self.is_worker:
+            terminalreporter.write_line(f"jobtrace: OTLP JSON written to {self.settings.export}")
+
+
+def _capture_of(item: pytest.Item) -> JobSpans | None:
+    """The test's capture, if it asked for ``job_spans`` (tests without it capture nothing)."""
+    funcargs = getattr(item, "funcargs", None)
+    capture = funcargs.get("job_spans") if funcargs else None
+    return capture if isinstance(capture, JobSpans) else None

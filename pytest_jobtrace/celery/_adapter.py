@@ -1,0 +1,80 @@
+"""The Celery adapter: recognition (no Celery import) and the ``celery_jobs`` fixture's activation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from pytest_jobtrace._jobs.info import JobSpanInfo
+from pytest_jobtrace.adapters import EXPECT_FAILURES, AdapterContext, AdapterOption, AdapterUnavailable
+from pytest_jobtrace.celery._recognise import recognise
+
+if TYPE_CHECKING:
+    from pytest_jobtrace.celery._runtime import CeleryJobs
+
+CELERY_APP = AdapterOption(
+    name="celery_app",
+    help="the Celery app celery_jobs runs, as 'package.module:app' (default: a celery_app fixture, else current_app)",
+    default="",
+)
+
+
+class CeleryAdapter:
+    name = "celery"
+    fixture_name = "celery_jobs"
+    extra: str | None = "celery"
+    options: Sequence[AdapterOption] = (CELERY_APP, EXPECT_FAILURES)
+
+    def recognise(self, span: ReadableSpan) -> JobSpanInfo | None:
+        return recognise(span)
+
+    def activate(self, context: AdapterContext) -> CeleryJobs:
+        try:  # the packages the extra installs first, so that the message names the missing one
+            import celery  # noqa: F401
+            import opentelemetry.instrumentation.celery  # noqa: F401
+
+            from pytest_jobtrace.celery._runtime import CeleryJobs
+        except ImportError as error:
+            raise AdapterUnavailable.missing(self, error) from error
+        jobs = CeleryJobs(
+            find_app(context),
+            clock=context.clock,
+            provider=context.tracer_provider,
+            expect_failures=bool(context.options["expect_failures"]),
+        )
+        jobs.open()
+        return jobs
+
+
+def find_app(context: AdapterContext) -> Any:
+    """The option ``celery_app``, else the test's ``celery_app`` fixture, else ``celery.current_app``."""
+    spec = context.options["celery_app"]
+    if spec:
+        return _load_app(str(spec))
+    request = context.request
+    if request is not None and "celery_app" in request.fixturenames:
+        return request.getfixturevalue("celery_app")
+    from celery import current_app
+
+    return current_app._get_current_object()
+
+
+def _load_app(spec: str) -> Any:
+    from celery import Celery
+    from celery.utils.imports import symbol_by_name
+
+    try:
+        app = symbol_by_name(spec)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ValueError(
+            f"jobtrace celery_app = {spec!r}: cannot import it ({type(error).__name__}: {error});"
+            " give the app as 'package.module:app'"
+        ) from error
+    if not isinstance(app, Celery):
+        raise TypeError(f"jobtrace celery_app = {spec!r} is {app!r}, not a Celery app")
+    return app
+
+
+ADAPTER = CeleryAdapter()

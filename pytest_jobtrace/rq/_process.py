@@ -1,0 +1,178 @@
+"""CONSUMER spans for RQ: one per execution of a job by a worker, with its failure, retry and final status.
+
+``BaseWorker.perform_job`` opens the span; the worker's own failure and retry handlers, which RQ calls
+inside it, tell the span what happened. As in ``_send``, a failure of the tracing code is logged, never
+raised into the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import baggage, context, propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_TYPE
+from opentelemetry.trace import Link, Span, SpanKind, StatusCode, Tracer
+from opentelemetry.util.types import AttributeValue
+
+from pytest_jobtrace.rq import _names as names
+from pytest_jobtrace.rq._send import Wrapped, attempt_of, carrier_of, job_attributes
+
+log = logging.getLogger("pytest_jobtrace.rq.instrumentation")
+
+
+@dataclass
+class _Execution:
+    job: Any
+    span: Span
+    attempt: int
+    exception_type: str | None = None
+
+
+_EXECUTING: ContextVar[_Execution | None] = ContextVar("pytest_jobtrace_rq_executing", default=None)
+
+
+def qualified_type_name(exc: BaseException) -> str:
+    """The exception type as ``record_exception`` writes ``exception.type``."""
+    module, qualname = type(exc).__module__, type(exc).__qualname__
+    return f"{module}.{qualname}" if module and module != "builtins" else qualname
+
+
+class Processor:
+    """Opens the process span of each execution and records what the worker decides about it."""
+
+    def __init__(self, tracer: Tracer, use_span_links: bool, flush: Callable[[], object]) -> None:
+        self.tracer = tracer
+        self.use_span_links = use_span_links
+        self.flush = flush
+
+    def perform_job(self, wrapped: Wrapped, worker: Any, args: Any, kwargs: Any) -> Any:
+        job = args[0] if args else kwargs["job"]
+        queue = args[1] if len(args) > 1 else kwargs.get("queue")
+        started = self._start(job, getattr(queue, "name", None) or getattr(job, "origin", None))
+        if started is None:
+            return wrapped(*args, **kwargs)
+        execution, token = started
+        state = _EXECUTING.set(execution)
+        try:
+            return wrapped(*args, **kwargs)
+        except BaseException as exc:  # RQ handles job errors itself; this is the worker dying (SystemExit...)
+            _record_failure(execution.span, exc)
+            raise
+        finally:
+            _EXECUTING.reset(state)
+            _safely(_finish, execution)
+            context.detach(token)
+            if getattr(worker, "_is_horse", False):
+                _safely(self.flush)  # a forked work horse leaves with os._exit: no exporter flushes after it
+
+    def _start(self, job: Any, queue_name: str | None) -> tuple[_Execution, Token[Context]] | None:
+        try:
+            parent, links = self._parent(carrier_of(job))
+            attempt = attempt_of(job)
+            attributes = {**job_attributes(job, queue_name, "process"), names.ATTEMPT: attempt}
+            span = self.tracer.start_span(
+                f"process {queue_name}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes, links=links
+            )
+            # the parent's baggage stays current during the job, under the process span
+            token = context.attach(trace.set_span_in_context(span, parent))
+            return _Execution(job, span, attempt), token
+        except Exception:
+            log.warning("RQ instrumentation: no process span for job %r", getattr(job, "id", None), exc_info=True)
+            return None
+
+    def _parent(self, carrier: dict[str, str]) -> tuple[Context, list[Link]]:
+        extracted = propagate.extract(carrier, context=Context())
+        if not self.use_span_links:
+            return extracted, []
+        sent = trace.get_current_span(extracted).get_span_context()
+        ctx = Context()
+        for key, value in baggage.get_all(extracted).items():
+            ctx = baggage.set_baggage(key, value, ctx)
+        return ctx, [Link(sent)] if sent.is_valid else []
+
+    # -- what the worker decides, inside perform_job --------------------------------------------
+
+    def handle_exception(self, wrapped: Wrapped, worker: Any, args: Any, kwargs: Any) -> Any:
+        execution = _EXECUTING.get()
+        exc = args[2] if len(args) > 2 else None
+        if execution is not None and isinstance(exc, BaseException):
+            _safely(_record_failure, execution.span, exc)
+            execution.exception_type = qualified_type_name(exc)
+        return wrapped(*args, **kwargs)
+
+    def handle_job_failure(self, wrapped: Wrapped, worker: Any, args: Any, kwargs: Any) -> Any:
+        execution = _EXECUTING.get()
+        job = args[0] if args else kwargs.get("job")
+        if execution is None or job is not execution.job:
+            return wrapped(*args, **kwargs)
+        stopped = getattr(worker, "_stopped_job_id", None) == job.id
+        retrying = bool(job.retries_left) and not stopped
+        delay = job.get_retry_interval() if retrying else 0
+        result = wrapped(*args, **kwargs)
+        if retrying:
+            _safely(_retry_event, execution, delay, execution.exception_type)
+        elif job.retries_left is not None and not stopped:
+            _safely(_exhausted_event, execution)
+        return result
+
+    def handle_job_retry(self, wrapped: Wrapped, worker: Any, args: Any, kwargs: Any) -> Any:
+        """A job that returned ``Retry``: retried again, or failed once ``Retry.max`` is used up."""
+        execution = _EXECUTING.get()
+        job = args[0] if args else kwargs.get("job")
+        retry = args[2] if len(args) > 2 else kwargs.get("retry")
+        if execution is None or job is not execution.job or retry is None:
+            return wrapped(*args, **kwargs)
+        done = job.number_of_retries or 0
+        exhausted = done >= retry.max
+        result = wrapped(*args, **kwargs)
+        if exhausted:
+            message = f"returned Retry with no retries left ({done} of {retry.max} used)"
+            _safely(execution.span.set_status, StatusCode.ERROR, message)
+            _safely(_exhausted_event, execution)
+        else:
+            _safely(_retry_event, execution, type(retry).get_interval(done, retry.intervals), None)
+        return result
+
+
+def _record_failure(span: Span, exc: BaseException) -> None:
+    span.record_exception(exc)
+    span.set_status(StatusCode.ERROR, str(exc))
+    span.set_attribute(ERROR_TYPE, qualified_type_name(exc))
+
+
+def _retry_event(execution: _Execution, delay: float, exception_type: str | None) -> None:
+    attributes: dict[str, AttributeValue] = {
+        names.RETRY_ATTEMPT: execution.attempt,
+        names.RETRY_DELAY: float(delay or 0),
+    }
+    if exception_type:
+        attributes[EXCEPTION_TYPE] = exception_type
+    execution.span.add_event(names.RETRY_EVENT, attributes)
+
+
+def _exhausted_event(execution: _Execution) -> None:
+    execution.span.add_event(names.EXHAUSTED_EVENT, {names.RETRY_ATTEMPTS: execution.attempt})
+
+
+def _finish(execution: _Execution) -> None:
+    try:
+        status = execution.job.get_status(refresh=False)
+        if status is not None:
+            execution.span.set_attribute(names.STATUS, str(getattr(status, "value", status)))
+        if execution.job.retries_left is not None:
+            execution.span.set_attribute(names.RETRIES_LEFT, int(execution.job.retries_left))
+    finally:
+        execution.span.end()
+
+
+def _safely(function: Callable[..., Any], *args: Any) -> None:
+    try:
+        function(*args)
+    except Exception:
+        log.warning("RQ instrumentation: %s failed", getattr(function, "__name__", function), exc_info=True)

@@ -1,0 +1,113 @@
+"""A small project whose tests trace jobs, retries, links, errors and hostile text, for the report tests."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SHOP = r"""
+import pytest
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind
+
+from pytest_jobtrace.builtin import Job
+
+tracer = trace.get_tracer("shop")
+
+
+class GatewayTimeout(Exception):
+    pass
+
+
+class ChargeJob(Job):
+    queue = "payments"
+    retry_on = (GatewayTimeout,)
+    attempts = 3
+    calls = 0
+
+    def perform(self, order_id):
+        ChargeJob.calls += 1
+        with tracer.start_as_current_span("charge_card", attributes={"order.id": order_id}):
+            if ChargeJob.calls < 3:
+                raise GatewayTimeout("gateway timed out")
+
+
+def checkout(builtin_jobs):
+    ChargeJob.calls = 0
+    with tracer.start_as_current_span("POST /checkout", kind=SpanKind.SERVER) as root:
+        root.set_attribute("note", "<script>alert(1)</script>")
+        root.add_event("cart.loaded", {"items": 2})
+        ChargeJob.perform_later(7)
+    builtin_jobs.drain()
+    with tracer.start_as_current_span("audit", links=[Link(root.get_span_context())]):
+        pass
+
+
+def test_checkout_fails(job_spans, builtin_jobs):
+    checkout(builtin_jobs)
+    assert len(builtin_jobs.performed) == 2, "expected two jobs"
+
+
+def test_checkout_passes(job_spans, builtin_jobs):
+    checkout(builtin_jobs)
+
+
+def test_hostile_names(job_spans):
+    with tracer.start_as_current_span("evil \x1b[2J\x1b[31mname\nsecond line") as span:
+        span.set_attribute("payload", "\x1b]0;pwned\x07<img src=x onerror=alert(2)>")
+
+
+def test_without_capture():
+    pass
+
+
+@pytest.mark.skip(reason="not today")
+def test_skipped(job_spans):
+    pass
+
+
+@pytest.mark.xfail(reason="known bug", strict=True)
+def test_xfailed(job_spans):
+    with tracer.start_as_current_span("known bug"):
+        raise ValueError("still broken")
+
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("fixture broke")
+
+
+def test_setup_error(job_spans, broken):
+    pass
+"""
+
+OUTCOMES = {
+    "test_checkout_fails": "failed",
+    "test_checkout_passes": "passed",
+    "test_hostile_names": "passed",
+    "test_without_capture": "passed",
+    "test_skipped": "skipped",
+    "test_xfailed": "xfailed",
+    "test_setup_error": "error",
+}
+
+
+def make_shop(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_shop=SHOP)
+
+
+def report_data(path: Path) -> dict[str, Any]:
+    """The data a report page carries, read back from its JSON script element."""
+    html = path.read_text(encoding="utf-8")
+    found = re.search(r'<script type="application/json" id="jobtrace-data">(.*?)</script>', html, re.S)
+    assert found is not None, "no data element in the report"
+    data: dict[str, Any] = json.loads(found.group(1))
+    return data
+
+
+def by_test_name(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {test["id"].split("::")[-1]: test for test in data["tests"]}

@@ -1,0 +1,95 @@
+"""RQ job functions the RQ tests enqueue (RQ imports a job's function by its dotted name)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import baggage, trace
+from rq import Queue, Retry, get_current_job
+
+tracer = trace.get_tracer("tests.rq_tasks")
+CALLS: dict[str, int] = {}
+SEEN: list[Any] = []
+
+
+class PaymentError(Exception):
+    pass
+
+
+def hello(value: Any = None) -> Any:
+    with tracer.start_as_current_span("hello.work"):
+        return value
+
+
+def flaky(key: str, failures: int) -> str:
+    """Fail the first ``failures`` calls for ``key``, then succeed."""
+    CALLS[key] = CALLS.get(key, 0) + 1
+    if CALLS[key] <= failures:
+        raise PaymentError(f"card declined {CALLS[key]}")
+    return "paid"
+
+
+def returns_retry(key: str, times: int, interval: int = 0) -> str:
+    CALLS[key] = CALLS.get(key, 0) + 1
+    if CALLS[key] <= times:
+        return Retry(max=2, interval=interval)  # type: ignore[return-value]
+    return "done"
+
+
+def parent_enqueues_children(count: int) -> None:
+    job = get_current_job()
+    assert job is not None
+    queue = Queue(job.origin, connection=job.connection)
+    with tracer.start_as_current_span("fan_out"):
+        for number in range(count):
+            queue.enqueue(hello, number)
+
+
+def note_meta_then_fail(key: str) -> str:
+    """Write user meta on the first attempt, then fail once: the retry must keep the meta."""
+    job = get_current_job()
+    assert job is not None
+    CALLS[key] = CALLS.get(key, 0) + 1
+    if CALLS[key] == 1:
+        job.meta["progress"] = "half"
+        job.save_meta()
+        raise PaymentError("first try")
+    SEEN.append(dict(job.meta))
+    return "ok"
+
+
+def read_baggage() -> None:
+    SEEN.append(baggage.get_baggage("tenant"))
+
+
+def on_success(job: Any, connection: Any, result: Any, *args: Any, **kwargs: Any) -> None:
+    with tracer.start_as_current_span("on_success"):
+        SEEN.append(("success", result))
+
+
+def on_failure(job: Any, connection: Any, exc_type: Any, exc_value: Any, tb: Any) -> None:
+    with tracer.start_as_current_span("on_failure"):
+        SEEN.append(("failure", str(exc_value)))
+
+
+def boom() -> None:
+    raise PaymentError("boom")
+
+
+def forever(depth: int = 0) -> None:
+    """Enqueue itself again: a chain that never ends."""
+    job = get_current_job()
+    assert job is not None
+    Queue(job.origin, connection=job.connection).enqueue(forever, depth + 1)
+
+
+def slow() -> None:
+    import time
+
+    time.sleep(5)
+
+
+def on_other_queue() -> None:
+    job = get_current_job()
+    assert job is not None
+    Queue("mailers", connection=job.connection).enqueue(hello, "mail")

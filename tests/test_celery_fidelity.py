@@ -1,0 +1,93 @@
+"""Fidelity: for every scenario, ``celery_jobs`` gives the span tree a real Celery worker gives.
+
+The reference is ``celery.contrib.testing.worker.start_worker`` (solo pool, memory broker) on a fresh
+app with the same tasks, instrumented by the same CeleryInstrumentor. Trees are compared whole: names,
+kinds, parent-child relations, links, statuses, exception events and every attribute but the
+volatile ones (ids, host names, timestamps).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from celery import _state as celery_state
+from celery.contrib.testing.worker import start_worker
+from celery_scenarios import SCENARIOS, OpenSpans, Scenario, make_app, tree_lines, wait_for
+from opentelemetry.instrumentation.celery import CeleryInstrumentor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from pytest_jobtrace.celery import CeleryJobs
+
+
+@dataclass
+class Telemetry:
+    provider: TracerProvider
+    exporter: InMemorySpanExporter
+    opens: OpenSpans
+
+    def finished(self) -> tuple[ReadableSpan, ...]:
+        return self.exporter.get_finished_spans()
+
+    def take(self) -> list[ReadableSpan]:
+        spans = list(self.exporter.get_finished_spans())
+        self.exporter.clear()
+        return spans
+
+
+@pytest.fixture(name="telemetry")
+def _telemetry(request: pytest.FixtureRequest) -> Iterator[Telemetry]:
+    scenario: Scenario = request.node.callspec.params["scenario"]
+    exporter = InMemorySpanExporter()
+    opens = OpenSpans()
+    provider = TracerProvider()
+    provider.add_span_processor(opens)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    CeleryInstrumentor().instrument(tracer_provider=provider, use_span_links=scenario.span_links)
+    try:
+        yield Telemetry(provider, exporter, opens)
+    finally:
+        CeleryInstrumentor().uninstrument()
+        provider.shutdown()
+
+
+def on_real_worker(scenario: Scenario, telemetry: Telemetry) -> list[ReadableSpan]:
+    tracer = telemetry.provider.get_tracer("shop")
+    app = make_app(tracer)
+    default, current = celery_state.default_app, celery_state._tls.current_app
+    app.control.purge()  # the memory transport's queues are process-wide: start from empty ones
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            scenario.trigger(app, telemetry.provider)
+            wait_for(
+                lambda: len(telemetry.exporter.get_finished_spans()) >= scenario.spans and not telemetry.opens.open
+            )
+            time.sleep(0.2)  # long enough for a span beyond the expected ones to show up
+    finally:
+        celery_state.set_default_app(default)
+        celery_state._set_current_app(current)
+    return telemetry.take()
+
+
+def with_celery_jobs(scenario: Scenario, telemetry: Telemetry) -> list[ReadableSpan]:
+    tracer = telemetry.provider.get_tracer("shop")
+    app = make_app(tracer)
+    with CeleryJobs(app, expect_failures=scenario.failures) as jobs:
+        scenario.trigger(app, telemetry.provider)
+        jobs.drain()
+        assert not jobs.pending
+    assert not jobs.instrumented  # the instrumentation in place (and its use_span_links) was kept
+    return telemetry.take()
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name.replace(" ", "_") for s in SCENARIOS])
+def test_celery_jobs_tree_equals_a_real_workers(scenario: Scenario, telemetry: Telemetry) -> None:
+    reference = on_real_worker(scenario, telemetry)
+    ours = with_celery_jobs(scenario, telemetry)
+    shown = "\n".join(tree_lines(reference))
+    assert len(reference) == scenario.spans, f"the worker made {len(reference)} spans, not {scenario.spans}:\n{shown}"
+    assert tree_lines(ours) == tree_lines(reference)

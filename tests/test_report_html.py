@@ -1,0 +1,120 @@
+"""--jobtrace-html: the session's data as the page gets it (the page itself: test_report_browser.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import MakeSpan
+from report_project import OUTCOMES, by_test_name, make_shop, report_data
+
+from pytest_jobtrace._core.forest import SpanForest
+from pytest_jobtrace._jobs.views import job_index
+from pytest_jobtrace._report.data import trace_data, waterfall_rows
+from pytest_jobtrace._report.html import script_json
+from pytest_jobtrace._report.safe import neutral
+
+XDIST = pytest.mark.parametrize("xdist", [[], ["-n", "2", "-p", "xdist"]], ids=["plain", "xdist"])
+
+
+@XDIST
+def test_every_test_is_in_the_file_with_its_outcome(pytester: pytest.Pytester, xdist: list[str]) -> None:
+    make_shop(pytester)
+    result = pytester.runpytest_subprocess("--jobtrace-html=out/report.html", *xdist)
+    result.stdout.fnmatch_lines(["jobtrace: HTML report written to *out/report.html"])
+    tests = by_test_name(report_data(pytester.path / "out" / "report.html"))
+    assert {name: test["o"] for name, test in tests.items()} == OUTCOMES
+    assert tests["test_without_capture"]["trace"] is None
+    assert tests["test_skipped"]["trace"] is None  # skipped before job_spans was set up
+    names = [span["n"] for span in tests["test_xfailed"]["trace"]["spans"]]
+    assert names == ["known bug"]
+
+
+def _checkout(pytester: pytest.Pytester) -> dict[str, Any]:
+    make_shop(pytester)
+    pytester.runpytest("--jobtrace-html=report.html", "-k", "checkout_passes").assert_outcomes(passed=1)
+    trace: dict[str, Any] = by_test_name(report_data(pytester.path / "report.html"))["test_checkout_passes"]["trace"]
+    return trace
+
+
+def _row_text(trace: dict[str, Any], row: list[int]) -> str:
+    ref, depth = row
+    name = trace["spans"][ref]["n"] if ref >= 0 else f"job {trace['jobs'][-1 - ref]['n']}"
+    return "  " * depth + name
+
+
+def test_rows_group_a_jobs_attempts_under_it(pytester: pytest.Pytester) -> None:
+    trace = _checkout(pytester)
+    assert [_row_text(trace, row) for row in trace["rows"]] == [
+        "POST /checkout",
+        "  job test_shop.ChargeJob",
+        "    send payments",
+        "    process payments",
+        "      charge_card",
+        "    process payments",
+        "      charge_card",
+        "    process payments",
+        "      charge_card",
+        "audit",
+    ]
+    (job,) = trace["jobs"]
+    assert [attempt[1] for attempt in job["a"]] == ["retried", "retried", "succeeded"]
+    assert job["a"][0][2] == "test_shop.GatewayTimeout: gateway timed out"
+    assert (job["o"], job["q"]) == ("succeeded", "payments")
+
+
+def test_spans_carry_times_errors_links_attributes_and_events(pytester: pytest.Pytester) -> None:
+    trace = _checkout(pytester)
+    spans = {span["n"]: span for span in trace["spans"]}
+    root, audit = spans["POST /checkout"], spans["audit"]
+    assert root["s"] == 0
+    assert root["k"] == "server"
+    assert ["note", "<script>alert(1)</script>"] in root["a"]
+    assert [event[0] for event in root["ev"]] == ["cart.loaded"]
+    assert root["ev"][0][2] == [["items", "2"]]
+    assert audit["l"] == [trace["spans"].index(root)]
+    assert audit["t"] != root["t"]
+    assert len(trace["traces"]) == 2
+    failed = [span for span in trace["spans"] if span["n"] == "charge_card" and span.get("st") == "ERROR"]
+    assert [span["x"] for span in failed] == ["test_shop.GatewayTimeout: gateway timed out"] * 2
+    assert all(0 <= span["s"] <= span["e"] <= trace["d"] for span in trace["spans"])
+
+
+def test_every_span_has_exactly_one_row(make_span: MakeSpan) -> None:
+    root = make_span("root", at=0)
+    spans = [root, make_span("a", root, at=1), make_span("b", root, at=2), make_span("lone", at=3)]
+    forest = SpanForest(spans)  # type: ignore[arg-type]
+    rows = waterfall_rows(forest, job_index(forest))
+    assert sorted(ref for ref, _ in rows) == [0, 1, 2, 3]
+    assert [(forest.nodes[ref].name, depth) for ref, depth in rows] == [("root", 0), ("a", 1), ("b", 1), ("lone", 0)]
+
+
+def test_no_spans(make_span: MakeSpan) -> None:
+    assert trace_data(SpanForest([])) == {"spans": [], "rows": [], "jobs": [], "traces": [], "d": 0}
+
+
+def test_hostile_text_is_neutralised_and_cannot_close_the_script(make_span: MakeSpan) -> None:
+    span = make_span("a\x1b[31m\u202eb", attributes={"x": "</script><script>alert(1)</script>\n"})
+    data = trace_data(SpanForest([span]))  # type: ignore[list-item]
+    assert data["spans"][0]["n"] == "a\\x1b[31m\\u202eb"
+    assert data["spans"][0]["a"] == [["x", "</script><script>alert(1)</script>\\x0a"]]
+    text = script_json(data)
+    assert "<" not in text
+    assert ">" not in text
+    assert "&" not in text
+    assert text.isascii()
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("plain text, ünïcode", "plain text, ünïcode"),
+        ("\x1b[2J", "\\x1b[2J"),
+        ("a\nb\tc\r", "a\\x0ab\\x09c\\x0d"),
+        ("\x9b31m", "\\x9b31m"),  # the one-byte CSI
+        ("\u202egnp.exe", "\\u202egnp.exe"),  # a right-to-left override
+        ("\u2028", "\\u2028"),
+    ],
+)
+def test_neutral(raw: str, shown: str) -> None:
+    assert neutral(raw) == shown

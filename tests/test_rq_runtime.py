@@ -1,0 +1,237 @@
+"""RQRuntime (what rq_jobs yields): RQ's worker path in the test's thread, on a virtual clock."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+pytest.importorskip("rq")
+pytest.importorskip("fakeredis")
+
+import rq_fidelity
+import rq_tasks
+from rq import Queue, Retry
+
+from pytest_jobtrace import JobSpans
+from pytest_jobtrace.rq._drain import RQRuntime
+from pytest_jobtrace.rq._errors import JobChainError, JobFailedError
+from pytest_jobtrace.rq.instrumentation import RQInstrumentor
+
+
+@pytest.fixture(name="runtime")
+def _runtime(job_spans: JobSpans) -> Iterator[RQRuntime]:
+    rq_tasks.CALLS.clear()
+    rq_tasks.SEEN.clear()
+    with RQRuntime() as runtime:
+        yield runtime
+
+
+def _names(runs: Any) -> list[tuple[str, str]]:
+    return [(run.description, run.status) for run in runs]
+
+
+def test_drain_runs_queued_jobs_and_their_dependents_in_order(runtime: RQRuntime) -> None:
+    queue = runtime.queue()
+    first = queue.enqueue(rq_tasks.hello, 1)
+    queue.enqueue(rq_tasks.hello, 2, depends_on=first)
+    queue.enqueue(rq_tasks.hello, 3)
+
+    runs = runtime.drain()
+
+    assert _names(runs) == [
+        ("rq_tasks.hello(1)", "finished"),
+        ("rq_tasks.hello(3)", "finished"),
+        ("rq_tasks.hello(2)", "finished"),
+    ]
+    assert runs[0].job.return_value() == 1
+    assert runtime.pending == []
+
+
+def test_a_failed_job_raises_job_failed_error_naming_it(runtime: RQRuntime) -> None:
+    runtime.queue().enqueue(rq_tasks.flaky, "pay", 9, retry=Retry(max=1))
+    runtime.queue().enqueue(rq_tasks.hello, 1)
+
+    with pytest.raises(JobFailedError) as caught:
+        runtime.drain()
+
+    message = str(caught.value)
+    assert message.startswith("rq_jobs.drain(): 1 job failed:\n  rq_tasks.flaky('pay', 9) id=")
+    assert "failed after 2 attempts: PaymentError: card declined 2" in message
+    assert "pass rq_jobs.drain(expect_failures=True)" in message
+    assert isinstance(caught.value.__cause__, rq_tasks.PaymentError)
+    assert [run.status for run in caught.value.runs] == ["failed"]
+    assert [run.status for run in runtime.performed] == ["queued", "finished", "failed"]
+
+
+def test_expect_failures_returns_the_failed_runs_instead(runtime: RQRuntime) -> None:
+    runtime.queue().enqueue(rq_tasks.boom)
+    runs = runtime.drain(expect_failures=True)
+    assert _names(runs) == [("rq_tasks.boom()", "failed")]
+    assert runtime.failed == runs
+    assert isinstance(runs[0].exception, rq_tasks.PaymentError)
+
+
+def test_scheduled_jobs_and_retry_intervals_run_on_the_virtual_clock(runtime: RQRuntime) -> None:
+    queue = runtime.queue()
+    queue.enqueue_in(timedelta(seconds=100), rq_tasks.hello, "in 100s")
+    queue.enqueue_in(timedelta(seconds=10), rq_tasks.hello, "in 10s")
+    queue.enqueue(rq_tasks.flaky, "pay", 3, retry=Retry(max=3, interval=[10, 30]))
+
+    runs = runtime.drain()
+
+    # RQ picks intervals[max(len(intervals) - retries_left, 0)]: 10, 10, then 30 seconds
+    assert [(run.at, run.description) for run in runs] == [
+        (0.0, "rq_tasks.flaky('pay', 3)"),
+        (10.0, "rq_tasks.hello('in 10s')"),
+        (10.0, "rq_tasks.flaky('pay', 3)"),
+        (20.0, "rq_tasks.flaky('pay', 3)"),
+        (50.0, "rq_tasks.flaky('pay', 3)"),
+        (100.0, "rq_tasks.hello('in 100s')"),
+    ]
+    assert runtime.clock.now == 100.0
+
+
+def test_pending_lists_queued_then_scheduled_jobs(runtime: RQRuntime) -> None:
+    queue = runtime.queue()
+    queue.enqueue_in(timedelta(seconds=60), rq_tasks.hello, "later")
+    queue.enqueue(rq_tasks.hello, "now")
+
+    pending = runtime.pending
+
+    assert [(p.name, p.describe()) for p in pending] == [
+        ("rq_tasks.hello", "rq_tasks.hello('now') on queue 'default'"),
+        ("rq_tasks.hello", "rq_tasks.hello('later') on queue 'default' (scheduled at t=60s)"),
+    ]
+
+
+def test_perform_one_runs_one_attempt_at_a_time(runtime: RQRuntime) -> None:
+    runtime.queue().enqueue(rq_tasks.flaky, "pay", 1, retry=Retry(max=1, interval=5))
+
+    first = runtime.perform_one()
+    assert (first.attempt, first.status, runtime.clock.now) == (1, "scheduled", 0.0)
+    second = runtime.perform_one()
+    assert (second.attempt, second.status, runtime.clock.now) == (2, "finished", 5.0)
+    with pytest.raises(LookupError, match=r"rq_jobs.perform_one\(\): no RQ job is queued or scheduled"):
+        runtime.perform_one()
+
+
+def test_a_job_returning_retry_is_run_again(runtime: RQRuntime) -> None:
+    runtime.queue().enqueue(rq_tasks.returns_retry, "ret", 1, 7)
+    runs = runtime.drain()
+    assert [(run.at, run.status) for run in runs] == [(0.0, "scheduled"), (7.0, "finished")]
+
+
+def test_a_chain_that_never_ends_stops_at_max_jobs(runtime: RQRuntime) -> None:
+    runtime.queue().enqueue(rq_tasks.forever)
+
+    with pytest.raises(JobChainError) as caught:
+        runtime.drain(max_jobs=5)
+
+    message = str(caught.value)
+    assert message.startswith("rq_jobs.drain() ran 5 jobs and more are queued; this chain of jobs does not end")
+    assert "Attempts performed: rq_tasks.forever x5" in message
+    assert "rq_jobs.drain(max_jobs=N)" in message
+    assert [p.name for p in runtime.pending] == ["rq_tasks.forever"]
+
+
+def test_only_runs_the_named_jobs_and_what_they_enqueue(runtime: RQRuntime) -> None:
+    queue = runtime.queue()
+    queue.enqueue(rq_tasks.hello, "left alone")
+    queue.enqueue(rq_tasks.parent_enqueues_children, 2)
+
+    runs = runtime.drain(only="parent_enqueues_children")
+
+    assert [run.description for run in runs] == [
+        "rq_tasks.parent_enqueues_children(2)",
+        "rq_tasks.hello(0)",
+        "rq_tasks.hello(1)",
+    ]
+    assert [p.describe() for p in runtime.pending] == ["rq_tasks.hello('left alone') on queue 'default'"]
+
+
+def test_jobs_enqueued_on_another_queue_are_drained_too(runtime: RQRuntime) -> None:
+    runtime.queue().enqueue(rq_tasks.on_other_queue)
+    runs = runtime.drain()
+    assert [(run.queue, run.description) for run in runs] == [
+        ("default", "rq_tasks.on_other_queue()"),
+        ("mailers", "rq_tasks.hello('mail')"),
+    ]
+
+
+def test_a_canceled_job_is_not_run_nor_pending(runtime: RQRuntime) -> None:
+    enqueued = runtime.queue().enqueue(rq_tasks.hello, 1)
+    enqueued.cancel()
+    assert runtime.drain() == []
+    assert runtime.pending == []
+
+
+def test_a_drain_off_the_main_thread_keeps_job_timeouts(runtime: RQRuntime) -> None:
+    runtime.queue().enqueue(rq_tasks.slow, job_timeout=1)
+    outcome: list[Any] = []
+    thread = threading.Thread(target=lambda: outcome.extend(runtime.drain(expect_failures=True)))
+    thread.start()
+    thread.join(10)
+
+    (run,) = outcome
+    assert run.status == "failed"
+    assert type(run.exception).__name__ == "JobTimeoutException"
+
+
+def test_closing_restores_rq() -> None:
+    original = Queue.schedule_job
+    with RQRuntime() as runtime:
+        assert Queue.schedule_job is not original
+        assert RQInstrumentor().is_instrumented_by_opentelemetry
+        connection = runtime.connection
+    assert Queue.schedule_job is original
+    assert not RQInstrumentor().is_instrumented_by_opentelemetry
+    assert connection.ping()
+    with pytest.raises(RuntimeError, match="RQRuntime is not open"):
+        runtime.queue()
+
+
+def test_a_real_redis_gives_each_runtime_its_own_database_and_cleans_only_it() -> None:
+    import redis
+
+    url = rq_fidelity.require_redis()
+    two = RQRuntime(redis_url=url, instrument=False)
+    with two:
+        with RQRuntime(redis_url=url, instrument=False) as one:
+            one.queue().enqueue(rq_tasks.hello, 1)
+            two.queue().enqueue(rq_tasks.hello, 2)
+            assert len(one.queue()) == len(two.queue()) == 1
+            assert [run.status for run in one.drain()] == ["finished"]
+            one_db, two_db = (_database(r) for r in (one, two))
+            one_connection, two_connection = one.connection, two.connection
+        assert one_db != two_db
+        assert 0 not in (one_db, two_db)
+        assert one_connection.dbsize() == 0
+        assert len(two.queue()) == 1  # closing `one` left `two`'s keys alone
+    assert two_connection.dbsize() == 0
+    assert not redis.Redis.from_url(url).exists(
+        f"pytest-jobtrace:rq:lease:{one_db}", f"pytest-jobtrace:rq:lease:{two_db}"
+    )
+
+
+def _database(runtime: RQRuntime) -> int:
+    return int(runtime.connection.connection_pool.connection_kwargs["db"])
+
+
+def test_jobs_scheduled_behind_rq_s_back_are_found_from_their_registry(runtime: RQRuntime) -> None:
+    from datetime import datetime, timezone
+
+    from rq.job import Job
+
+    queue = runtime.queue()
+    job = Job.create(rq_tasks.hello, args=("registry",), connection=runtime.connection, origin="default")
+    job.save()
+    queue.scheduled_job_registry.schedule(job, datetime.now(timezone.utc) + timedelta(seconds=30))
+
+    (run,) = runtime.drain()
+
+    assert run.description == "rq_tasks.hello('registry')"
+    assert 29.0 <= run.at <= 30.0  # RQ stored whole seconds of real time
