@@ -1,54 +1,43 @@
-"""A batch job that works in chunks: counted siblings, patterns, and a chunk that fails."""
+"""BatchProcessor: one process_chunk_N span per 100 items, with the chunk's index and size."""
 
 from __future__ import annotations
 
 import re
 
-import pytest
-
-from pytest_jobtrace import JobSpans, assert_span_tree, job, span
-from pytest_jobtrace.builtin import JobRuntime
-from shop import web
-
-ROWS = [{"sku": f"SKU-{n}"} for n in range(5)]
+from conftest import Post, System
+from pytest_jobtrace import assert_span_tree, span
 
 
-def test_one_span_per_chunk(job_spans: JobSpans, builtin_jobs: JobRuntime) -> None:
-    web.handle("POST", "/products/import", rows=ROWS)
-    builtin_jobs.drain()
+def test_250_items_make_three_chunks(system: System, post: Post) -> None:
+    post("/batches", json={"item_ids": list(range(250))})
+    system.drain()
 
     assert_span_tree(
-        """
-        process imports [consumer]
-          /process_chunk_\\d+/ [x3]
-        """,
-        exact=False,
-    )
-    assert_span_tree(
-        job("ImportProductsJob", children=[span(re.compile(r"process_chunk_\d+"), count=3)]),
-    )
-    assert_span_tree(
-        span("process imports", children=["process_chunk_0", "process_chunk_1", "process_chunk_2"]),
-        ordered=True,
-    )
-    assert_span_tree(
-        span("process imports", children=[span("process_chunk_2", attributes={"chunk.rows": 1})]),
-    )
-
-
-@pytest.mark.jobtrace(expect_failures=True)
-def test_a_bad_row_fails_its_chunk(job_spans: JobSpans, builtin_jobs: JobRuntime) -> None:
-    rows = [*ROWS[:3], {"name": "no sku"}]
-    web.handle("POST", "/products/import", rows=rows)
-    builtin_jobs.drain()
-
-    assert_span_tree(
-        job(
-            "ImportProductsJob",
-            outcome="failed",
+        span(
+            "POST /batches",
             children=[
-                span("process_chunk_0", status="unset"),
-                span("process_chunk_1", exception={"type": ValueError, "message": re.compile("row without a sku.*")}),
+                system.job(
+                    "batch_process",
+                    queue="batches",
+                    outcome="succeeded",
+                    children=[
+                        span("process_chunk_0", attributes={"chunk.index": 0, "chunk.size": 100}),
+                        span("process_chunk_1", attributes={"chunk.index": 1, "chunk.size": 100}),
+                        span("process_chunk_2", attributes={"chunk.index": 2, "chunk.size": 50}),
+                    ],
+                )
             ],
-        )
+        ),
+        ordered=True,
+        exact=True,
     )
+    # Or without naming each chunk: exactly three spans matching the pattern.
+    assert_span_tree(system.job("batch_process", children=[span(re.compile(r"process_chunk_\d+"), count=3)]))
+
+
+def test_an_exact_multiple_has_no_partial_chunk(system: System, post: Post) -> None:
+    post("/batches", json={"item_ids": list(range(200))})
+    system.drain()
+
+    chunk = span(re.compile(r"process_chunk_\d+"), attributes={"chunk.size": 100}, count=2)
+    assert_span_tree(span("POST /batches", children=[system.job("batch_process", children=[chunk])]), exact=True)

@@ -559,3 +559,29 @@ def test_a_span_from_a_test_without_capture_does_not_land_in_the_next_capture(
     result.stdout.fnmatch_lines(
         ["*span 'background_sync' started in *::test_without_capture but ended during *::test_with_capture*"]
     )
+
+
+def test_find_filters_on_the_span_s_own_kind_and_status(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from opentelemetry import trace
+        from opentelemetry.trace import SpanKind, StatusCode
+
+        tracer = trace.get_tracer(__name__)
+
+        def test_find(job_spans):
+            with tracer.start_as_current_span("GET /", kind=SpanKind.SERVER, attributes={"kind": "page"}):
+                with tracer.start_as_current_span("query") as span:
+                    span.set_status(StatusCode.ERROR)
+            # kind= is the span kind, never an attribute named "kind": this once returned [] and passed wrongly
+            assert [s.name for s in job_spans.find(kind="server")] == ["GET /"]
+            assert [s.name for s in job_spans.find(kind=SpanKind.SERVER)] == ["GET /"]
+            assert job_spans.find(kind="client") == []
+            assert [s.name for s in job_spans.find(status="ERROR")] == ["query"]
+            assert [s.name for s in job_spans.find(attributes={"kind": "page"})] == ["GET /"]
+            with pytest.raises(ValueError, match="kind='sever' is not a span kind"):
+                job_spans.find(kind="sever")
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)

@@ -8,6 +8,7 @@ volatile ones (ids, host names, timestamps).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -59,6 +60,9 @@ def on_real_worker(scenario: Scenario, telemetry: Telemetry) -> list[ReadableSpa
     tracer = telemetry.provider.get_tracer("shop")
     app = make_app(tracer)
     default, current = celery_state.default_app, celery_state._tls.current_app
+    # start_worker sets up Celery's logging: the root logger's level and handlers, for the whole process.
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
     app.control.purge()  # the memory transport's queues are process-wide: start from empty ones
     try:
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
@@ -70,6 +74,8 @@ def on_real_worker(scenario: Scenario, telemetry: Telemetry) -> list[ReadableSpa
     finally:
         celery_state.set_default_app(default)
         celery_state._set_current_app(current)
+        root.setLevel(level)
+        root.handlers[:] = handlers
     return telemetry.take()
 
 

@@ -124,7 +124,7 @@ def test_wrong_attempt_count_speaks_in_jobs(pytester: pytest.Pytester, run: str)
         "expected 3 attempts, found 2 (attempt 1 retried, attempt 2 succeeded)",
         "expected:",
         "POST /orders",
-        "└── job 'ProcessOrderJob' [3 attempts]",
+        "└── job ProcessOrderJob [attempts 3]",
         "captured (",
         "── send orders [producer]    <-- job 'ProcessOrderJob': expected 3 attempts, found 2",
     )
@@ -530,9 +530,9 @@ def test_a_job_expected_at_the_wrong_level_says_where_it_was_enqueued(pytester: 
     result = run_shop(pytester, "inprocess")
     result.assert_outcomes(failed=1)
     assert (
-        "missing child matching job 'SendConfirmationJob' under 'POST /orders'; its children are 'send orders', "
-        "'send audit'; job 'SendConfirmationJob' was enqueued under 'POST /orders' > 'send orders' > "
-        "'process orders'"
+        "missing child matching job 'SendConfirmationJob' under 'POST /orders'; the jobs enqueued there: "
+        "'ProcessOrderJob', 'AuditJob'; job 'SendConfirmationJob' was enqueued under 'POST /orders' > "
+        "'send orders' > 'process orders'"
     ) in result.stdout.str()
 
 
@@ -639,3 +639,22 @@ def test_folded_render_lists_a_directly_performed_job_s_spans_once(pytester: pyt
         """
     )
     run_shop(pytester, "inprocess").assert_outcomes(passed=1)
+
+
+def test_a_job_named_by_its_class_reads_as_its_name(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from jobshop import ProcessOrderJob, checkout
+        from pytest_jobtrace import assert_span_tree, job
+
+        def test_by_class(job_spans, builtin_jobs):
+            checkout(42)
+            builtin_jobs.drain()
+            assert_span_tree(job(ProcessOrderJob, attempts=2))  # passes: named by its class
+            assert_span_tree(job(ProcessOrderJob, attempts=5))
+        """
+    )
+    result = run_shop(pytester, "inprocess")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*job 'ProcessOrderJob'*expected 5 attempts, found 2*", "*job 'ProcessOrderJob'*"])
+    assert "<class" not in result.stdout.str()

@@ -125,3 +125,22 @@ def test_a_teardown_failure_shows_the_whole_trace(pytester: pytest.Pytester) -> 
     result.assert_outcomes(passed=1, errors=1)
     assert_in_order(result, "jobtrace spans teardown", "\nrequest\n", "(still open, not shown: 1 span)")
     assert "jobtrace spans call" not in result.stdout.str()
+
+
+def test_a_capture_asked_for_through_getfixturevalue_is_shown(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from opentelemetry import trace
+
+        tracer = trace.get_tracer(__name__)
+
+        def test_dynamic(request):
+            request.getfixturevalue("job_spans")
+            with tracer.start_as_current_span("dynamic_work"):
+                pass
+            assert False, "fails on purpose"
+        """
+    )
+    result = pytester.runpytest("--jobtrace-show=failed", "-p", "no:randomly")
+    result.assert_outcomes(failed=1)
+    assert_in_order(result, "jobtrace spans call", "dynamic_work")

@@ -6,14 +6,19 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from pytest_jobtrace._core.diagnose import Diagnoser
+from pytest_jobtrace._core.differences import MAX_FOUND, other_differences
 from pytest_jobtrace._core.expect import Expected
 from pytest_jobtrace._core.forest import SpanForest, SpanNode
 from pytest_jobtrace._core.match import Difference, Matcher
+from pytest_jobtrace._core.notation import escape_unprintable
 from pytest_jobtrace._core.parse import expected_list
 from pytest_jobtrace._core.render import render_expected, render_forest
 from pytest_jobtrace._jobs.views import job_index
 
-_MAX_LINES = 200
+_MAX_LINES = 200  # lines of each tree shown
+_MAX_WIDTH = 300  # characters of one tree line
+_MAX_HEADLINE = 1000  # characters of the headline and of each other difference
+_MAX_OTHERS = 5  # other differences listed by name
 
 
 class SpanTreeMismatch(AssertionError):
@@ -58,8 +63,10 @@ def check_span_tree(
         pools.append(matcher.root_pool())
     if any(matcher.assign(roots, pool) is not None for pool in pools):
         return
-    difference = Diagnoser(matcher).explain_group(roots, pools[0], None)
-    message = failure_message(roots, forest, difference, exact=exact, ordered=ordered)
+    diagnoser = Diagnoser(matcher)
+    difference = diagnoser.explain_group(roots, pools[0], None)
+    others = other_differences(diagnoser, roots, pools[0], difference)
+    message = failure_message(roots, forest, difference, exact=exact, ordered=ordered, others=others)
     notes = _notes(forest, still_open())
     if notes:
         headline, rest = message.split("\n", 1)
@@ -76,9 +83,11 @@ def _root_pool(matcher: Matcher, roots: Sequence[Expected]) -> Sequence[SpanNode
 
 
 def _walk(nodes: Sequence[Expected]) -> Iterator[Expected]:
-    for node in nodes:
+    stack = list(reversed(nodes))
+    while stack:
+        node = stack.pop()
         yield node
-        yield from _walk(node.children)
+        stack.extend(reversed(node.children))
 
 
 def _notes(forest: SpanForest, still_open: Sequence[str]) -> list[str]:
@@ -99,40 +108,70 @@ def _notes(forest: SpanForest, still_open: Sequence[str]) -> list[str]:
 
 
 def failure_message(
-    roots: Sequence[Expected], forest: SpanForest, difference: Difference, *, exact: bool, ordered: bool
+    roots: Sequence[Expected],
+    forest: SpanForest,
+    difference: Difference,
+    *,
+    exact: bool,
+    ordered: bool,
+    others: Sequence[Difference] = (),
 ) -> str:
+    """Headline, other differences, the expected tree and the captured forest, each part bounded."""
     modes = [name for name, on in (("exact", exact), ("ordered", ordered)) if on]
     heading = "span tree does not match" + (f" ({', '.join(modes)})" if modes else "")
-    marked = [difference.node, *difference.others] if difference.node is not None else []
-    marks = {node.index: difference.detail for node in marked}
+    marks = _marks([difference, *others])
     traces = len(forest.traces)
     captured = f"{len(forest)} span{'s' * (len(forest) != 1)} in {traces} trace{'s' * (traces != 1)}"
-    return "\n".join(
-        [
-            f"{heading}: {difference.message}",
-            "",
-            "expected:",
-            _indent(render_expected(roots)),
-            "",
-            f"captured ({captured}):",
-            _indent(_clip(render_forest(forest, marks), difference)),
-        ]
-    )
+    lines = [_clip_line(f"{heading}: {difference.message}", _MAX_HEADLINE), *_other_lines(others)]
+    lines += ["", "expected:", *_section(render_expected(roots)), ""]
+    lines += [f"captured ({captured}):", *_section(render_forest(forest, marks))]
+    return escape_unprintable("\n".join(lines), keep="\n")
 
 
-def _indent(text: str) -> str:
-    return "\n".join("  " + line for line in text.splitlines())
+def _marks(differences: Sequence[Difference]) -> dict[int, str]:
+    marks: dict[int, str] = {}
+    for difference in differences:
+        for node in [difference.node, *difference.others] if difference.node is not None else []:
+            marks[node.index] = (
+                f"{marks[node.index]}; {difference.detail}" if node.index in marks else difference.detail
+            )
+    return marks
 
 
-def _clip(text: str, difference: Difference) -> str:
+def _other_lines(others: Sequence[Difference]) -> list[str]:
+    if not others:
+        return []
+    shown = [_clip_line(f"  - {other.message}", _MAX_HEADLINE) for other in others[:_MAX_OTHERS]]
+    rest = len(others) - len(shown)
+    if rest:
+        many = "at least " if len(others) >= MAX_FOUND else ""
+        shown.append(f"  ... and {many}{rest} more difference{'s' * (rest != 1)}")
+    return ["other differences:", *shown]
+
+
+def _section(text: str) -> list[str]:
+    """At most _MAX_LINES lines around the first mark, each clipped, saying what was left out."""
     lines = text.splitlines()
-    if len(lines) <= _MAX_LINES:
-        return text
     focus = next((i for i, line in enumerate(lines) if "    <-- " in line), 0)
     start = max(0, min(focus - _MAX_LINES // 2, len(lines) - _MAX_LINES))
-    shown = lines[start : start + _MAX_LINES]
+    shown = ["  " + _clip_line(line, _MAX_WIDTH) for line in lines[start : start + _MAX_LINES]]
     if start:
-        shown.insert(0, f"... {start} lines above ...")
+        shown.insert(0, f"  ... {start} lines above ...")
     if start + _MAX_LINES < len(lines):
-        shown.append(f"... {len(lines) - start - _MAX_LINES} lines below ...")
-    return "\n".join(shown)
+        shown.append(f"  ... {len(lines) - start - _MAX_LINES} lines below ...")
+    return shown
+
+
+def _clip_line(line: str, width: int) -> str:
+    """One line of at most about ``width`` characters: deep indentation is folded, the rest cut."""
+    if len(line) <= width:
+        return line
+    text = line.lstrip("│├└─ ")
+    indent = line[: len(line) - len(text)]
+    if len(indent) > width // 2:
+        hidden = (len(indent) - 16) // 4
+        indent = f"{indent[:8]}[{hidden} levels]{indent[-8:]}"
+    room = max(width - len(indent), 40)
+    if len(text) > room:
+        text = f"{text[:room]}... ({len(text) - room} more characters)"
+    return indent + text

@@ -9,19 +9,26 @@ import difflib
 from collections.abc import Sequence
 from dataclasses import replace
 
+from pytest_jobtrace._core.deep import DEEP, post_order
 from pytest_jobtrace._core.expect import Expected
 from pytest_jobtrace._core.forest import SpanNode
 from pytest_jobtrace._core.match import Difference, Matcher, crowded_groups, sibling_groups
+from pytest_jobtrace._core.values import show
 
 _MAX_CANDIDATES = 50
 
 
-def where(node: SpanNode) -> str:
-    return " > ".join(repr(n.name) for n in node.path())
+def where(node: SpanNode, keep: int = 3) -> str:
+    """``'root' > 'child' > 'span'``; a deep path keeps its first and last ``keep`` levels."""
+    path = node.path()
+    if len(path) > 2 * keep + 1:
+        skipped = f"... {len(path) - 2 * keep} levels ..."
+        return " > ".join([*(show(n.name) for n in path[:keep]), skipped, *(show(n.name) for n in path[-keep:])])
+    return " > ".join(show(n.name) for n in path)
 
 
 def names(nodes: Sequence[SpanNode], limit: int = 6) -> str:
-    shown = ", ".join(repr(n.name) for n in nodes[:limit])
+    shown = ", ".join(show(n.name) for n in nodes[:limit])
     return shown + (f" and {len(nodes) - limit} more" if len(nodes) > limit else "")
 
 
@@ -44,14 +51,13 @@ def _same(a: Expected, b: Expected) -> bool:
 
 
 def _misread_hint(name: str) -> str:
-    """Text-tree mistakes that leave a line's extra words in the span name."""
+    """Names given to span() (or a dict) that look like text-tree lines: say what they are read as."""
     if name.startswith("job "):
-        return "; a text-tree line is a span: for a job, use job() or {'job': ...}"
-    if name.endswith("]") and " [" in name:
-        notes = name[name.rindex(" [") :].strip()
+        return "; span() matches a span by name: for a job, use job(), {'job': ...} or a text-tree line 'job NAME'"
+    if name.endswith(("]", "}")) and (" [" in name or " {" in name):
         return (
-            f"; {notes} was read as part of the name: annotations are a kind, OK/ERROR/UNSET with an optional "
-            '"description", link "name" or xN (see docs/text-trees.md)'
+            "; span() takes the name literally: annotations and {attributes} are read in a text tree, or "
+            "given as span()'s keywords"
         )
     return ""
 
@@ -60,11 +66,20 @@ class Diagnoser:
     def __init__(self, matcher: Matcher) -> None:
         self.m = matcher
         self.loose = matcher.loose()  # for "would it fit without exact?"
+        self._memo: dict[tuple[int, int], Difference] = {}
+        self._preparing = False
 
     def explain_group(
-        self, expected: Sequence[Expected], actual: Sequence[SpanNode], parent: SpanNode | None
+        self,
+        expected: Sequence[Expected],
+        actual: Sequence[SpanNode],
+        parent: SpanNode | None,
+        owner: Expected | None = None,
     ) -> Difference:
-        """Why ``expected`` (siblings, or the roots when parent is None) cannot be placed on ``actual``."""
+        """Why ``expected`` (siblings, or the roots when parent is None) cannot be placed on ``actual``.
+
+        ``owner`` is the expected node whose children these are: its own ``exact=`` applies to them.
+        """
         taken: dict[int, Expected] = {}
         for node in expected:
             if node.count is not None:
@@ -82,7 +97,7 @@ class Diagnoser:
                 return self._missing(node, actual, parent)
             if len(found) < len(group):
                 return self._count_difference(node, len(group), found, actual, parent)
-        return self._placement_difference(expected, actual, parent)
+        return self._placement_difference(expected, actual, parent, owner)
 
     def _shared_by_counts(
         self, first: Expected, second: Expected, shared: SpanNode, parent: SpanNode | None
@@ -124,7 +139,7 @@ class Diagnoser:
             return replace(closest, message=message, score=(1, *closest.score), mark=closest.detail)
         if parent is None:
             return self._missing_root(node)
-        kids = f"; its children are {names(actual)}" if actual else "; it has no children"
+        kids = f"; {node.siblings(actual)}"
         name = node.exact_name()
         kids += _misread_hint(name) if name is not None else ""
         elsewhere = node.whereabouts(self.m.forest)
@@ -155,11 +170,15 @@ class Diagnoser:
         return hint + _misread_hint(name)
 
     def _placement_difference(
-        self, expected: Sequence[Expected], actual: Sequence[SpanNode], parent: SpanNode | None
+        self, expected: Sequence[Expected], actual: Sequence[SpanNode], parent: SpanNode | None, owner: Expected | None
     ) -> Difference:
         place = f"under {where(parent)}" if parent else "among the captured spans"
-        if self.m.exact and self.loose.assign(expected, actual) is not None:
-            return self._unexpected(expected, actual, parent)
+        own = owner.exact if owner is not None else None
+        if (self.m.exact if own is None else own) and self.loose.assign(expected, actual, False) is not None:
+            why = "exact=True: every span must be expected"
+            if own is not None and owner is not None:
+                why = f"{owner.label()} has exact=True"
+            return self._unexpected(expected, actual, parent, why)
         if self.m.ordered:
             return self._order_difference(expected, actual, parent, place)
         return self._crowded(expected, actual, parent, place)
@@ -221,9 +240,9 @@ class Diagnoser:
         return Difference(f"{place}: {detail}", parent, (1,), detail)
 
     def _unexpected(
-        self, expected: Sequence[Expected], actual: Sequence[SpanNode], parent: SpanNode | None
+        self, expected: Sequence[Expected], actual: Sequence[SpanNode], parent: SpanNode | None, why: str
     ) -> Difference:
-        used = {n.index for nodes in (self.loose.assign(expected, actual) or {}).values() for n in nodes}
+        used = {n.index for nodes in (self.loose.assign(expected, actual, False) or {}).values() for n in nodes}
         extra = [node for node in actual if node.index not in used]
         many = len(extra) > 1
         if parent is not None:
@@ -231,10 +250,10 @@ class Diagnoser:
         else:
             what = f"root span{'s' * many} {names(extra)}"
         return Difference(
-            f"unexpected {what} (exact=True: every span must be expected)",
+            f"unexpected {what} ({why})",
             extra[0] if extra else parent,
             (1,),
-            "unexpected span (exact=True: every span must be expected)",
+            f"unexpected span ({why})",
             tuple(extra[1:]),
         )
 
@@ -243,14 +262,49 @@ class Diagnoser:
         return max(self._differences(expected, actual), key=lambda d: d.score, default=None)
 
     def _differences(self, expected: Expected, actual: Sequence[SpanNode]) -> list[Difference]:
+        return [self.first_difference(expected, node) for node in self._pool(expected, actual)]
+
+    def _pool(self, expected: Expected, actual: Sequence[SpanNode]) -> list[SpanNode]:
         pool = [n for n in actual if expected.same_name(n)] or list(actual)
         if len(pool) > _MAX_CANDIDATES:
             # Only the most promising get the full (recursive) diagnosis; the local checks are cheap.
             pool.sort(key=lambda n: (expected.local_mismatch(n) is not None, -expected.closeness(n)))
             del pool[_MAX_CANDIDATES:]
-        return [self.first_difference(expected, node) for node in pool]
+        return pool
 
     def first_difference(self, expected: Expected, node: SpanNode) -> Difference:
+        key = (id(expected), node.index)
+        found = self._memo.get(key)
+        if found is None:
+            if not self._preparing and self.m.height(expected) > DEEP:
+                self._prepare(expected, node)
+                found = self._memo.get(key)
+            if found is None:
+                found = self._memo[key] = self._first_difference(expected, node)
+        return found
+
+    def _prepare(self, expected: Expected, node: SpanNode) -> None:
+        """For a deep tree, diagnose the pairs it may need bottom-up (see deep.py)."""
+        self._preparing = True
+        try:
+            for pair in post_order((expected, node), self._expand):
+                self.first_difference(*pair)
+        finally:
+            self._preparing = False
+
+    def _expand(self, expected: Expected, node: SpanNode) -> list[tuple[Expected, SpanNode]]:
+        if (id(expected), node.index) in self._memo or expected.local_mismatch(node) is not None:
+            return []
+        if not self._links_ok(expected, node):
+            return []
+        kids = expected.child_nodes(node)
+        short = [child for child in expected.children if len(self.m.candidates(child, kids)) < (child.count or 1)]
+        return [(child, kid) for child in short for kid in self._pool(child, kids)]
+
+    def _links_ok(self, expected: Expected, node: SpanNode) -> bool:
+        return all(any(self.loose.matches(link, t) for t in node.links) for link in expected.links)
+
+    def _first_difference(self, expected: Expected, node: SpanNode) -> Difference:
         local = expected.local_mismatch(node)
         if local is not None:
             named = expected.same_name(node)
@@ -266,5 +320,7 @@ class Diagnoser:
             detail = f"expected {len(expected.links)} links ({labels}), it links to {names(node.links)}"
             return Difference(f"at {where(node)}: {detail}", node, (1, 1), detail)
         # Messages say "under X" for the span whose children were searched (for a job: its last attempt).
-        inner = self.explain_group(expected.children, expected.child_nodes(node), expected.children_owner(node))
+        inner = self.explain_group(
+            expected.children, expected.child_nodes(node), expected.children_owner(node), expected
+        )
         return replace(inner, score=(1, 2, *inner.score))

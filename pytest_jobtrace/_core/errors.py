@@ -6,6 +6,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
+from pytest_jobtrace._core.notation import escape_unprintable
+from pytest_jobtrace._core.values import clip
+
 _SHORT_ID = 8
 
 
@@ -45,6 +48,10 @@ for _public in (JobFailedError, JobChainError):
 del _public
 
 
+_MAX_FAILED = 20  # failed jobs listed by name
+_MAX_LINE = 500  # characters of one of them
+
+
 def failures_message(failed: Sequence[FailedJob], where: str, remedy: str) -> str:
     """The text of a JobFailedError: every failed job with its attempts and final exception.
 
@@ -52,11 +59,14 @@ def failures_message(failed: Sequence[FailedJob], where: str, remedy: str) -> st
     without raising on that call (``"pass drain(expect_failures=True)"``).
     """
     lines = [f"{where}: {len(failed)} job{_plural(len(failed))} failed:"]
-    for run in failed:
+    for run in failed[:_MAX_FAILED]:
         exc = run.exception
         reason = f"{type(exc).__qualname__}: {exc}" if exc is not None else "no exception"
         attempts = f"{run.attempts} attempt{_plural(run.attempts)}"
-        lines.append(f"  {run.describe()} id={run.job_id} failed after {attempts}: {reason}")
+        line = f"  {run.describe()} id={run.job_id} failed after {attempts}: {reason}"
+        lines.append(clip(escape_unprintable(line), _MAX_LINE))
+    if len(failed) > _MAX_FAILED:  # bounded: thousands of failures would flood the terminal
+        lines.append(f"  ... and {len(failed) - _MAX_FAILED} more failed jobs (the fixture's .failed lists them all)")
     lines.append(f"Their spans were recorded. To let jobs fail without raising, {remedy}, or mark the test")
     lines.append("@pytest.mark.jobtrace(expect_failures=True).")
     return "\n".join(lines)

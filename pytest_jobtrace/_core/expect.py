@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import builtins
-import json
+import re
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind, StatusCode
 
+from pytest_jobtrace._core.notation import quote, show_pattern, write_attributes, write_value
 from pytest_jobtrace._core.values import (
     distinct_matches,
     kind_word,
@@ -29,6 +30,7 @@ class Expected:
     children: tuple[Expected, ...] = ()
     links: tuple[Expected, ...] = ()
     count: int | None = None
+    exact: bool | None = None  # exactly these children here, whatever the assertion's exact=
     noun = "span"  # what messages call the things this node counts
 
     def label(self) -> str:
@@ -57,6 +59,12 @@ class Expected:
     def whereabouts(self, forest: SpanForest) -> str | None:
         """Where the thing meant is, when it is not where it was expected (a job enqueued elsewhere)."""
         return None
+
+    def siblings(self, actual: Sequence[SpanNode]) -> str:
+        """What is there instead, when nothing under a span matches this node: its children."""
+        shown = ", ".join(show_name(n.name) for n in actual[:6])
+        more = f" and {len(actual) - 6} more" if len(actual) > 6 else ""
+        return f"its children are {shown}{more}" if actual else "it has no children"
 
     def same_name(self, node: SpanNode) -> bool:
         """Whether the node is the one meant, even if other checks fail (for picking the closest)."""
@@ -97,6 +105,11 @@ class EventSpec:
             return show_name(self.name)
         return f"{show_name(self.name)} {show_attrs(self.attributes)}"
 
+    def note(self) -> str:
+        """The ``event "name" {attributes}`` annotation."""
+        attributes = f" {show_attrs(self.attributes)}" if self.attributes else ""
+        return f"event {_note_value(self.name)}{attributes}"
+
 
 @dataclass(frozen=True)
 class ExceptionSpec:
@@ -110,6 +123,22 @@ class ExceptionSpec:
         if self.message is not None:
             parts.append(f"message {show(self.message)}")
         return " with ".join(parts) if parts else "any exception"
+
+    def note(self) -> str:
+        """The ``exception "Type" "message"`` annotation."""
+        words = ["exception"]
+        if self.type is not None or self.message is not None:
+            words.append("*" if self.type is None else _note_value(self.type))
+        if self.message is not None:
+            words.append(_note_value(self.message))
+        return " ".join(words)
+
+
+def _note_value(value: object) -> str:
+    """A string or pattern as the notation writes it; a class by its name; other matchers as they show."""
+    if isinstance(value, type):
+        value = value.__name__
+    return write_value(value) if isinstance(value, (str, re.Pattern)) else show(value)
 
 
 def _type_label(expected: object) -> str:
@@ -161,6 +190,8 @@ class ExpectedSpan(Expected):
     links: tuple[Expected, ...] = ()
     children: tuple[Expected, ...] = ()
     count: int | None = None
+    exact: bool | None = None
+    exact_attributes: bool = False
     _key: Hashable = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -172,7 +203,7 @@ class ExpectedSpan(Expected):
             children = tuple(c.group_key() for c in self.children)
             links = tuple(x.group_key() for x in self.links)
             key = (self.name, self.kind, attrs, self.status, self.description, self.events, self.exception)
-            key_all = (*key, children, links, self.count)
+            key_all = (*key, children, links, self.count, self.exact, self.exact_attributes)
             hash(key_all)
         except TypeError:
             return id(self)
@@ -231,9 +262,11 @@ class ExpectedSpan(Expected):
         return None
 
     def _attributes_diff(self, node: SpanNode) -> str | None:
-        if not self.attributes:
-            return None
-        return attributes_diff(self.attributes, node.span.attributes or {})
+        actual = node.span.attributes or {}
+        found = attributes_diff(self.attributes, actual) if self.attributes else None
+        if found is None and self.exact_attributes:
+            return extra_attributes(self.attributes or {}, actual)
+        return found
 
     def _events_diff(self, node: SpanNode) -> str | None:
         if not self.events:
@@ -258,45 +291,68 @@ class ExpectedSpan(Expected):
         return f"exception: expected {spec.describe()}, got {got or 'no exception event'}"
 
     def describe(self) -> str:
-        head = "*" if self.name is None else _name_text(self.name)
-        rest = self.render_line()[len(head) :].strip()
+        rest = self._groups()
         return f"{self.label()} with {rest}" if rest else self.label()
 
     def render_line(self) -> str:
-        line = "*" if self.name is None else _name_text(self.name)
+        """The line a text tree would hold for this node (docs/text-trees.md): it parses back as this node."""
+        groups = self._groups()
+        suffix = f" {groups}" if groups else ""
+        return _head(self.name, suffix) + suffix
+
+    def _groups(self) -> str:
         notes = self._notes()
-        if notes:
-            line += f" [{', '.join(notes)}]"
+        parts = [f"[{', '.join(notes)}]"] if notes else []
         if self.attributes:
-            line += f" {show_attrs(self.attributes)}"
-        if self.events:
-            line += " events=[" + ", ".join(spec.describe() for spec in self.events) + "]"
-        if self.exception is not None:
-            line += f" exception={self.exception.describe()}"
-        return line
+            parts.append(show_attrs(self.attributes))
+        return " ".join(parts)
 
     def _notes(self) -> list[str]:
-        notes = []
-        if self.kind is not None:
-            notes.append(kind_word(self.kind))
-        if self.status is not None:
-            notes.append(self.status.name)
+        notes = [] if self.kind is None else [kind_word(self.kind)]
+        status = [] if self.status is None else [self.status.name]
         if self.description is not None:
-            notes.append(f"description {show(self.description)}")
-        notes.extend(f"link {link.label()}" for link in self.links)
-        if self.count is not None:
-            notes.append(f"x{self.count}")
+            status.append(write_value(self.description) if status else f"description {write_value(self.description)}")
+        notes += [" ".join(status)] if status else []
+        notes.extend(f"link {write_value(_link_name(link))}" for link in self.links)
+        notes.extend(spec.note() for spec in self.events)
+        if self.exception is not None:
+            notes.append(self.exception.note())
+        notes += [] if self.count is None else [f"x{self.count}"]
+        notes += ["exact"] if self.exact else []
+        notes += ["exact attributes"] if self.exact_attributes else []
         return notes
 
 
-def _name_text(name: object) -> str:
-    if isinstance(name, str):
-        return name
-    return show_name(name)
+def _head(name: object, suffix: str) -> str:
+    from pytest_jobtrace._core.texttree import written_name  # the grammar module imports this one
+
+    if name is None:
+        return "*"
+    if isinstance(name, re.Pattern):
+        return show_pattern(name, head=True)
+    return written_name(name, suffix) if isinstance(name, str) else show_name(name)
+
+
+def _link_name(link: Expected) -> object:
+    """A link target as a text tree names it: a string (``*`` or ``/x/`` inside), or a pattern."""
+    name = getattr(link, "name", None)
+    if name is None:
+        return "*"
+    return _head(name, "") if isinstance(name, str) else name
 
 
 def show_attrs(attributes: Mapping[str, object]) -> str:
-    return "{" + ", ".join(f"{key}={show(value)}" for key, value in attributes.items()) + "}"
+    return write_attributes(attributes)
+
+
+def extra_attributes(expected: Mapping[str, object], actual: Mapping[str, Any]) -> str | None:
+    """With exact attributes: the attributes the span has that the expectation does not list."""
+    extra = [key for key in actual if key not in expected]
+    if not extra:
+        return None
+    shown = ", ".join(f"{key}={show(actual[key])}" for key in extra[:5])
+    more = f" and {len(extra) - 5} more" if len(extra) > 5 else ""
+    return f"attributes: unexpected {shown}{more} (exact attributes: the span may have only those listed)"
 
 
 def attributes_diff(expected: Mapping[str, object], actual: Mapping[str, Any]) -> str | None:
@@ -350,5 +406,5 @@ def _exception_matches(spec: ExceptionSpec, attributes: Mapping[str, Any]) -> bo
 
 
 def json_string(text: str) -> str:
-    """Strings inside text-tree annotations are JSON strings, so quotes and newlines are unambiguous."""
-    return json.dumps(text, ensure_ascii=False)
+    """Strings inside text-tree annotations are double-quoted literals that stay on one line."""
+    return quote(text)

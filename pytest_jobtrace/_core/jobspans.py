@@ -11,7 +11,7 @@ from pytest_jobtrace._core.check import check_span_tree
 from pytest_jobtrace._core.expect import attributes_diff
 from pytest_jobtrace._core.forest import SpanForest
 from pytest_jobtrace._core.render import Format, render_as
-from pytest_jobtrace._core.values import show_name, value_matches
+from pytest_jobtrace._core.values import parse_kind, parse_status, show_name, value_matches
 from pytest_jobtrace._jobs.views import JobView, describe_jobs, job_index, name_matches
 
 _current: list[JobSpans] = []
@@ -48,17 +48,31 @@ class JobSpans:
         self._sink.clear()
 
     def find(
-        self, name: object = None, attributes: Mapping[str, object] | None = None, **attrs: object
+        self,
+        name: object = None,
+        attributes: Mapping[str, object] | None = None,
+        *,
+        kind: object = None,
+        status: object = None,
+        **attrs: object,
     ) -> list[ReadableSpan]:
-        """Spans whose name matches and that have these attributes (None: attribute absent).
+        """Spans whose name matches, of this ``kind`` and ``status``, with these attributes (None: absent).
 
-        Dotted attribute keys go in ``attributes={"payment.status": "ok"}``; plain ones may be keywords.
+        ``kind`` and ``status`` are the span's own (``"server"``, ``SpanKind.SERVER``; ``"ERROR"``), never
+        attribute keys. Dotted attribute keys go in ``attributes={"payment.status": "ok"}``; plain ones may be
+        keywords.
         """
+        __tracebackhide__ = True
         wanted = {**(attributes or {}), **attrs}
+        span_kind = None if kind is None else parse_kind(kind)
+        code = None if status is None else parse_status(status)
         return [
             s
             for s in self.spans
-            if (name is None or value_matches(name, s.name)) and attributes_diff(wanted, s.attributes or {}) is None
+            if (name is None or value_matches(name, s.name))
+            and (span_kind is None or s.kind is span_kind)
+            and (code is None or s.status.status_code is code)
+            and attributes_diff(wanted, s.attributes or {}) is None
         ]
 
     def forest(self) -> SpanForest:

@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
+from pytest_jobtrace._core.deep import DEEP, Heights, post_order
 from pytest_jobtrace._core.expect import Expected
 from pytest_jobtrace._core.forest import SpanForest, SpanNode
 from pytest_jobtrace._core.values import distinct_matches
@@ -34,6 +35,8 @@ class Matcher:
         self._canonical: dict[int, int] = {}
         self._by_key: dict[Hashable, int] = {}
         self._indexes: dict[tuple[int, str | None], tuple[Sequence[SpanNode], dict[object, list[SpanNode]]]] = {}
+        self.height = Heights()
+        self._preparing = False
 
     def root_pool(self) -> Sequence[SpanNode]:
         """Expected roots match captured roots with exact=True, any captured span otherwise."""
@@ -43,13 +46,34 @@ class Matcher:
         key = (self._canonical_id(expected), node.index)
         found = self._memo.get(key)
         if found is None:
-            found = (
-                expected.local_mismatch(node) is None
-                and self.links_ok(expected, node)
-                and self.assign(expected.children, expected.child_nodes(node)) is not None
-            )
-            self._memo[key] = found
+            if not self._preparing and self.height(expected) > DEEP:
+                self._prepare(expected, node)
+                found = self._memo.get(key)
+            if found is None:
+                found = self._memo[key] = self._evaluate(expected, node)
         return found
+
+    def _evaluate(self, expected: Expected, node: SpanNode) -> bool:
+        return (
+            expected.local_mismatch(node) is None
+            and self.links_ok(expected, node)
+            and self.assign(expected.children, expected.child_nodes(node), expected.exact) is not None
+        )
+
+    def _prepare(self, expected: Expected, node: SpanNode) -> None:
+        """Evaluate the pairs a deep tree needs bottom-up, so that no call recurses more than a level."""
+        self._preparing = True
+        try:
+            for pair in post_order((expected, node), self._expand):
+                self.matches(*pair)
+        finally:
+            self._preparing = False
+
+    def _expand(self, expected: Expected, node: SpanNode) -> list[tuple[Expected, SpanNode]]:
+        if (self._canonical_id(expected), node.index) in self._memo or expected.local_mismatch(node) is not None:
+            return []  # answered already, or without looking at the children
+        kids = expected.child_nodes(node)
+        return [(child, kid) for child in expected.children for kid in self._prefiltered(child, kids)]
 
     def _canonical_id(self, expected: Expected) -> int:
         """Interchangeable expected nodes (equal group keys) share one memo entry per span."""
@@ -72,6 +96,7 @@ class Matcher:
             return self
         if self._loose is None:
             self._loose = Matcher(self.forest, exact=False, ordered=self.ordered)
+            self._loose.height = self.height
         return self._loose
 
     def candidates(self, expected: Expected, actual: Sequence[SpanNode]) -> list[SpanNode]:
@@ -99,14 +124,20 @@ class Matcher:
             entry = self._indexes[(id(actual), key)] = (actual, index)
         return entry[1]
 
-    def assign(self, expected: Sequence[Expected], actual: Sequence[SpanNode]) -> Assignment | None:
-        """Distinct actual nodes for every expected node (count=N nodes take all N), or None."""
+    def assign(
+        self, expected: Sequence[Expected], actual: Sequence[SpanNode], exact: bool | None = None
+    ) -> Assignment | None:
+        """Distinct actual nodes for every expected node (count=N nodes take all N), or None.
+
+        ``exact`` is the parent node's own ``exact=``; None means the assertion's.
+        """
+        exact = self.exact if exact is None else exact
         if not expected:
-            return {} if not (self.exact and actual) else None
-        if self.exact and _units(expected) != len(actual):
+            return {} if not (exact and actual) else None
+        if exact and _units(expected) != len(actual):
             return None
         if self.ordered:
-            return self._assign_ordered(expected, actual)
+            return self._assign_ordered(expected, actual, exact)
         result = self._assign_counted(expected, actual)
         if result is None:
             return None
@@ -163,7 +194,9 @@ class Matcher:
             owned.append(nodes)
         return owned
 
-    def _assign_ordered(self, expected: Sequence[Expected], actual: Sequence[SpanNode]) -> Assignment | None:
+    def _assign_ordered(
+        self, expected: Sequence[Expected], actual: Sequence[SpanNode], exact: bool
+    ) -> Assignment | None:
         """Greedy earliest placement is optimal for in-order (subsequence) matching."""
         result: Assignment = {}
         cursor = 0
@@ -172,7 +205,7 @@ class Matcher:
                 return None
             for _ in range(1 if node.count is None else node.count):
                 while cursor < len(actual) and not self.matches(node, actual[cursor]):
-                    if self.exact:
+                    if exact:
                         return None
                     cursor += 1
                 if cursor == len(actual):

@@ -24,6 +24,8 @@ SPAN_KEYS = (
     "links",
     "children",
     "count",
+    "exact",
+    "exact_attributes",
 )
 
 # Other node types (job()) register a dict key that selects them, e.g. {"job": "ProcessOrderJob"}.
@@ -42,10 +44,14 @@ def span(
     links: Iterable[object] | None = None,
     children: Iterable[object] | object = (),
     count: int | None = None,
+    exact: bool | None = None,
+    exact_attributes: bool = False,
 ) -> ExpectedSpan:
     """An expected span. Every argument is optional; what is left out is not checked.
 
     ``children`` and ``links`` take expected spans in any form: ``span()``, a dict or a text tree.
+    ``exact=True``: exactly these children under this span (``False``: any others too), whatever the
+    assertion's ``exact``; ``exact_attributes=True``: the span has no attributes besides those listed.
     """
     if attributes is not None and not isinstance(attributes, Mapping):
         raise TypeError(f"attributes must be a mapping of attribute name to expected value, got {attributes!r}")
@@ -60,7 +66,17 @@ def span(
         links=tuple(expected_list(links or ())),
         children=tuple(expected_list(children)),
         count=check_count(count),
+        exact=check_flag("exact", exact, none=True),
+        exact_attributes=bool(check_flag("exact_attributes", exact_attributes)),
     )
+
+
+def check_flag(key: str, value: object, *, none: bool = False) -> bool | None:
+    """A bool keyword: a string such as "false" would read as true, so anything else is refused."""
+    if isinstance(value, bool) or (none and value is None):
+        return value
+    allowed = "True, False or None" if none else "True or False"
+    raise TypeError(f"{key}={value!r}: expected {allowed}")
 
 
 def check_count(count: object) -> int | None:

@@ -11,8 +11,9 @@ from typing import Literal, TypeVar
 
 from opentelemetry.trace import SpanKind, StatusCode
 
-from pytest_jobtrace._core.expect import Expected, json_string
+from pytest_jobtrace._core.expect import Expected
 from pytest_jobtrace._core.forest import SpanForest, SpanNode
+from pytest_jobtrace._core.notation import quote
 from pytest_jobtrace._core.texttree import written_name
 from pytest_jobtrace._core.values import kind_word
 from pytest_jobtrace._jobs.views import JobIndex, folded_children, job_index, job_line
@@ -33,7 +34,7 @@ def render_as(forest: SpanForest, format: Format) -> str:
     raise ValueError(f"render(format={format!r}): use one of {', '.join(map(repr, FORMATS))}")
 
 
-def span_line(node: SpanNode, *, links: bool = True) -> str:
+def span_line(node: SpanNode, *, links: bool = True, literal: bool = False) -> str:
     """One span as a line: name, then [kind, status "description", link "target"]."""
     notes = []
     if node.kind != SpanKind.INTERNAL:
@@ -42,13 +43,13 @@ def span_line(node: SpanNode, *, links: bool = True) -> str:
     if status.status_code != StatusCode.UNSET:
         note = status.status_code.name
         if status.description:
-            note += f" {json_string(status.description)}"
+            note += f" {quote(status.description)}"
         notes.append(note)
     if links:
-        notes.extend(f"link {json_string(written_name(target.name))}" for target in node.links)
+        notes.extend(f"link {quote(written_name(target.name))}" for target in node.links)
         notes.extend("link (not captured)" for _ in range(node.unresolved_links))
     suffix = f" [{', '.join(notes)}]" if notes else ""
-    return written_name(node.name, suffix) + suffix
+    return (node.name if literal else written_name(node.name, suffix)) + suffix
 
 
 def tree_lines(
@@ -56,20 +57,18 @@ def tree_lines(
     children: Callable[[T], Sequence[T]],
     line: Callable[[T], str],
 ) -> Iterator[tuple[T, str]]:
-    """Box-drawn lines for a forest of any node type, with the node each line shows."""
-    for root in roots:
-        yield root, line(root)
-        yield from _branch_lines(root, children, line, "")
+    """Box-drawn lines for a forest of any node type, with the node each line shows.
 
-
-def _branch_lines(
-    node: T, children: Callable[[T], Sequence[T]], line: Callable[[T], str], indent: str
-) -> Iterator[tuple[T, str]]:
-    kids = children(node)
-    for i, child in enumerate(kids):
-        last = i == len(kids) - 1
-        yield child, f"{indent}{'└── ' if last else '├── '}{line(child)}"
-        yield from _branch_lines(child, children, line, indent + ("    " if last else "│   "))
+    Walks with an explicit stack: a chain of jobs or an expected tree may be thousands of levels deep.
+    """
+    stack: list[tuple[T, str, str]] = [(root, "", "") for root in reversed(roots)]
+    while stack:
+        node, prefix, indent = stack.pop()
+        yield node, prefix + line(node)
+        kids = children(node)
+        for i in range(len(kids) - 1, -1, -1):
+            last = i == len(kids) - 1
+            stack.append((kids[i], indent + ("└── " if last else "├── "), indent + ("    " if last else "│   ")))
 
 
 def render_forest(forest: SpanForest, marks: Mapping[int, str] | None = None) -> str:
@@ -126,5 +125,5 @@ def render_mermaid(forest: SpanForest) -> str:
 
 
 def _mermaid_label(node: SpanNode) -> str:
-    text = span_line(node, links=False).replace('"', "#quot;")
+    text = span_line(node, links=False, literal=True).replace('"', "#quot;")
     return text.replace("[", "#91;").replace("]", "#93;")

@@ -1,20 +1,32 @@
 """The text-tree grammar: one span per line, depth by indentation or box drawing (docs/text-trees.md).
 
-A line is a name (``*`` for any, ``/regex/`` for a pattern) and an optional trailing ``[...]`` of
-annotations: kind, status with a JSON-string description, ``link "name"``, ``xN``. ``render()`` writes
-the same grammar, so a rendered capture is a valid expectation.
+A line is a head (a name: ``*`` for any, ``/regex/`` for a pattern; or ``job NAME``) and optional
+``[annotations]`` and ``{attributes}`` (notation.py reads those). ``render()`` and the "expected:"
+block of a failure write the same grammar, so what the plugin prints reads back.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import textwrap
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_jobtrace._core.expect import Expected, ExpectedSpan
+from pytest_jobtrace._core.expect import EventSpec, ExceptionSpec, Expected, ExpectedSpan
+from pytest_jobtrace._core.notation import (
+    ANY,
+    Groups,
+    NotationError,
+    NoteHandler,
+    Reader,
+    TwoGroups,
+    escape_unprintable,
+    looks_like_regex,
+    read_attributes,
+    read_groups,
+)
 from pytest_jobtrace._core.values import parse_kind, parse_status
 
 # Errors raised here are about the caller's input: pytest shows the caller's line, not these frames.
@@ -47,14 +59,30 @@ def parse_text_tree(text: str) -> list[Expected]:
         raise TextTreeError("the text tree is empty: write one span name per line")
     boxed = any(set(_prefix(line)) - {" "} for _, line in lines)
     parsed = _box_depths(lines) if boxed else _indent_depths(lines)
-    return [_build(line) for line in _nest(parsed)]
+    return _build_all(_nest(parsed))
 
 
 def _meaningful_lines(text: str) -> list[tuple[int, str]]:
     _reject_mixed_tabs(text)
-    raw = textwrap.dedent(text.expandtabs(4)).splitlines()
+    # Split on newlines only: str.splitlines() also breaks at form feeds, U+2028 and the like.
+    raw = textwrap.dedent(text.replace("\r\n", "\n").expandtabs(4)).split("\n")
     kept = [(i + 1, line.rstrip()) for i, line in enumerate(raw)]
-    return [(n, line) for n, line in kept if line.strip() and not line.lstrip().startswith("#")]
+    lines = [(n, line) for n, line in kept if line.strip() and not line.lstrip().startswith("#")]
+    for number, line in lines:
+        _reject_odd_indent(number, line)
+    return lines
+
+
+def _reject_odd_indent(number: int, line: str) -> None:
+    """Whitespace other than spaces in the indentation would silently change a line's depth."""
+    indent = line[: len(line) - len(line.lstrip())]
+    odd = next((c for c in indent if c != " "), None)
+    if odd is not None:
+        name = unicodedata.name(odd, "a control character")
+        raise TextTreeError(
+            f"line {number}: {escape_unprintable(line.strip())!r} is indented with {name} (U+{ord(odd):04X}); "
+            "indent a text tree with spaces only"
+        )
 
 
 def _reject_mixed_tabs(text: str) -> None:
@@ -87,7 +115,13 @@ def _box_depths(lines: list[tuple[int, str]]) -> list[_Line]:
                 f"line {number}: {line.strip()!r}: a box-drawn line must start with '├── ' or '└── ' "
                 "after 4 columns per level ('│   ' or '    '), as render() writes it"
             )
-        parsed.append(_Line(number, line[len(prefix) :], len(prefix) // 4))
+        rest = line[len(prefix) :]
+        if rest[:1].isspace():
+            raise TextTreeError(
+                f"line {number}: {escape_unprintable(line.strip())!r}: whitespace between the box drawing and the "
+                "name; write exactly one space after '──'"
+            )
+        parsed.append(_Line(number, rest, len(prefix) // 4))
     return parsed
 
 
@@ -131,146 +165,241 @@ def _nest(lines: list[_Line]) -> list[_Line]:
     return roots
 
 
-def _build(line: _Line) -> Expected:
+def _build_all(roots: list[_Line]) -> list[Expected]:
+    """Children before parents, without recursion: a tree may be thousands of levels deep."""
+    order: list[_Line] = []
+    stack = list(roots)
+    while stack:
+        line = stack.pop()
+        order.append(line)
+        stack.extend(line.children)
+    built: dict[int, Expected] = {}
+    for line in reversed(order):
+        built[id(line)] = _build(line, tuple(built.pop(id(child)) for child in line.children))
+    return [built[id(root)] for root in roots]
+
+
+def _build(line: _Line, children: tuple[Expected, ...]) -> Expected:
     try:
-        name, notes = _split_annotations(line)
-        parsed = _parse_name(name)
-    except re.error as exc:
-        raise TextTreeError(f"line {line.number}: {line.text!r}: its /regex/ does not compile: {exc}") from None
+        head, groups, kind = parse_line(line.text)
+        return kind.build(head, groups, children)
+    except NotationError as exc:
+        raise TextTreeError(f"line {line.number}: {escape_unprintable(line.text)!r}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class LineKind:
+    """What a line stands for: a span, or (registered by another node type) a line starting ``job ``."""
+
+    notes: Mapping[str, NoteHandler]
+    words: str
+    build: Callable[[str, Groups, tuple[Expected, ...]], Expected]
+
+
+LINE_KINDS: dict[str, LineKind] = {}  # by the first word of the head, e.g. "job"
+
+
+def _kind_of(head: str) -> LineKind:
+    word = head.split(" ", 1)[0]
+    return LINE_KINDS.get(word, SPAN_LINE) if " " in head else SPAN_LINE
+
+
+def parse_line(text: str) -> tuple[str, Groups, LineKind]:
+    """Split a line into its head and its groups; a trailing group that does not parse is an error."""
+    for match in _GROUP_START.finditer(text):
+        head = text[: match.start()].rstrip()
+        kind = _kind_of(head)
+        try:
+            groups = read_groups(text, match.end(), kind.notes, kind.words)
+        except TwoGroups:
+            raise
+        except NotationError:
+            continue
+        _check_head(head, kind)
+        return head, groups, kind
+    _check_head(text, _kind_of(text))
+    return text, Groups(), _kind_of(text)
+
+
+_GROUP_START = re.compile(r"\s+(?=[\[{])")
+
+
+def _check_head(head: str, kind: LineKind) -> None:
+    """A head may not end in a group: that is a mistyped annotation or attribute, not part of a name."""
+    if not (_attempted_group(head) if kind is SPAN_LINE else head.endswith(("]", "}"))):
+        return
+    failures = []
+    for match in _GROUP_START.finditer(head):
+        try:
+            read_groups(head, match.end(), kind.notes, kind.words)
+        except NotationError as exc:
+            failures.append(exc)
+    if failures:
+        reason = max(failures, key=lambda exc: exc.pos)
+        if kind is not SPAN_LINE:
+            raise NotationError(str(reason))
+        raise NotationError(f"{reason}; for a name that ends in brackets, write a /regex/: {literal_pattern(head)}")
+
+
+def _attempted_group(head: str) -> bool:
+    """Whether a head ends in what is meant as annotations (``[word...]``) or attributes (``{k=v}``).
+
+    ``SELECT [1]``, ``list []`` and ``GET /users/ {id}`` are names; ``charge [clinet]`` is a typo.
+    """
+    if not head.endswith(("]", "}")):
+        return False
+    for match in _GROUP_START.finditer(head):
+        opening, body = head[match.end()], head[match.end() + 1 :]
+        if re.match(r"['\"×A-Za-z]", body) if opening == "[" else "=" in body or ":" in body:
+            return True
+    return False
+
+
+def build_span(head: str, groups: Groups, children: tuple[Expected, ...]) -> Expected:
+    notes = groups.notes
     return ExpectedSpan(
-        name=parsed,
+        name=read_name(head),
         kind=notes.get("kind"),
+        attributes=groups.attributes,
         status=notes.get("status"),
         description=notes.get("description"),
+        events=tuple(notes.get("events", ())),
+        exception=notes.get("exception"),
         links=tuple(notes.get("links", ())),
-        children=tuple(_build(child) for child in line.children),
+        children=children,
         count=notes.get("count"),
+        exact=notes.get("exact"),
+        exact_attributes=notes.get("exact attributes", False),
     )
+
+
+def read_name(head: str) -> object:
+    """``*``, ``/regex/`` or a literal name; a literal that looks like a pattern is refused."""
+    if head == "*":
+        return None
+    if len(head) > 2 and head.startswith("/") and head.endswith("/"):
+        try:
+            return re.compile(head[1:-1])
+        except re.error as exc:
+            raise NotationError(f"its /regex/ does not compile: {exc}") from None
+    if looks_like_regex(head):
+        raise NotationError(
+            f"{head!r} looks like a regular expression, but a name is taken literally: write /{head}/ to match "
+            "a pattern (or escape it, /name\\.\\*/, to match those characters literally)"
+        )
+    return head
 
 
 def written_name(name: str, notes: str = "") -> str:
     """How a tree line spells span ``name`` (followed by ``notes``) to read back as exactly that name.
 
-    Names the grammar would read otherwise (``*``, ``/x/``, a trailing ``[ok]``, leading ``#`` or box
-    characters, surrounding spaces, line breaks) are written as an escaped ``/regex/``.
+    Names the grammar would read otherwise (``*``, ``/x/``, a trailing ``[ok]`` or ``{...}``, ``job ...``,
+    a pattern-looking name, leading ``#`` or box characters, surrounding spaces, line breaks) are written
+    as an escaped ``/regex/``.
     """
     line = name + notes
     if name and line.isprintable() and line == line.strip() and line[0] not in "#" + _BOX_CHARS:
-        text, _ = _split_annotations(_Line(0, line, 0))
-        if _reads_back_as(text, name):
-            return name
-    pattern = "".join(re.escape(c) if c.isprintable() else f"\\U{ord(c):08x}" for c in name)
-    return f"/{pattern or '(?:)'}/"
+        try:
+            head, _, kind = parse_line(line)
+            if kind is SPAN_LINE and read_name(head) == name:
+                return name
+        except NotationError:
+            pass
+    return literal_pattern(name)
 
 
-def _reads_back_as(text: str, name: str) -> bool:
-    try:
-        return _parse_name(text) == name
-    except re.error:  # a literal name such as "/[/" is not a pattern
-        return False
+def _escape_char(char: str) -> str:
+    if char == " ":
+        return char  # re.escape's "\ " is noise: a space matches itself
+    return re.escape(char) if char.isprintable() else f"\\U{ord(char):08x}"
 
 
-def _parse_name(name: str) -> object:
-    if name == "*":
-        return None
-    if len(name) > 2 and name.startswith("/") and name.endswith("/"):
-        return re.compile(name[1:-1])
-    return name
+def literal_pattern(name: str) -> str:
+    """``/regex/`` matching exactly ``name``."""
+    pattern = "".join(_escape_char(c) for c in name)
+    return "/" + (pattern or "(?:)") + "/"
 
 
-def _split_annotations(line: _Line) -> tuple[str, dict[str, Any]]:
-    """The trailing ``[...]`` is annotations only if everything in it parses as such."""
-    text = line.text
-    if text.endswith("]"):
-        for match in re.finditer(r"\s\[", text):
-            notes = _parse_notes(text[match.end() : -1])
-            if notes is not None:
-                return text[: match.start()].rstrip(), notes
-    return text, {}
+# --- a span's annotations -----------------------------------------------------------------------------
 
 
-_NOTE_PATTERNS = (
-    (re.compile(r"(server|client|producer|consumer|internal)\b", re.I), "kind"),
-    (re.compile(r"(ok|error|unset)\b", re.I), "status"),
-    (re.compile(r"link\b"), "link"),
-    (re.compile(r"[x×](\d+)\b"), "count"),
-)
+def _note_kind(reader: Reader, word: str, notes: dict[str, Any]) -> None:
+    _once(reader, notes, "kind", parse_kind(word))
 
 
-def _parse_notes(body: str) -> dict[str, Any] | None:
-    notes: dict[str, Any] = {}
-    pos = 0
-    while pos < len(body):
-        pos = _parse_note(body, pos, notes)
-        if pos < 0:
-            return None
-        pos = _skip(body, pos)
-        if pos < len(body):
-            if body[pos] != ",":
-                return None
-            pos = _skip(body, pos + 1)
-    return notes or None
+def _note_status(reader: Reader, word: str, notes: dict[str, Any]) -> None:
+    _once(reader, notes, "status", parse_status(word))
+    reader.skip()
+    if reader.at_value():
+        _once(reader, notes, "description", reader.string_or_pattern("a status description"))
 
 
-def _skip(body: str, pos: int) -> int:
-    while pos < len(body) and body[pos] == " ":
-        pos += 1
-    return pos
+def _note_description(reader: Reader, word: str, notes: dict[str, Any]) -> None:
+    reader.skip()
+    _once(reader, notes, "description", reader.string_or_pattern("description"))
 
 
-def _parse_note(body: str, pos: int, notes: dict[str, Any]) -> int:
-    for pattern, what in _NOTE_PATTERNS:
-        match = pattern.match(body, pos)
-        if match:
-            return _NOTE_HANDLERS[what](body, match, notes)
-    return -1
+def _note_link(reader: Reader, word: str, notes: dict[str, Any]) -> None:
+    reader.skip()
+    if reader.take("(not captured)"):
+        return  # written by render() for a link outside the capture: nothing to check
+    target = reader.string_or_pattern("link")
+    name = None if target is ANY else read_name(target) if isinstance(target, str) else target
+    notes.setdefault("links", []).append(ExpectedSpan(name=name))
 
 
-def _note_kind(body: str, match: re.Match[str], notes: dict[str, Any]) -> int:
-    notes["kind"] = parse_kind(match.group(1))
-    return match.end()
+def _note_count(reader: Reader, word: str, notes: dict[str, Any]) -> None:
+    _once(reader, notes, "count", int(word[1:]))
 
 
-def _note_status(body: str, match: re.Match[str], notes: dict[str, Any]) -> int:
-    notes["status"] = parse_status(match.group(1))
-    description, end = _json_string(body, _skip(body, match.end()))
-    if description is not None:
-        notes["description"] = description
-        return end
-    return match.end()
+def _note_exact(reader: Reader, word: str, notes: dict[str, Any]) -> None:
+    reader.skip()
+    start = reader.pos
+    if reader.word() == "attributes":
+        _once(reader, notes, "exact attributes", True)
+        return
+    reader.pos = start
+    _once(reader, notes, "exact", True)
 
 
-def _note_link(body: str, match: re.Match[str], notes: dict[str, Any]) -> int:
-    pos = _skip(body, match.end())
-    if body.startswith("(not captured)", pos):
-        # Nothing to check (the target is not there), but it makes the brackets annotations.
-        notes["uncaptured links"] = notes.get("uncaptured links", 0) + 1
-        return pos + len("(not captured)")
-    target, end = _json_string(body, pos)
-    if target is None:
-        return -1
-    notes.setdefault("links", []).append(ExpectedSpan(name=_parse_name(target)))
-    return end
+def _note_event(reader: Reader, word: str, notes: dict[str, Any]) -> None:
+    reader.skip()
+    name = reader.string_or_pattern("event")
+    reader.skip()
+    attributes = read_attributes(reader) if reader.peek() == "{" else None
+    notes.setdefault("events", []).append(EventSpec(None if name is ANY else name, attributes))
 
 
-def _note_count(body: str, match: re.Match[str], notes: dict[str, Any]) -> int:
-    notes["count"] = int(match.group(1))
-    return match.end()
+def _note_exception(reader: Reader, word: str, notes: dict[str, Any]) -> None:
+    values: list[object] = []
+    for what in ("an exception type", "an exception message"):
+        reader.skip()
+        if not reader.at_value():
+            break
+        value = reader.string_or_pattern(what)
+        values.append(None if value is ANY else value)
+    _once(reader, notes, "exception", ExceptionSpec(*values))
 
 
-_NOTE_HANDLERS: dict[str, Callable[[str, re.Match[str], dict[str, Any]], int]] = {
-    "kind": _note_kind,
-    "status": _note_status,
+def _once(reader: Reader, notes: dict[str, Any], key: str, value: object) -> None:
+    if key in notes:
+        raise reader.fail(f"{key} is given twice")
+    notes[key] = value
+
+
+SPAN_NOTES: dict[str, NoteHandler] = {
+    **dict.fromkeys(("server", "client", "producer", "consumer", "internal"), _note_kind),
+    **dict.fromkeys(("ok", "error", "unset"), _note_status),
+    "description": _note_description,
     "link": _note_link,
-    "count": _note_count,
+    "xN": _note_count,
+    "exact": _note_exact,
+    "event": _note_event,
+    "exception": _note_exception,
 }
-
-
-def _json_string(body: str, pos: int) -> tuple[str | None, int]:
-    if pos >= len(body) or body[pos] != '"':
-        return None, pos
-    try:
-        value, end = json.JSONDecoder().raw_decode(body, pos)
-    except json.JSONDecodeError:
-        return None, pos
-    return (value, end) if isinstance(value, str) else (None, pos)
+SPAN_LINE = LineKind(
+    SPAN_NOTES,
+    'a kind (server, client...), OK/ERROR/UNSET with an optional "description", description "...", '
+    'link "name", event "name", exception "Type" "message", xN, exact, exact attributes',
+    build_span,
+)

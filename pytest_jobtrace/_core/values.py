@@ -10,6 +10,8 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind, StatusCode
 
+from pytest_jobtrace._core.notation import escape_unprintable, show_pattern
+
 # Errors raised here are about the caller's input: pytest shows the caller's line, not these frames.
 __tracebackhide__ = True
 
@@ -83,13 +85,17 @@ def _accepts(predicate: Any, actual: object) -> bool:
 
 def mismatch(expected: object, actual: object) -> str:
     """Why ``actual`` fails ``expected``: 'expected X, got Y', or what a predicate did with it."""
+    if isinstance(expected, re.Pattern):
+        part = isinstance(actual, str) and expected.search(actual) is not None
+        why = " (it matches only part of it)" if part else ""
+        return f"expected {show(expected)} to match the whole value (re.fullmatch), got {show(actual)}{why}"
     if not is_predicate(expected):
-        return f"expected {show(expected)}, got {actual!r}{_tuple_hint(expected, actual)}"
+        return f"expected {show(expected)}, got {show(actual)}{_tuple_hint(expected, actual)}"
     try:
         expected(actual)  # type: ignore[operator]
     except Exception as error:
-        return f"{show(expected)} raised {type(error).__name__}: {error} for {actual!r}"
-    return f"{show(expected)} returned false for {actual!r}"
+        return f"{show(expected)} raised {type(error).__name__}: {clip(str(error))} for {show(actual)}"
+    return f"{show(expected)} returned false for {show(actual)}"
 
 
 def _tuple_hint(expected: object, actual: object) -> str:
@@ -106,19 +112,32 @@ def _tuple_hint(expected: object, actual: object) -> str:
 def show(value: object) -> str:
     """A value as the user would write it."""
     if isinstance(value, re.Pattern):
-        return f"re.compile({value.pattern!r})"
+        return clip(show_pattern(value))
     if is_predicate(value):
         name = getattr(value, "__name__", "predicate")
-        return "<lambda>" if name == "<lambda>" else f"<function {name}>"
-    return repr(value)
+        return "<lambda>" if name == "<lambda>" else f"<function {escape_unprintable(name)}>"
+    try:
+        return clip(escape_unprintable(repr(value)))
+    except Exception:  # a matcher's own repr may fail; the message must not
+        return f"<{type(value).__name__} object>"
+
+
+MAX_VALUE = 200  # characters of one value in a message
+
+
+def clip(text: str, limit: int = MAX_VALUE) -> str:
+    """At most ``limit`` characters, saying how many were left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def show_name(value: object) -> str:
     """A span-name expectation as it reads in a message: 'name', /pattern/ or repr."""
     if isinstance(value, str):
-        return repr(value)
+        return clip(repr(value))
     if isinstance(value, re.Pattern):
-        return f"/{value.pattern}/"
+        return clip(show_pattern(value))
     return show(value)
 
 

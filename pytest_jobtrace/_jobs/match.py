@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -9,15 +10,17 @@ from typing import Any, Literal
 from pytest_jobtrace._core.diagnose import where
 from pytest_jobtrace._core.expect import Expected, attributes_diff, show_attrs
 from pytest_jobtrace._core.forest import SpanForest, SpanNode
-from pytest_jobtrace._core.parse import DICT_BUILDERS, check_count, expected_list
+from pytest_jobtrace._core.notation import Groups, NotationError, Reader, looks_like_regex, quote, write_value
+from pytest_jobtrace._core.parse import DICT_BUILDERS, check_count, check_flag, expected_list
+from pytest_jobtrace._core.texttree import LINE_KINDS, LineKind
 from pytest_jobtrace._core.values import show, show_name, value_matches
-from pytest_jobtrace._jobs.views import JobView, describe_jobs, job_index, job_label, name_matches
+from pytest_jobtrace._jobs.views import JobView, describe_jobs, job_index, job_label, name_matches, written_job_name
 
 # Errors raised here are about the caller's input: pytest shows the caller's line, not these frames.
 __tracebackhide__ = True
 
 OUTCOMES = ("succeeded", "failed", "discarded", "pending")
-JOB_KEYS = ("job", "queue", "attempts", "outcome", "attributes", "linked", "children", "count")
+JOB_KEYS = ("job", "queue", "attempts", "outcome", "attributes", "linked", "children", "count", "exact")
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,6 +35,7 @@ class ExpectedJob(Expected):
     linked: bool | None = None
     children: tuple[Expected, ...] = ()
     count: int | None = None
+    exact: bool | None = None
     noun = "job"
 
     def label(self) -> str:
@@ -57,6 +61,18 @@ class ExpectedJob(Expected):
             return None
         places = " and ".join(f"under {where(s.parent)}" if s.parent else "as a trace root" for s in sites[:3])
         return f"{self.label()} was enqueued {places}"
+
+    def siblings(self, actual: Sequence[SpanNode]) -> str:
+        """The jobs enqueued where this one was expected (not the spans there)."""
+        if not actual:
+            return "it has no children"
+        index = job_index(actual[0].forest)
+        jobs = [job for job in (index.job_at(node) for node in actual) if job is not None]
+        if not jobs:
+            return f"no job was enqueued there (its children are {', '.join(repr(n.name) for n in actual[:6])})"
+        shown = ", ".join(repr(job.short_name) for job in jobs[:6])
+        more = f" and {len(jobs) - 6} more" if len(jobs) > 6 else ""
+        return f"the job{'s' * (len(jobs) > 1)} enqueued there: {shown}{more}"
 
     def same_name(self, node: SpanNode) -> bool:
         job = job_index(node.forest).job_at(node)
@@ -136,17 +152,31 @@ class ExpectedJob(Expected):
         return None if message is None else f"{prefix}{message} (on {node.name!r})"
 
     def render_line(self) -> str:
-        notes = [f"{k} {show(v)}" for k, v in (("queue", self.queue), ("outcome", self.outcome)) if v is not None]
-        if self.attempts is not None:
-            notes.append(_plural(self.attempts, "attempt"))
-        if self.linked is not None:
-            notes.append("linked" if self.linked else "not linked")
-        if self.count is not None:
-            notes.append(f"x{self.count}")
-        line = f"job {show_name(self.name)}" + (f" [{', '.join(notes)}]" if notes else "")
+        """``job NAME [queue "q", attempts 2, outcome "failed", linked, xN, exact] {attributes}``: it parses back."""
+        notes = [f"queue {_value(self.queue)}"] if self.queue is not None else []
+        notes += [] if self.attempts is None else [f"attempts {self.attempts}"]
+        notes += [] if self.outcome is None else [f"outcome {quote(self.outcome)}"]
+        notes += [] if self.linked is None else ["linked" if self.linked else "not linked"]
+        notes += [] if self.count is None else [f"x{self.count}"]
+        notes += ["exact"] if self.exact else []
+        line = f"job {_job_name(self.name)}" + (f" [{', '.join(notes)}]" if notes else "")
         if self.attributes:
             line += f" {show_attrs(self.attributes)}"
         return line
+
+
+def _value(value: object) -> str:
+    return write_value(value) if isinstance(value, (str, re.Pattern)) else show(value)
+
+
+def _job_name(name: object) -> str:
+    name = written_job_name(name)  # a job's class or task object is written as its name
+    if isinstance(name, str) and _BARE_JOB.fullmatch(name):
+        return name
+    return _value(name)
+
+
+_BARE_JOB = re.compile(r"[A-Za-z_][\w.:]*")
 
 
 def _plural(count: int, word: str) -> str:
@@ -193,11 +223,13 @@ def job(
     linked: bool | None = None,
     children: object = (),
     count: int | None = None,
+    exact: bool | None = None,
 ) -> ExpectedJob:
     """An expected job, matched at its enqueue site (its publish span) with all its attempts.
 
     ``name`` matches the full job name, its last dotted component, or a pattern. ``children`` are
     matched under the last attempt's process span. ``count=N`` stands for exactly N sibling jobs.
+    ``exact=True``: exactly these children under the last attempt, whatever the assertion's ``exact``.
     """
     if outcome is not None and outcome not in OUTCOMES:
         raise ValueError(f"outcome={outcome!r}: use one of {', '.join(OUTCOMES)}")
@@ -214,6 +246,7 @@ def job(
         linked=linked,
         children=tuple(expected_list(children)),
         count=check_count(count),
+        exact=check_flag("exact", exact, none=True),
     )
 
 
@@ -227,3 +260,80 @@ def _job_from_dict(data: Mapping[str, Any]) -> Expected:
 
 
 DICT_BUILDERS["job"] = _job_from_dict
+
+
+# --- the text-tree line ``job NAME [notes] {attributes}`` -------------------------------------------
+
+
+def _job_line(head: str, groups: Groups, children: tuple[Expected, ...]) -> Expected:
+    notes = groups.notes
+    return job(
+        _read_job_name(head[len("job ") :].strip()),
+        attributes=groups.attributes,
+        children=children,
+        **{key: notes[key] for key in ("queue", "attempts", "outcome", "linked", "count", "exact") if key in notes},
+    )
+
+
+def _read_job_name(text: str) -> object:
+    if text[:1] in ("'", '"', "/", "*"):
+        reader = Reader(text)
+        value = reader.string_or_pattern("a job name")
+        if reader.pos != len(text):
+            raise reader.fail(f"unexpected {text[reader.pos :]!r} after the job name")
+        return value
+    if looks_like_regex(text):
+        raise NotationError(f"job name {text!r} looks like a regular expression: write /{text}/ to match a pattern")
+    return text
+
+
+def _note_queue(reader: Reader, word: str, notes: dict[str, Any]) -> None:
+    reader.skip()
+    notes["queue"] = reader.string_or_pattern("queue")
+
+
+def _note_attempts(reader: Reader, word: str, notes: dict[str, Any]) -> None:
+    reader.skip()
+    value = reader.value()
+    if type(value) is not int:
+        raise reader.fail("attempts takes a whole number")
+    notes["attempts"] = value
+
+
+def _note_outcome(reader: Reader, word: str, notes: dict[str, Any]) -> None:
+    reader.skip()
+    value = reader.value() if reader.at_value() else reader.word()
+    if value not in OUTCOMES:
+        raise reader.fail(f"outcome takes one of {', '.join(OUTCOMES)}")
+    notes["outcome"] = value
+
+
+def _note_linked(reader: Reader, word: str, notes: dict[str, Any]) -> None:
+    if word.lower() == "not":
+        reader.skip()
+        if reader.word() != "linked":
+            raise reader.fail("expected 'not linked'")
+    notes["linked"] = word.lower() != "not"
+
+
+def _note_count(reader: Reader, word: str, notes: dict[str, Any]) -> None:
+    notes["count"] = int(word[1:])
+
+
+def _note_exact(reader: Reader, word: str, notes: dict[str, Any]) -> None:
+    notes["exact"] = True
+
+
+LINE_KINDS["job"] = LineKind(
+    {
+        "queue": _note_queue,
+        "attempts": _note_attempts,
+        "outcome": _note_outcome,
+        "linked": _note_linked,
+        "not": _note_linked,
+        "xN": _note_count,
+        "exact": _note_exact,
+    },
+    'queue "name", attempts N, outcome "succeeded"/"failed"/"discarded"/"pending", linked, not linked, xN, exact',
+    _job_line,
+)

@@ -7,6 +7,7 @@ system, see ``adapters.py``); this module only groups what they recognise.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -180,7 +181,22 @@ def describe_jobs(jobs: Sequence[JobView]) -> str:
 
 
 def job_label(name: object) -> str:
-    return f"job {show_name(name)}"
+    """``job 'ProcessOrderJob'``: a job expectation as messages show it, whether named by a string, a
+    pattern, the job's class or function, or a Celery task object."""
+    return f"job {show_name(written_job_name(name))}"
+
+
+def written_job_name(name: object) -> object:
+    """A job expectation's name as text: a class, function or task object gives its name."""
+    if isinstance(name, (str, re.Pattern)):
+        return name
+    task_name = getattr(name, "name", None)
+    if isinstance(task_name, str) and not isinstance(name, type):
+        return task_name
+    qualname = getattr(name, "__qualname__", None)
+    if isinstance(qualname, str) and hasattr(name, "__module__"):
+        return qualname.rpartition("<locals>.")[2]
+    return name
 
 
 def job_line(job: JobView) -> str:

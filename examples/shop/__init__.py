@@ -1,1 +1,0 @@
-"""A small shop whose request handlers enqueue background jobs: the code the example tests trace."""
