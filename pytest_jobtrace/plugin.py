@@ -65,8 +65,28 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixturenames = getattr(item, "fixturenames", None)
-        if fixturenames is not None and item.get_closest_marker("jobtrace") and "job_spans" not in fixturenames:
+        if fixturenames is None:
+            continue
+        if "job_spans" in fixturenames:
+            # Set up first and torn down last, so that whatever order the test lists its fixtures in,
+            # every span its function fixtures start and end is captured.
+            fixturenames.remove("job_spans")
             fixturenames.insert(0, "job_spans")
+        elif item.get_closest_marker("jobtrace"):
+            fixturenames.insert(0, "job_spans")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object]) -> Generator[None, object, object]:
+    # Spans a class, module or session fixture starts belong to no test (see _capture.SpanRouter.on_start).
+    __tracebackhide__ = True  # errors in any fixture's setup pass through here
+    if fixturedef.scope == "function":
+        return (yield)
+    ROUTER.shared_setup += 1
+    try:
+        return (yield)
+    finally:
+        ROUTER.shared_setup -= 1
 
 
 @pytest.fixture(name="jobtrace_options")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from importlib.util import find_spec
 from typing import Any
 
 import pytest
@@ -11,6 +12,22 @@ from opentelemetry.sdk.trace import Tracer, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+
+# What the pytester runs add to their command line (pytester clears PYTEST_ADDOPTS, this sets it again).
+# They run in file order: their output is asserted line by line, and several show what one test leaves to
+# the next. The outer run is what pytest-randomly shuffles. pytest-asyncio warns in every run of a
+# project that has not chosen a fixture loop scope; these small projects choose one, as users do.
+INNER_ADDOPTS = "-p no:randomly" + (
+    " -o asyncio_default_fixture_loop_scope=function" if find_spec("pytest_asyncio") else ""
+)
+
+
+@pytest.fixture(autouse=True)
+def _inner_runs_addopts(request: pytest.FixtureRequest) -> None:
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester")  # first: it clears PYTEST_ADDOPTS when it starts
+        request.getfixturevalue("monkeypatch").setenv("PYTEST_ADDOPTS", INNER_ADDOPTS)
+
 
 T0 = 1_700_000_000 * 10**9
 SECOND = 10**9

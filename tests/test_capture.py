@@ -154,16 +154,19 @@ def test_span_ending_after_its_test_is_reported_not_captured(pytester: pytest.Py
         from opentelemetry import trace
 
         tracer = trace.get_tracer("app")
+        started = threading.Event()
         release = threading.Event()
         done = threading.Event()
 
         def slow():
             with tracer.start_as_current_span("slow_work"):
+                started.set()
                 release.wait(5)
             done.set()
 
         def test_starts_thread(job_spans):
             threading.Thread(target=slow, daemon=True).start()
+            started.wait(5)  # the span starts in this test, however slowly the thread gets going
 
         def test_next(job_spans):
             release.set()
@@ -454,11 +457,13 @@ def test_span_ending_after_the_last_test_is_reported(pytester: pytest.Pytester, 
         import threading
         from opentelemetry import trace
 
+        started = threading.Event()
         release = threading.Event()
         workers = []
 
         def late():
             with trace.get_tracer("app").start_as_current_span("late_span"):
+                started.set()
                 release.wait(5)
 
         def pytest_sessionfinish(session):
@@ -471,11 +476,12 @@ def test_span_ending_after_the_last_test_is_reported(pytester: pytest.Pytester, 
     pytester.makepyfile(
         """
         import threading
-        from conftest import late, workers
+        from conftest import late, started, workers
 
         def test_last(job_spans):
             workers.append(threading.Thread(target=late))
             workers[-1].start()
+            started.wait(5)  # the span starts in this test
         """
     )
     result = pytester.runpytest_subprocess("-W", "ignore::pytest_jobtrace.JobtraceWarning", *xdist)

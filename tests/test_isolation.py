@@ -46,6 +46,6 @@ def test_a_span_never_ended_keeps_only_its_tests_label(pytester: pytest.Pytester
     before = dict(ROUTER._open)
     result = pytester.runpytest()
     result.assert_outcomes(passed=1)
-    [entry] = [value for key, value in ROUTER._open.items() if key not in before]
+    [(_, entry)] = [value for key, value in ROUTER._open.items() if key not in before]
     assert isinstance(entry, OwnerLabel)  # not the capture with its 100 spans
     assert entry.label == "test_a_span_never_ended_keeps_only_its_tests_label.py::test_leaves_a_span_open"

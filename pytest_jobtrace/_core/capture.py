@@ -19,6 +19,9 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.trace import SpanContext
+
+from pytest_jobtrace._core import provider as _provider
 
 
 @dataclass(frozen=True)
@@ -31,15 +34,22 @@ class LeakedSpan:
 
 
 class SpanRouter(SpanProcessor):
-    """The one span processor the plugin adds; routes spans to the active capture."""
+    """The one span processor the plugin adds; routes spans to the active capture.
+
+    Open spans are keyed by their SpanContext object, not by its ids: the SDK hands ``on_end`` a
+    ReadableSpan holding the very context object ``on_start`` saw, while ids collide across providers
+    with their own id generators (a counter per provider, as snapshot tests use). The span or its owner
+    keeps the context alive while it is open, so its id() is not reused meanwhile.
+    """
 
     def __init__(self) -> None:
         self._stack: list[CaptureSink] = []
-        self._open: dict[int, CaptureSink | OwnerLabel] = {}
+        self._open: dict[int, tuple[SpanContext, CaptureSink | OwnerLabel]] = {}
         self._mark: OwnerLabel | None = None
         self._leaks: list[LeakedSpan] = []
         self._lock = threading.Lock()
         self.test_label: str | None = None
+        self.shared_setup = 0  # > 0 while a fixture wider than a function is being set up
 
     @property
     def active(self) -> CaptureSink | None:
@@ -59,21 +69,23 @@ class SpanRouter(SpanProcessor):
         if sink in self._stack:
             self._stack.remove(sink)
         tombstone = OwnerLabel(sink.label)
-        for span_id in sink.close():
-            if self._open.get(span_id) is sink:
-                self._open[span_id] = tombstone
+        for key in sink.close():
+            entry = self._open.get(key)
+            if entry is not None and entry[1] is sink:
+                self._open[key] = (entry[0], tombstone)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if not span.context.trace_flags.sampled:
-            return
+        context = span.context
+        if not context.trace_flags.sampled or self.shared_setup:
+            return  # a class, module or session fixture's span is no test's: it goes where it ends
         sink = self.active
         if sink is not None:
-            self._open[span.context.span_id] = sink
+            self._open[id(context)] = (context, sink)
             sink.started(span)
         elif self.test_label is not None:
-            # A test without a capture: remember whose span it is, so that ending in a later test's
-            # capture is reported as a leak rather than taken for that test's own span.
-            self._open[span.context.span_id] = self._owner_label(self.test_label)
+            # A test without a capture (or before its capture opened): remember whose span it is, so
+            # that ending in a later test's capture is reported as a leak, not taken for that test's own.
+            self._open[id(context)] = (context, self._owner_label(self.test_label))
 
     def _owner_label(self, label: str) -> OwnerLabel:
         mark = self._mark
@@ -85,13 +97,17 @@ class SpanRouter(SpanProcessor):
         context = span.context
         if context is None or not context.trace_flags.sampled:
             return
-        owner = self._open.pop(context.span_id, None)
-        if owner is None:
-            # Started outside any test (a session fixture, an import): it ended here.
+        entry = self._open.pop(id(context), None)
+        owner = entry[1] if entry is not None and entry[0] is context else None
+        if owner is not None and owner.add(span):
+            return
+        if owner is None or owner.label == self.test_label:
+            # Started outside any test (an import, a wider fixture) or earlier in this same test, before
+            # its capture opened: the span belongs to the test during which it ends.
             active = self.active
-            if active is not None:
+            if active is not None and (owner is None or active.label == owner.label):
                 active.add(span)
-        elif not owner.add(span) and owner.label != self.test_label:
+        else:
             self._record_leak(span, owner.label)
 
     def _record_leak(self, span: ReadableSpan, started_in: str) -> None:
@@ -142,7 +158,7 @@ class CaptureSink:
 
     def started(self, span: Span) -> None:
         with self._lock:
-            self.unfinished[span.context.span_id] = span
+            self.unfinished[id(span.context)] = span
 
     def add(self, span: ReadableSpan) -> bool:
         """Keep ``span`` unless the capture has closed (then the caller reports it)."""
@@ -150,13 +166,13 @@ class CaptureSink:
             if self.closed:
                 return False
             if span.context is not None:
-                self.unfinished.pop(span.context.span_id, None)
+                self.unfinished.pop(id(span.context), None)
             self.spans.append(span)
             self.version += 1
         return True
 
     def close(self) -> list[int]:
-        """Take no more spans; returns the ids of those still open."""
+        """Take no more spans; returns the keys of those still open."""
         with self._lock:
             self.closed = True
             return list(self.unfinished)
@@ -202,7 +218,10 @@ def install() -> None:
         return
     _original_init = TracerProvider.__init__
     TracerProvider.__init__ = _patched_init  # type: ignore[method-assign]
+    _provider.hook_set_global()
     attach(trace.get_tracer_provider())
+    for provider in _provider.existing_providers():
+        attach(provider)
 
 
 def uninstall() -> None:
@@ -212,23 +231,25 @@ def uninstall() -> None:
     if _installs == 0 and _original_init is not None:
         TracerProvider.__init__ = _original_init  # type: ignore[method-assign]
         _original_init = None
+        _provider.unhook_set_global()
 
 
 _last_global: object = None
 
 
 def ensure_global_provider() -> None:
-    """Make module-level tracers record: set an SDK provider only if nobody has set one.
+    """Make module-level tracers record: set a stand-in provider only if nobody has set one.
 
     Called when a capture opens, not at start-up, so an application that sets its own provider
-    during collection (conftest, module import) is never overridden and never warned about.
+    during collection (conftest, module import) is never overridden and never warned about; one that
+    sets it later replaces the stand-in (see ``provider.py``).
     """
     global _last_global
     current = trace.get_tracer_provider()
     if current is _last_global:
         return
     if isinstance(current, trace.ProxyTracerProvider):
-        trace.set_tracer_provider(TracerProvider())
+        trace.set_tracer_provider(_provider.StandInProvider())
     else:
         _last_global = current  # only a real provider: a proxy may be the global again after a reset
         attach(current)

@@ -315,6 +315,10 @@ class Diagnoser:
                 got = names(node.links) if node.links else "nothing captured"
                 detail = f"expected a link to {link.label()}, it links to {got}"
                 return Difference(f"at {where(node)}: {detail}", node, (1, 1), detail)
+        if not self.loose.links_ok(expected, node):  # each found, but not each a link of its own
+            labels = ", ".join(link.label() for link in expected.links)
+            detail = f"expected {len(expected.links)} links ({labels}), it links to {names(node.links)}"
+            return Difference(f"at {where(node)}: {detail}", node, (1, 1), detail)
         # Messages say "under X" for the span whose children were searched (for a job: its last attempt).
         inner = self.explain_group(
             expected.children, expected.child_nodes(node), expected.children_owner(node), expected

@@ -73,11 +73,19 @@ def failures_message(failed: Sequence[FailedJob], where: str, remedy: str) -> st
 
 
 def chain_message(
-    chain: Sequence[tuple[str, str]], chain_length: int, performed: Iterable[str], reason: str, hint: str
+    chain: Sequence[tuple[str, str]],
+    chain_length: int,
+    performed: Iterable[str],
+    reason: str,
+    hint: str,
+    next_attempt: tuple[int, int] = (1, 1),
 ) -> str:
-    """The text of a JobChainError; ``chain`` is (job name, job id) pairs, oldest first, ending at the next job."""
+    """The text of a JobChainError; ``chain`` is (job name, job id) pairs, oldest first, ending at the next job.
+
+    ``next_attempt`` is the next job's (attempt number, attempts allowed).
+    """
     counts = Counter(performed)
-    lines = [f"{reason}; this chain of jobs does not end (each enqueued by the one before it):"]
+    lines = [f"{reason}; {_what_runs_on(chain, chain_length, next_attempt)}:"]
     if chain_length > len(chain):
         lines.append(f"  ... {chain_length - len(chain)} earlier job(s) of the chain")
     for index, (name, job_id) in enumerate(chain):
@@ -87,6 +95,15 @@ def chain_message(
     lines.append("Attempts performed: " + ", ".join(f"{name} x{n}" for name, n in counts.most_common()))
     lines.append(hint)
     return "\n".join(lines)
+
+
+def _what_runs_on(chain: Sequence[tuple[str, str]], chain_length: int, next_attempt: tuple[int, int]) -> str:
+    if chain_length > 1:
+        return "this chain of jobs does not end (each enqueued by the one before it)"
+    attempt, allowed = next_attempt
+    if attempt > 1:  # one job retried many times is not a chain
+        return f"{chain[0][0]} is being retried again and again (attempt {attempt} of {allowed} is next)"
+    return "more jobs are pending (not enqueued by other jobs: not a chain)"
 
 
 def _plural(count: int) -> str:

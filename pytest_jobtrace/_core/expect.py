@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from pytest_jobtrace._core.notation import quote, show_pattern, write_attributes, write_value
 from pytest_jobtrace._core.values import (
+    distinct_matches,
     kind_word,
     mismatch,
     show,
@@ -141,17 +143,34 @@ def _note_value(value: object) -> str:
 
 def _type_label(expected: object) -> str:
     if isinstance(expected, type):
-        return expected.__name__
+        # A class that shadows a builtin's name is shown qualified: "expected ConnectionError, got
+        # ConnectionError" would say nothing.
+        return _qualified(expected) if _shadows_builtin(expected) else expected.__name__
     return show_name(expected)
 
 
+def _qualified(cls: type) -> str:
+    """The type as OpenTelemetry's ``record_exception`` writes it (SDK 1.25 on): plain for builtins."""
+    module = cls.__module__
+    return f"{module}.{cls.__qualname__}" if module and module != "builtins" else cls.__qualname__
+
+
+def _shadows_builtin(cls: type) -> bool:
+    return cls.__module__ != "builtins" and isinstance(getattr(builtins, cls.__name__, None), type)
+
+
 def exception_type_matches(expected: object, actual: object) -> bool:
-    """A class matches its name, qualname or module-qualified name; a string also a dotted tail of it."""
+    """A class matches its qualified name as recorded, or its bare name where a recorder wrote only that;
+    a string also matches a dotted tail of the recorded name."""
     if not isinstance(actual, str):
         return False
     if isinstance(expected, type):
-        qualified = f"{expected.__module__}.{expected.__qualname__}"
-        return actual in (expected.__name__, expected.__qualname__, qualified)
+        if actual == _qualified(expected):
+            return True
+        # Other recorders may write only the class's name (or qualname), but a builtin's name recorded
+        # means the builtin was raised: a local `class ConnectionError` must not match it.
+        unqualified = actual in (expected.__name__, expected.__qualname__)
+        return unqualified and not isinstance(getattr(builtins, actual, None), type)
     if isinstance(expected, str):
         return actual == expected or actual.endswith(f".{expected}")
     return value_matches(expected, actual)
@@ -250,10 +269,16 @@ class ExpectedSpan(Expected):
         return found
 
     def _events_diff(self, node: SpanNode) -> str | None:
-        for spec in self.events:
-            if not any(_event_matches(spec, event) for event in node.span.events):
-                return _event_difference(spec, node.span.events)
-        return None
+        if not self.events:
+            return None
+        events = node.span.events
+        options = [[i for i, event in enumerate(events) if _event_matches(spec, event)] for spec in self.events]
+        for spec, found in zip(self.events, options):
+            if not found:
+                return _event_difference(spec, events)
+        if distinct_matches(options):
+            return None
+        return f"events: {_short_of(self.events, options)}, got {[event.name for event in events]}"
 
     def _exception_diff(self, node: SpanNode) -> str | None:
         spec = self.exception
@@ -357,6 +382,15 @@ def _event_difference(spec: EventSpec, events: Sequence[Any]) -> str:
         return f"event {named[0].name!r}{more}: {detail}"
     names = [event.name for event in events]
     return f"events: expected an event {spec.describe()}, got {names or 'no events'}"
+
+
+def _short_of(specs: Sequence[EventSpec], options: list[list[int]]) -> str:
+    """The expectation repeated more often than the span has matching events (or, failing that, all)."""
+    for spec, found in zip(specs, options):
+        wanted = sum(other == spec for other in specs)
+        if wanted > len(found):
+            return f"expected {wanted} events {spec.describe()}, {len(found)} match"
+    return f"expected {len(specs)} distinct events [{', '.join(spec.describe() for spec in specs)}]"
 
 
 def _event_matches(spec: EventSpec, event: Any) -> bool:

@@ -71,9 +71,47 @@ class SpanForest:
     def __init__(self, spans: Iterable[ReadableSpan]) -> None:
         self.nodes = [SpanNode(span, i, self) for i, span in enumerate(spans)]
         self._extensions: dict[str, object] = {}
-        self._by_id = {_key_of(node.span): node for node in self.nodes}
+        self._by_id: dict[tuple[int, int], list[SpanNode]] = {}
+        for node in self.nodes:
+            self._by_id.setdefault(_key_of(node.span), []).append(node)
         self.roots = self._link_parents()
         self._resolve_links()
+        self.traces = self._group_traces()
+        self.roots = [root for trace in self.traces for root in trace]
+        self.display_order = [node for root in self.roots for node in root.walk()]
+        if len(self.display_order) < len(self.nodes):  # parent ids that loop: only when ids collide
+            self._break_cycles()
+
+    def _find(self, key: tuple[int, int], near: SpanNode) -> SpanNode | None:
+        """The captured span with these ids; where ids collide (providers with their own id generators,
+        such as counters), the one from ``near``'s provider, told by its resource object."""
+        found = self._by_id.get(key)
+        if found is None:
+            return None
+        if len(found) == 1:
+            return found[0]
+        others = [node for node in found if node is not near]
+        same = [node for node in others if node.span.resource is near.span.resource]
+        pool = same or others
+        return pool[0] if pool else None
+
+    def _break_cycles(self) -> None:
+        """Make the earliest span of each parent loop a root, so that no captured span goes unshown."""
+        shown = {node.index for node in self.display_order}
+        for node in sorted(self.nodes, key=_order_key):
+            if node.index in shown:
+                continue
+            loop: list[SpanNode] = []
+            current: SpanNode | None = node
+            while current is not None and current.index not in shown and current not in loop:
+                loop.append(current)
+                current = current.parent
+            head = min(loop[loop.index(current) :] if current in loop else loop, key=_order_key)
+            if head.parent is not None:
+                head.parent.children.remove(head)
+                head.parent = None
+            self.roots.append(head)
+            shown.update(n.index for n in head.walk())
         self.traces = self._group_traces()
         self.roots = [root for trace in self.traces for root in trace]
         self.display_order = [node for root in self.roots for node in root.walk()]
@@ -84,7 +122,7 @@ class SpanForest:
             parent_ctx = node.span.parent
             parent = None
             if parent_ctx is not None:
-                parent = self._by_id.get((parent_ctx.trace_id, parent_ctx.span_id))
+                parent = self._find((parent_ctx.trace_id, parent_ctx.span_id), node)
             if parent is None or parent is node:
                 roots.append(node)
             else:
@@ -97,7 +135,7 @@ class SpanForest:
     def _resolve_links(self) -> None:
         for node in self.nodes:
             for link in node.span.links:
-                target = self._by_id.get((link.context.trace_id, link.context.span_id))
+                target = self._find((link.context.trace_id, link.context.span_id), node)
                 if target is None:
                     node.unresolved_links += 1
                 else:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pytest_jobtrace._core.deep import DEEP, Heights, post_order
 from pytest_jobtrace._core.expect import Expected
 from pytest_jobtrace._core.forest import SpanForest, SpanNode
+from pytest_jobtrace._core.values import distinct_matches
 
 _INDEX_FROM = 12  # below this many candidates, scanning beats building a name index
 _ABSENT = object()
@@ -83,8 +84,11 @@ class Matcher:
 
     def links_ok(self, expected: Expected, node: SpanNode) -> bool:
         # A link names the span it points at; exact= is about this tree, not the linked span's subtree.
+        if not expected.links:
+            return True
         matcher = self.loose()
-        return all(any(matcher.matches(link, t) for t in node.links) for link in expected.links)
+        options = [[i for i, t in enumerate(node.links) if matcher.matches(link, t)] for link in expected.links]
+        return distinct_matches(options)  # each expected link needs a link of its own
 
     def loose(self) -> Matcher:
         """This matcher without exact= (memoised results depend on it, so exact needs a second one)."""

@@ -61,7 +61,7 @@ def span(
         attributes=None if attributes is None else dict(attributes),
         status=None if status is None else parse_status(status),
         description=description,
-        events=tuple(_event_spec(e) for e in events or ()),
+        events=_events(events),
         exception=None if exception is None else _exception_spec(exception),
         links=tuple(expected_list(links or ())),
         children=tuple(expected_list(children)),
@@ -85,6 +85,15 @@ def check_count(count: object) -> int | None:
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise ValueError(f"count={count!r}: expected a whole number of sibling spans, 0 or more")
     return count
+
+
+def _events(events: object) -> tuple[EventSpec, ...]:
+    if events is None:
+        return ()
+    # A lone name or dict would be iterated into characters or keys: say so rather than match those.
+    if isinstance(events, (str, bytes, Mapping)) or not isinstance(events, Iterable):
+        raise TypeError(f"events={events!r}: expected a list of events, e.g. events=[{events!r}]")
+    return tuple(_event_spec(e) for e in events)
 
 
 def _event_spec(event: object) -> EventSpec:
@@ -123,9 +132,9 @@ def expected_list(value: object) -> list[Expected]:
     """One expected node or several, in any of the three forms, as a flat list."""
     if isinstance(value, (Expected, Mapping, str)):
         return to_expected(value)
-    if isinstance(value, Iterable):
+    if isinstance(value, Iterable) and not isinstance(value, (bytes, bytearray, memoryview)):
         return [node for item in value for node in to_expected(item)]
-    raise TypeError(f"expected a span(), a dict or a text tree, got {value!r}")
+    raise TypeError(f"expected a span(), a dict or a text tree, got {type(value).__name__}: {value!r}")
 
 
 def to_expected(value: object) -> list[Expected]:

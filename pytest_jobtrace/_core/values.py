@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 import types
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.trace import SpanKind, StatusCode
@@ -17,7 +18,16 @@ __tracebackhide__ = True
 _MISSING: Any = object()
 
 
-_PREDICATES = (types.FunctionType, types.MethodType, functools.partial)
+# Builtins and C methods (math.isnan, str.isalpha) are predicates too: == against them never holds.
+_PREDICATES = (
+    types.FunctionType,
+    types.MethodType,
+    functools.partial,
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.MethodWrapperType,
+)
 _PLAIN = (str, int, float, bool)
 
 
@@ -37,11 +47,32 @@ def value_matches(expected: object, actual: object) -> bool:
             return isinstance(actual, str) and expected.fullmatch(actual) is not None
         if is_predicate(expected):
             return _accepts(expected, actual)
-        if isinstance(expected, list) and isinstance(actual, tuple):
-            return tuple(expected) == actual
+        if isinstance(expected, (list, tuple)) and isinstance(actual, (list, tuple)):
+            # Item by item, so that bool stays apart from int inside sequences too: [1, 0] is not (True, False).
+            return len(expected) == len(actual) and all(map(value_matches, expected, actual))
         return bool(expected == actual)
     except TypeError:
         return False
+
+
+def distinct_matches(options: Sequence[Sequence[int]]) -> bool:
+    """Whether every expected item can have an actual item of its own; ``options[i]`` lists those item i matches.
+
+    Two expectations of the same event (or link) need two events: one event cannot satisfy both.
+    """
+    owner: dict[int, int] = {}
+
+    def place(item: int, seen: set[int]) -> bool:
+        # Augmenting path; as deep as the expected list is long, which is a handful of events or links.
+        for candidate in options[item]:
+            if candidate not in seen:
+                seen.add(candidate)
+                if candidate not in owner or place(owner[candidate], seen):
+                    owner[candidate] = item
+                    return True
+        return False
+
+    return all(place(item, set()) for item in range(len(options)))
 
 
 def _accepts(predicate: Any, actual: object) -> bool:
@@ -59,12 +90,23 @@ def mismatch(expected: object, actual: object) -> str:
         why = " (it matches only part of it)" if part else ""
         return f"expected {show(expected)} to match the whole value (re.fullmatch), got {show(actual)}{why}"
     if not is_predicate(expected):
-        return f"expected {show(expected)}, got {show(actual)}"
+        return f"expected {show(expected)}, got {show(actual)}{_tuple_hint(expected, actual)}"
     try:
         expected(actual)  # type: ignore[operator]
     except Exception as error:
         return f"{show(expected)} raised {type(error).__name__}: {clip(str(error))} for {show(actual)}"
     return f"{show(expected)} returned false for {show(actual)}"
+
+
+def _tuple_hint(expected: object, actual: object) -> str:
+    """A matcher for lists (dirty-equals' IsList) fails on the tuple OpenTelemetry stores: say so."""
+    if not isinstance(actual, tuple) or isinstance(expected, (list, tuple)):
+        return ""
+    try:
+        as_list = bool(expected == list(actual))
+    except Exception:
+        return ""
+    return " (a tuple: OpenTelemetry stores sequence attributes as tuples; it would match as a list)" if as_list else ""
 
 
 def show(value: object) -> str:

@@ -137,8 +137,14 @@ class ExpectedJob(Expected):
         return f"expected outcome {self.outcome!r}, got {job.outcome!r}{detail}"
 
     def _linked_diff(self, job: JobView, prefix: str) -> str | None:
-        if self.linked is None or job.publish_node is None:
+        if self.linked is None:
             return None
+        # With no enqueue or no attempt there is no relation to check: that is a mismatch, not a pass.
+        asked = f"linked={self.linked}"
+        if job.publish_node is None:
+            return f"{prefix}{asked} needs an enqueue to relate to, but the job was performed without one"
+        if not job.attempt_nodes:
+            return f"{prefix}{asked} needs an attempt to check, but the job was never processed"
         wanted: Relation = "linked" if self.linked else "child"
         for number, attempt in enumerate(job.attempt_nodes, 1):
             relation = _relation(attempt, job)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -47,6 +49,10 @@ class Envelope:
         )
 
 
+class WaitError(ValueError):
+    """A job class's ``wait`` function raised or gave no usable delay."""
+
+
 @dataclass(frozen=True)
 class Verdict:
     """How one attempt ended; a ``"retry"`` comes back ``delay`` seconds later."""
@@ -67,13 +73,23 @@ def retry_delay(job_class: type[Job], attempt: int) -> float:
     """Seconds before the retry of failed ``attempt``: ``"exponential"`` is 1, 2, 4... with no jitter."""
     wait = job_class.wait
     if callable(wait):
-        delay = float(wait(attempt))
-        if delay < 0:
-            raise ValueError(f"{display_name(job_class)}.wait({attempt}) returned {delay}; a delay must be >= 0")
-        return delay
+        return _called_wait(job_class, wait, attempt)
     if isinstance(wait, str):  # validated at class definition: "exponential"
         return float(2 ** (attempt - 1))
     return float(wait)
+
+
+def _called_wait(job_class: type[Job], wait: Callable[[int], float], attempt: int) -> float:
+    """The job's own wait function, whose errors name the job: they surface from a drain of many jobs."""
+    call = f"{display_name(job_class)}.wait({attempt})"
+    try:
+        result = wait(attempt)
+        delay = float(result)
+    except Exception as exc:
+        raise WaitError(f"{call} raised {type(exc).__name__}: {exc}; it must return seconds >= 0") from exc
+    if not math.isfinite(delay) or delay < 0:  # NaN would compare false with every due time in the queue
+        raise WaitError(f"{call} returned {result!r}; a delay must be a finite number of seconds >= 0")
+    return delay
 
 
 def judge_failure(span: Span, envelope: Envelope, exc: Exception) -> Verdict:

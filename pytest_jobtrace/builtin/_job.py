@@ -80,6 +80,7 @@ class Job:
 
 def _validate(cls: type[Job]) -> None:
     name = display_name(cls)
+    _check_perform(name, cls.perform)
     if not isinstance(cls.queue, str) or not cls.queue:
         error = ValueError if isinstance(cls.queue, str) else TypeError
         raise error(f"{name}.queue must be a non-empty str; got {cls.queue!r}")
@@ -91,6 +92,17 @@ def _validate(cls: type[Job]) -> None:
         raise ValueError(f"{name}.attempts must be an int >= 1 (attempts in total); got {cls.attempts!r}")
     _check_wait(name, cls.wait)
     check_choice(f"{name}.propagation", cls.propagation, (*PROPAGATIONS, None))
+
+
+def _check_perform(name: str, perform: object) -> None:
+    # Called without an event loop, an async perform would return a coroutine that never runs: the job would
+    # "succeed" having done nothing.
+    if inspect.iscoroutinefunction(perform) or inspect.isasyncgenfunction(perform):
+        raise TypeError(
+            f"{name}.perform is defined with `async def`; the built-in runtime performs jobs synchronously, "
+            "as a worker does, so its body would never run. Define it with `def` (calling asyncio.run(...) "
+            "inside if the work is async)."
+        )
 
 
 def _check_exception_classes(name: str, attribute: str, value: object) -> None:
@@ -134,30 +146,46 @@ def _through_json(cls: type[Job], position: int | str, value: object) -> Any:
     __tracebackhide__ = True
     try:
         return json.loads(json.dumps(value))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         label = f"keyword argument {position!r}" if isinstance(position, str) else _positional_label(cls, position)
-        path, culprit = _unserialisable(value)
+        # Too deep to encode is a property of the whole value: searching it for a culprit would recurse too.
+        deep = isinstance(exc, RecursionError)
+        path, culprit = ("", value) if deep else _unserialisable(value)
         inside = f" at {path}" if path else ""
+        reason = "nested too deeply" if deep else str(exc)
         raise JobArgumentError(
             f"{display_name(cls)}.perform_later(): {label} is not JSON-serialisable: "
-            f"{type(culprit).__qualname__} object{inside} ({exc}). Jobs cross a serialisation boundary, as in a "
-            "real queue: pass an id or a plain dict instead."
+            f"{type(culprit).__qualname__} object{inside} ({reason}). Jobs cross a serialisation boundary, as in "
+            "a real queue: pass an id or a plain dict instead."
         ) from None  # json's own error is quoted in the message; its traceback is only json's internals
 
 
-def _unserialisable(value: object, path: str = "") -> tuple[str, object]:
-    """Where inside ``value`` (as ``['a'][1]``) the first value JSON cannot take sits, and that value."""
-    items: list[tuple[object, object]] = []
-    if isinstance(value, dict):
-        items = list(value.items())
-    elif isinstance(value, (list, tuple)):
-        items = list(enumerate(value))
-    for key, item in items:
-        try:
-            json.dumps(item)
-        except (TypeError, ValueError):
-            return _unserialisable(item, f"{path}[{key!r}]")
+def _unserialisable(value: object) -> tuple[str, object]:
+    """Where inside ``value`` (as ``['a'][1]``) the first value JSON cannot take sits, and that value.
+
+    A loop rather than recursion, stopping at a container already visited: a circular argument (``d["self"]
+    = d``) is reported where it closes the circle instead of exhausting the interpreter's stack.
+    """
+    path, seen = "", set()
+    while id(value) not in seen:
+        seen.add(id(value))
+        for key, item in _items(value):
+            try:
+                json.dumps(item)
+            except (TypeError, ValueError):
+                path, value = f"{path}[{key!r}]", item
+                break
+        else:
+            return path, value
     return path, value
+
+
+def _items(value: object) -> list[tuple[object, object]]:
+    if isinstance(value, dict):
+        return list(value.items())
+    if isinstance(value, (list, tuple)):
+        return list(enumerate(value))
+    return []
 
 
 def _positional_label(cls: type[Job], index: int) -> str:

@@ -20,7 +20,7 @@ from opentelemetry.trace import Tracer, TracerProvider
 from pytest_jobtrace._core.clock import VirtualClock
 from pytest_jobtrace._core.errors import JobChainError, JobFailedError, chain_message, failures_message
 from pytest_jobtrace._jobs.names import job_name_matches
-from pytest_jobtrace.builtin._attempt import Envelope, Verdict, instantiate, judge_failure
+from pytest_jobtrace.builtin._attempt import Envelope, Verdict, WaitError, instantiate, judge_failure
 from pytest_jobtrace.builtin._model import (
     MODES,
     PROPAGATIONS,
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 INLINE_DEPTH_LIMIT = 64
 _CHAIN_SHOWN = 10
 _RAISE_BOUND = (
-    "If the chain does end, raise the bound: builtin_jobs.drain(max_jobs=N) in a test, or"
+    "If it does end, raise the bound: builtin_jobs.drain(max_jobs=N) in a test, or"
     " drain(max_jobs=N) / JobRuntime(max_jobs=N) on your own runtime."
 )
 _USE_QUEUE = (
@@ -96,7 +96,7 @@ def _full_name(job_class: type[Job]) -> str:
 def enqueue(job_class: type[Job], args: tuple[Any, ...], kwargs: dict[str, Any]) -> JobHandle:
     """Enqueue on the runtime performing the current job, else on the innermost active runtime."""
     __tracebackhide__ = True
-    runtime = _current_runtime()
+    runtime = _current_runtime(f"{display_name(job_class)}.perform_later()")
     if runtime is None:
         raise RuntimeError(
             f"{display_name(job_class)}.perform_later(): no JobRuntime is active. Request the `builtin_jobs` "
@@ -108,31 +108,46 @@ def enqueue(job_class: type[Job], args: tuple[Any, ...], kwargs: dict[str, Any])
 def perform_now(job_class: type[Job], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run one attempt in the caller's context under a process span; exceptions reach the caller."""
     __tracebackhide__ = True
-    runtime = _current_runtime()
+    runtime = _current_runtime(f"{display_name(job_class)}.perform_now()")
     tracing = runtime._tracing if runtime is not None else _DEFAULT_TRACING
     ref = tracing.ref(job_class, uuid.uuid4().hex)
     with process_span(tracing.tracer(), ref, 1, context.get_current(), ()) as span, _performing(runtime, ref.job_id):
         try:
             return instantiate(job_class, ref.job_id, 1).perform(*args, **kwargs)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the attempt did not succeed
             record_failure(span, exc)
             raise
 
 
-def _current_runtime() -> JobRuntime | None:
+def _current_runtime(caller: str) -> JobRuntime | None:
+    __tracebackhide__ = True
     performing = _CURRENT.get()
-    if performing is not None and performing.runtime is not None:
-        return performing.runtime
-    return _ACTIVE[-1] if _ACTIVE else None
+    if performing is None or performing.runtime is None:
+        return _ACTIVE[-1] if _ACTIVE else None
+    runtime = performing.runtime
+    if runtime._closed and not runtime._busy:
+        # A copy of a job's context (an asyncio task, contextvars.copy_context().run) outlived the job and
+        # its test: enqueued there, the job would wait on a runtime nobody drains again.
+        raise RuntimeError(
+            f"{caller}: called from work that job {performing.job_id[:8]} started on a JobRuntime that has "
+            "since been closed (its test has ended), through a copied context (an asyncio task, "
+            "contextvars.copy_context().run, an executor); the job would never run. Wait for that work "
+            "in the test that started it."
+        )
+    return runtime
 
 
 @contextmanager
 def _performing(runtime: JobRuntime | None, job_id: str) -> Iterator[None]:
     token = _CURRENT.set(_Performing(runtime, job_id))
+    if runtime is not None:
+        runtime._busy += 1
     try:
         yield
     finally:
         _CURRENT.reset(token)
+        if runtime is not None:
+            runtime._busy -= 1
 
 
 class JobRuntime:
@@ -174,6 +189,8 @@ class JobRuntime:
         self._lineage: dict[str, tuple[str, str | None]] = {}  # job id -> (class name, enqueued by)
         self._inline_depth = 0
         self._inline_attempted: list[str] = []
+        self._closed = False  # closed and performing nothing: enqueues through a stale context are refused
+        self._busy = 0  # jobs being performed now (a closed runtime may still be drained)
         self.chain_error: JobChainError | None = None
         """The JobChainError this runtime raised, if any (its jobs are left pending on purpose)."""
 
@@ -185,6 +202,7 @@ class JobRuntime:
 
     def __enter__(self) -> JobRuntime:
         _ACTIVE.append(self)
+        self._closed = False
         return self
 
     def __exit__(
@@ -194,6 +212,7 @@ class JobRuntime:
 
     def close(self) -> None:
         """Deactivate this runtime, making the one active before it current again. Pending jobs stay pending."""
+        self._closed = True
         for index in range(len(_ACTIVE) - 1, -1, -1):
             if _ACTIVE[index] is self:
                 del _ACTIVE[index]
@@ -357,7 +376,17 @@ class JobRuntime:
             except JobChainError:
                 raise  # the runtime's own verdict on the whole chain, not this job's failure
             except Exception as exc:
-                return judge_failure(span, envelope, exc)
+                try:
+                    return judge_failure(span, envelope, exc)
+                except WaitError:  # the job's wait function failed: it cannot be rescheduled
+                    self._settle(envelope, Verdict("failed", exc))
+                    raise
+            except BaseException as exc:
+                # SystemExit, KeyboardInterrupt, GeneratorExit: no retry_on can name them. The attempt is
+                # recorded as the failure it was, then the exception goes on to stop what it was meant to stop.
+                record_failure(span, exc)
+                self._settle(envelope, Verdict("failed", exc))
+                raise
         return Verdict("succeeded")
 
     def _settle(self, envelope: Envelope, verdict: Verdict) -> JobRun | None:
@@ -412,7 +441,8 @@ class JobRuntime:
             ids.append(job_id)
             job_id = self._lineage[job_id][1]
         shown = [(self._lineage[i][0], i) for i in reversed(ids[:_CHAIN_SHOWN])]
-        self.chain_error = JobChainError(chain_message(shown, len(ids), attempted, reason, hint))
+        attempt = (envelope.attempt, envelope.job_class.attempts)
+        self.chain_error = JobChainError(chain_message(shown, len(ids), attempted, reason, hint, attempt))
         return self.chain_error
 
     def _raise_failures(self, runs: list[JobRun], expect_failures: bool | None, where: str, remedy: str) -> None:
