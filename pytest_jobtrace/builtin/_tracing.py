@@ -24,11 +24,12 @@ from opentelemetry.semconv._incubating.attributes.messaging_attributes import (
     MESSAGING_SYSTEM,
 )
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
-from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESSAGE, EXCEPTION_TYPE
+from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_TYPE
 from opentelemetry.trace import Link, Span, SpanKind, StatusCode, Tracer, TracerProvider
 from opentelemetry.util.types import AttributeValue
 
-from pytest_jobtrace._jobs.info import AttemptOutcome, JobSpanInfo
+from pytest_jobtrace._jobs.info import JobSpanInfo
+from pytest_jobtrace._jobs.semconv import MessagingJobSpans
 from pytest_jobtrace.builtin._model import Propagation
 
 SEMCONV_VERSION = "1.44.0"
@@ -44,7 +45,6 @@ RETRY_DELAY = "jobtrace.retry.delay"
 EXHAUSTED_EVENT = "jobtrace.retries_exhausted"
 RETRY_ATTEMPTS = "jobtrace.retry.attempts"
 DISCARD_EVENT = "jobtrace.discard"
-_EXCEPTION_EVENT = "exception"
 
 
 @dataclass(frozen=True)
@@ -176,53 +176,7 @@ def add_discard_event(span: Span, exc: BaseException) -> None:
 
 def recognise_span(span: ReadableSpan) -> JobSpanInfo | None:
     """Describe ``span`` as part of a built-in job, or return None if the built-in runtime did not make it."""
-    attributes = span.attributes or {}
-    job_name, operation = attributes.get(JOB_CLASS), attributes.get(MESSAGING_OPERATION_TYPE)
-    if attributes.get(MESSAGING_SYSTEM) != SYSTEM or not isinstance(job_name, str):
-        return None
-    job_id = _optional_str(attributes.get(MESSAGING_MESSAGE_ID))
-    queue = _optional_str(attributes.get(MESSAGING_DESTINATION_NAME))
-    if operation == "send":
-        return JobSpanInfo(SYSTEM, "send", job_name, job_id, queue)
-    if operation == "process":
-        attempt = attributes.get(JOB_ATTEMPT)
-        return JobSpanInfo(
-            SYSTEM,
-            "process",
-            job_name,
-            job_id,
-            queue,
-            attempt=attempt if isinstance(attempt, int) else None,
-            attempt_outcome=_attempt_outcome(span),
-            retry_reason=_retry_reason(span),
-        )
-    return None
+    return _SPANS.recognise(span)
 
 
-def _optional_str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _attempt_outcome(span: ReadableSpan) -> AttemptOutcome:
-    names = {event.name for event in span.events}
-    if RETRY_EVENT in names:
-        return "retried"
-    if DISCARD_EVENT in names:
-        return "discarded"
-    return "failed" if span.status.status_code is StatusCode.ERROR else "succeeded"
-
-
-def _retry_reason(span: ReadableSpan) -> str | None:
-    retry = _event_attributes(span, RETRY_EVENT)
-    if retry is None:
-        return None
-    reason = str(retry.get(EXCEPTION_TYPE, "exception"))
-    message = (_event_attributes(span, _EXCEPTION_EVENT) or {}).get(EXCEPTION_MESSAGE)
-    return f"{reason}: {message}" if message else reason
-
-
-def _event_attributes(span: ReadableSpan, name: str) -> dict[str, object] | None:
-    for event in span.events:
-        if event.name == name:
-            return dict(event.attributes or {})
-    return None
+_SPANS = MessagingJobSpans(SYSTEM, JOB_CLASS, JOB_ATTEMPT, RETRY_EVENT, discard_event=DISCARD_EVENT)
