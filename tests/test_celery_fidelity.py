@@ -93,6 +93,10 @@ def with_celery_jobs(scenario: Scenario, telemetry: Telemetry) -> list[ReadableS
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name.replace(" ", "_") for s in SCENARIOS])
 def test_celery_jobs_tree_equals_a_real_workers(scenario: Scenario, telemetry: Telemetry) -> None:
     reference = on_real_worker(scenario, telemetry)
+    if len(reference) != scenario.spans:
+        # The reference is a real worker thread on the memory transport: on a loaded machine it has once
+        # run a message twice. One more run tells such a hiccup of the oracle from a changed tree.
+        reference = on_real_worker(scenario, telemetry)
     ours = with_celery_jobs(scenario, telemetry)
     shown = "\n".join(tree_lines(reference))
     assert len(reference) == scenario.spans, f"the worker made {len(reference)} spans, not {scenario.spans}:\n{shown}"
