@@ -40,6 +40,20 @@ def _exporter() -> Iterator[InMemorySpanExporter]:
     exporter.shutdown()
 
 
+@pytest.fixture(name="spans")
+def _spans() -> InMemorySpanExporter:
+    """The exporter behind ``provider`` (for tests that pass a provider to the code under test)."""
+    return InMemorySpanExporter()
+
+
+@pytest.fixture(name="provider")
+def _provider(spans: InMemorySpanExporter) -> Iterator[TracerProvider]:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    yield provider
+    provider.shutdown()
+
+
 @pytest.fixture(name="tracer")
 def _tracer(exporter: InMemorySpanExporter) -> Iterator[Tracer]:
     provider = TracerProvider()
