@@ -20,6 +20,7 @@ from opentelemetry.trace import Status, StatusCode, set_span_in_context
 
 from pytest_jobtrace import assert_span_tree, job, render, span
 from pytest_jobtrace._core.expect import Expected
+from pytest_jobtrace._core.notation import PRESENT
 from pytest_jobtrace._core.render import render_expected
 from pytest_jobtrace._core.texttree import literal_pattern, parse_text_tree
 
@@ -35,7 +36,9 @@ patterns = st.sampled_from([r"run/.*", r"chunk_\d+", r"a b", r"(?i)order", r"[/]
 scalars = st.one_of(
     texts, st.integers(), st.floats(allow_nan=False), st.booleans(), st.none(), st.sampled_from([float("inf")])
 )
-values = st.one_of(scalars, patterns, st.lists(st.one_of(texts, st.integers(), st.booleans()), max_size=3))
+values = st.one_of(
+    scalars, patterns, st.lists(st.one_of(texts, st.integers(), st.booleans()), max_size=3), st.just(PRESENT)
+)
 attribute_maps = st.dictionaries(texts, values, max_size=3)
 
 
@@ -158,3 +161,47 @@ def test_render_reads_back_whatever_the_span_names(spans: list[tuple[str, int, s
     assert len(text.split("\n")) == len(text.splitlines())  # nothing splitlines() would break
     assert all(line.isprintable() for line in text.split("\n"))
     assert_span_tree(text, exporter, exact=True, ordered=True)
+
+
+# OpenTelemetry's attribute values: a scalar or a sequence of one scalar type.
+otel_scalars = st.one_of(texts, st.integers(-(2**63), 2**63 - 1), st.floats(), st.booleans())
+otel_values = st.one_of(
+    otel_scalars,
+    st.lists(texts, max_size=3).map(tuple),
+    st.lists(st.integers(-5, 5), max_size=3).map(tuple),
+    st.lists(st.floats(), max_size=3).map(tuple),
+    st.lists(st.booleans(), max_size=3).map(tuple),
+)
+otel_attributes = st.dictionaries(names, otel_values, max_size=4)
+events = st.lists(st.tuples(names, otel_attributes), max_size=2)
+exceptions = st.lists(st.tuples(st.sampled_from([ValueError, KeyError, OSError]), texts), max_size=2)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(names, st.integers(0, 2), otel_attributes, events, exceptions), min_size=1, max_size=4))
+def test_the_snapshot_form_reads_back_whatever_the_details(
+    spans: list[tuple[str, int, dict[str, Any], list[tuple[str, dict[str, Any]]], list[tuple[type, str]]]],
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("roundtrip")
+    opened: list[Any] = []
+    for at, (name, depth, attributes, span_events, raised) in enumerate(spans):
+        parent = opened[min(depth, len(opened)) - 1] if depth and opened else None
+        started = tracer.start_span(
+            name, context=set_span_in_context(parent) if parent else None, start_time=at + 1, attributes=attributes
+        )
+        for event_name, event_attributes in span_events:
+            started.add_event(event_name, event_attributes)
+        for error, message in raised:
+            started.record_exception(error(message))
+        opened.append(started)
+    for started in reversed(opened):
+        started.end(end_time=len(spans) + 10)
+    text = render(exporter, details=True)
+    assert len(text.split("\n")) == len(text.splitlines())
+    assert all(line.isprintable() for line in text.split("\n"))
+    assert_span_tree(text, exporter, exact=True, ordered=True)
+    lines = [line.lstrip("│├└─ ") for line in text.split("\n") if line]
+    assert [node.render_line() for node in _walk(parse_text_tree(text))] == lines

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pytest_jobtrace._core import check as _assert
 from pytest_jobtrace._core import jobspans as _jobspans
 from pytest_jobtrace._core import render as _render
@@ -23,7 +25,10 @@ def assert_span_tree(
     _assert.check_span_tree(expected, _assert.forest_from(spans), exact=bool(exact), ordered=bool(ordered))
 
 
-def render(spans: object, format: _render.Format = "text") -> str:
+def render(
+    spans: object, format: _render.Format = "text", *, details: bool = False, volatile: Iterable[str] = ()
+) -> str:
     """Render any spans (a capture, a list, an exporter) as a text tree, a Mermaid graph, or with jobs
-    folded to one line each (``"jobs"``)."""
-    return _render.render_as(_assert.forest_from(spans), format)
+    folded to one line each (``"jobs"``); ``details=True`` adds attributes, events and exceptions, with
+    volatile values written ``*`` (see :meth:`JobSpans.render`)."""
+    return _render.render_as(_assert.forest_from(spans), format, _render.details_for(details, volatile))

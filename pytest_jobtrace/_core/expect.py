@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind, StatusCode
 
-from pytest_jobtrace._core.notation import quote, show_pattern, write_attributes, write_value
+from pytest_jobtrace._core.notation import is_present, quote, show_pattern, write_attributes, write_value
 from pytest_jobtrace._core.values import (
     distinct_matches,
     kind_word,
@@ -364,7 +364,8 @@ def attributes_diff(expected: Mapping[str, object], actual: Mapping[str, Any]) -
                 return f"attributes[{key!r}]: expected absent, got {got!r}"
             continue
         if got is _ABSENT:
-            return f"attributes[{key!r}]: expected {show(value)}, but the span has no such attribute"
+            wanted = "the attribute (any value, *)" if is_present(value) else show(value)
+            return f"attributes[{key!r}]: expected {wanted}, but the span has no such attribute"
         if not value_matches(value, got):
             return f"attributes[{key!r}]: {mismatch(value, got)}"
     return None

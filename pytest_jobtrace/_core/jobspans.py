@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -10,7 +10,7 @@ from pytest_jobtrace._core.capture import CaptureSink
 from pytest_jobtrace._core.check import check_span_tree
 from pytest_jobtrace._core.expect import attributes_diff
 from pytest_jobtrace._core.forest import SpanForest
-from pytest_jobtrace._core.render import Format, render_as
+from pytest_jobtrace._core.render import Format, details_for, render_as
 from pytest_jobtrace._core.values import parse_kind, parse_status, show_name, value_matches
 from pytest_jobtrace._jobs.views import JobView, describe_jobs, job_index, name_matches
 
@@ -82,10 +82,15 @@ class JobSpans:
             self._forest = (version, SpanForest(spans))
         return self._forest[1]
 
-    def render(self, format: Format = "text") -> str:
+    def render(self, format: Format = "text", *, details: bool = False, volatile: Iterable[str] = ()) -> str:
         """The captured forest as a box-drawn text tree (a valid expectation), a Mermaid graph, or
-        with every job folded to one line (``"jobs"``: attempts and outcome, stable for snapshots)."""
-        return render_as(self.forest(), format)
+        with every job folded to one line (``"jobs"``: attempts and outcome).
+
+        ``details=True`` is the snapshot form: each line also gives the span's attributes (sorted by key),
+        events and exception; values of volatile keys (generated ids, times, hosts, threads, source
+        locations, and the keys or globs in ``volatile``) are written ``*``, present with any value.
+        """
+        return render_as(self.forest(), format, details_for(details, volatile))
 
     def jobs(self) -> list[JobView]:
         """Every job the captured spans show (from any adapter), in enqueue order."""

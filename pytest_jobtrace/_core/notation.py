@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import math
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,35 @@ from typing import Any
 __tracebackhide__ = True
 
 ANY: Any = object()  # a ``*`` value: anything
+
+
+class _Present:
+    """``{key=*}``: the attribute is there, with any value (render(details=True) writes volatile values so)."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "*"
+
+
+PRESENT: Any = _Present()
+
+
+def is_present(value: object) -> bool:
+    """``*``, or ``unittest.mock.ANY`` written in Python (looked up only if the test imported mock)."""
+    if value is PRESENT:
+        return True
+    mock = sys.modules.get("unittest.mock")
+    return mock is not None and value is getattr(mock, "ANY", None)
 
 
 class NotationError(ValueError):
@@ -80,6 +110,8 @@ def write_value(value: object) -> str:
         return show_pattern(value)
     if isinstance(value, str):
         return quote(value)
+    if is_present(value):
+        return "*"
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)  # nan, inf, -inf: read back by name
     if isinstance(value, (list, tuple)):
@@ -189,7 +221,7 @@ class Reader:
             self.pos = end
             return _NON_FINITE[source]
         try:
-            value = ast.literal_eval(source)
+            value = _literal_eval(source)
         except (ValueError, SyntaxError, MemoryError, RecursionError):
             hint = f" (a string is quoted: {quote(source)})" if _BARE_KEY.fullmatch(source) else ""
             raise self.fail(f"{source} is not a value{hint}") from None
@@ -202,6 +234,49 @@ class Reader:
 _WORD = re.compile(r"[A-Za-z_×][A-Za-z0-9_]*")
 _COUNT = re.compile(r"[x×]\d+")
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _literal_eval(source: str) -> object:
+    """``ast.literal_eval``, also reading ``nan``, ``inf`` and ``-inf`` inside a list or tuple, as written."""
+    if "inf" not in source and "nan" not in source:
+        return ast.literal_eval(source)
+    tree = ast.parse(source, mode="eval")
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    if not names <= {"inf", "nan"}:
+        return ast.literal_eval(source)  # raises for the name that is not a value
+    return _non_finite(ast.literal_eval(_replace_names(tree)))
+
+
+_MARK = "\x00jobtrace-non-finite:"
+
+
+def _replace_names(tree: ast.Expression) -> ast.Expression:
+    """``inf``/``nan`` names (and ``-inf``) as marker strings, turned back into floats afterwards."""
+
+    class Replace(ast.NodeTransformer):
+        def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.AST:
+            if isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Name):
+                return ast.Constant(_MARK + "-" + node.operand.id)
+            return self.generic_visit(node)
+
+        def visit_Name(self, node: ast.Name) -> ast.AST:
+            return ast.Constant(_MARK + node.id)
+
+    replaced: ast.Expression = ast.fix_missing_locations(Replace().visit(tree))
+    return replaced
+
+
+def _non_finite(value: object) -> object:
+    if isinstance(value, str) and value.startswith(_MARK):
+        name = value[len(_MARK) :]
+        if name not in _NON_FINITE:
+            raise ValueError(f"{name} is not a value")
+        return _NON_FINITE[name]
+    if isinstance(value, (list, tuple)):
+        return type(value)(_non_finite(item) for item in value)
+    return value
+
+
 _SCALARS = (str, int, float, bool)
 
 
@@ -293,9 +368,8 @@ def read_attributes(reader: Reader) -> dict[str, object]:
         reader.skip()
         if key in attributes:
             raise reader.fail(f"attribute {key!r} is given twice")
-        attributes[key] = reader.value()
-        if attributes[key] is ANY:
-            raise reader.fail(f"attribute {key!r}: * is not a value (leave the key out to accept anything)")
+        value = reader.value()
+        attributes[key] = PRESENT if value is ANY else value
         reader.skip()
         if reader.take("}"):
             return attributes

@@ -6,14 +6,16 @@ capture it was rendered from (see docs/text-trees.md for the grammar).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Literal, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any, Literal, TypeVar
 
 from opentelemetry.trace import SpanKind, StatusCode
 
-from pytest_jobtrace._core.expect import Expected
+from pytest_jobtrace._core.expect import EventSpec, ExceptionSpec, Expected
 from pytest_jobtrace._core.forest import SpanForest, SpanNode
-from pytest_jobtrace._core.notation import quote
+from pytest_jobtrace._core.notation import PRESENT, quote, write_attributes
 from pytest_jobtrace._core.texttree import written_name
 from pytest_jobtrace._core.values import kind_word
 from pytest_jobtrace._jobs.views import JobIndex, folded_children, job_index, job_line
@@ -23,19 +25,124 @@ Format = Literal["text", "mermaid", "jobs"]
 FORMATS = ("text", "mermaid", "jobs")
 
 
-def render_as(forest: SpanForest, format: Format) -> str:
-    """``text``: box-drawn, a valid expectation; ``mermaid``: a graph; ``jobs``: each job on one line."""
-    if format == "text":
-        return render_forest(forest)
+# Attribute keys whose values change from run to run or machine to machine, whatever the code does:
+# generated ids, wall-clock times, host names, ports, threads and processes, source locations.
+# render(details=True) writes them as ``*`` (present, any value). docs/snapshots.md lists them.
+VOLATILE_KEYS = (
+    # ids a job system or transport generates
+    "messaging.message.id",
+    "messaging.message.conversation_id",
+    "messaging.conversation_id",
+    "celery.reply_to",
+    "celery.task_id",
+    "rq.job.id",
+    # wall-clock times
+    "celery.eta",
+    "celery.expires",
+    # host names, peer ports
+    "celery.hostname",
+    "host.name",
+    "client.port",
+    "net.peer.port",
+    "net.sock.peer.port",
+    "network.peer.port",
+    # threads and processes
+    "thread.id",
+    "thread.name",
+    "process.pid",
+    # source locations and stack traces
+    "code.filepath",
+    "code.file.path",
+    "code.lineno",
+    "code.line.number",
+    "code.column",
+    "code.column.number",
+    "code.stacktrace",
+    "exception.stacktrace",
+)
+
+
+@dataclass(frozen=True)
+class Details:
+    """What ``render(details=True)`` adds to each line: attributes, events and exceptions, volatile values as ``*``."""
+
+    volatile: tuple[str, ...] = VOLATILE_KEYS
+
+    @classmethod
+    def build(cls, volatile: Iterable[str]) -> Details:
+        if isinstance(volatile, str):
+            raise TypeError(f"volatile={volatile!r}: give a list of attribute keys, such as [{volatile!r}]")
+        extra = tuple(volatile)
+        wrong = [key for key in extra if not isinstance(key, str)]
+        if wrong:
+            raise TypeError(f"volatile=: {wrong[0]!r} is not an attribute key (a string, or a glob such as 'http.*')")
+        return cls(VOLATILE_KEYS + extra)
+
+    def is_volatile(self, key: str) -> bool:
+        return any(key == pattern or fnmatchcase(key, pattern) for pattern in self.volatile)
+
+    def attributes(self, attributes: Mapping[str, Any] | None) -> dict[str, object]:
+        """The attributes sorted by key, each volatile one as ``*`` (present, any value)."""
+        given = attributes or {}
+        return {key: PRESENT if self.is_volatile(key) else given[key] for key in sorted(given)}
+
+    def notes(self, node: SpanNode) -> list[str]:
+        """The span's events in the order recorded, its first exception as ``exception "Type" "message"``."""
+        notes, exception = [], None
+        for event in node.span.events:
+            attributes = dict(event.attributes or {})
+            if exception is None and event.name == "exception" and _recorded_exception(attributes):
+                exception = ExceptionSpec(attributes["exception.type"], attributes["exception.message"])
+                continue
+            notes.append(EventSpec(event.name, self.attributes(attributes) or None).note())
+        if exception is not None:
+            notes.append(exception.note())
+        return notes
+
+
+def details_for(details: object, volatile: Iterable[str]) -> Details | None:
+    """The ``details=`` and ``volatile=`` arguments of ``render()``, checked."""
+    if type(details) is not bool:
+        raise TypeError(f"render(details={details!r}): details takes True or False")
+    if not details:
+        if volatile:
+            raise ValueError("render(volatile=...) names keys to hide among the details: give details=True too")
+        return None
+    return Details.build(volatile)
+
+
+def _recorded_exception(attributes: Mapping[str, Any]) -> bool:
+    """An exception event as ``record_exception`` writes it: the shorthand says all but the stack trace."""
+    known = {"exception.type", "exception.message", "exception.stacktrace", "exception.escaped"}
+    return (
+        isinstance(attributes.get("exception.type"), str)
+        and isinstance(attributes.get("exception.message"), str)
+        and set(attributes) <= known
+        and attributes.get("exception.escaped", "False") in ("False", False)
+    )
+
+
+def render_as(forest: SpanForest, format: Format, details: Details | None = None) -> str:
+    """``text``: box-drawn, a valid expectation; ``mermaid``: a graph; ``jobs``: each job on one line.
+
+    ``details`` adds each span's attributes, events and exceptions (the snapshot form; not for Mermaid).
+    """
+    if format not in FORMATS:
+        raise ValueError(f"render(format={format!r}): use one of {', '.join(map(repr, FORMATS))}")
     if format == "mermaid":
+        if details is not None:
+            raise ValueError("render('mermaid', details=True): details= applies to the 'text' and 'jobs' forms")
         return render_mermaid(forest)
     if format == "jobs":
-        return render_folded(job_index(forest))
-    raise ValueError(f"render(format={format!r}): use one of {', '.join(map(repr, FORMATS))}")
+        return render_folded(job_index(forest), details)
+    return render_forest(forest, details=details)
 
 
-def span_line(node: SpanNode, *, links: bool = True, literal: bool = False) -> str:
-    """One span as a line: name, then [kind, status "description", link "target"]."""
+def span_line(node: SpanNode, *, links: bool = True, literal: bool = False, details: Details | None = None) -> str:
+    """One span as a line: name, then [kind, status "description", link "target"].
+
+    With ``details``: then its events and exception in the brackets, and ``{attributes}`` sorted by key.
+    """
     notes = []
     if node.kind != SpanKind.INTERNAL:
         notes.append(kind_word(node.kind))
@@ -48,7 +155,15 @@ def span_line(node: SpanNode, *, links: bool = True, literal: bool = False) -> s
     if links:
         notes.extend(f"link {quote(written_name(target.name))}" for target in node.links)
         notes.extend("link (not captured)" for _ in range(node.unresolved_links))
-    suffix = f" [{', '.join(notes)}]" if notes else ""
+    if details is None:
+        groups = [f"[{', '.join(notes)}]"] if notes else []
+    else:
+        notes += details.notes(node)
+        groups = [f"[{', '.join(notes)}]"] if notes else []
+        attributes = details.attributes(node.span.attributes)
+        if attributes:
+            groups.append(write_attributes(attributes))
+    suffix = "".join(f" {group}" for group in groups)
     return (node.name if literal else written_name(node.name, suffix)) + suffix
 
 
@@ -71,7 +186,7 @@ def tree_lines(
             stack.append((kids[i], indent + ("└── " if last else "├── "), indent + ("    " if last else "│   ")))
 
 
-def render_forest(forest: SpanForest, marks: Mapping[int, str] | None = None) -> str:
+def render_forest(forest: SpanForest, marks: Mapping[int, str] | None = None, *, details: Details | None = None) -> str:
     """The captured forest, traces separated by a blank line; ``marks`` annotate nodes by index."""
     if not forest.roots:
         return "(no spans captured)"
@@ -79,21 +194,21 @@ def render_forest(forest: SpanForest, marks: Mapping[int, str] | None = None) ->
     blocks = []
     for roots in forest.traces:
         lines = []
-        for node, text in tree_lines(roots, lambda n: n.children, span_line):
+        for node, text in tree_lines(roots, lambda n: n.children, lambda n: span_line(n, details=details)):
             mark = marks.get(node.index)
             lines.append(f"{text}    <-- {mark}" if mark else text)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
 
-def render_folded(index: JobIndex) -> str:
+def render_folded(index: JobIndex, details: Details | None = None) -> str:
     """The forest with each job folded to one line; its attempts' own spans hang under it."""
     hidden = index.hidden
     traces = [[root for root in roots if root.index not in hidden] for roots in index.forest.traces]
 
     def line(node: SpanNode) -> str:
         job = index.job_at(node)
-        return job_line(job) if job is not None else span_line(node)
+        return job_line(job) if job is not None else span_line(node, details=details)
 
     blocks = [
         "\n".join(text for _, text in tree_lines(roots, lambda n: folded_children(index, n), line))

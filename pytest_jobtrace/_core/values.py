@@ -10,7 +10,7 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind, StatusCode
 
-from pytest_jobtrace._core.notation import escape_unprintable, show_pattern
+from pytest_jobtrace._core.notation import escape_unprintable, is_present, show_pattern
 
 # Errors raised here are about the caller's input: pytest shows the caller's line, not these frames.
 __tracebackhide__ = True
@@ -41,7 +41,8 @@ def value_matches(expected: object, actual: object) -> bool:
     if type(expected) in _PLAIN and type(actual) in _PLAIN:
         # The common case, checked first: matching runs this millions of times. OpenTelemetry keeps
         # booleans apart from numbers, so True does not match 1 (as == alone would have it).
-        return expected == actual and (type(expected) is bool) == (type(actual) is bool)
+        same = expected == actual or (expected != expected and actual != actual)  # nan is nan, as written
+        return same and (type(expected) is bool) == (type(actual) is bool)
     try:
         if isinstance(expected, re.Pattern):
             return isinstance(actual, str) and expected.fullmatch(actual) is not None
@@ -111,6 +112,8 @@ def _tuple_hint(expected: object, actual: object) -> str:
 
 def show(value: object) -> str:
     """A value as the user would write it."""
+    if is_present(value):
+        return "*"
     if isinstance(value, re.Pattern):
         return clip(show_pattern(value))
     if is_predicate(value):
