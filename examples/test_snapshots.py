@@ -62,3 +62,5 @@ POST /orders [server] {http.flavor="1.1", http.host="localhost", http.method="PO
     )
     # The same text is an expectation: the snapshot and the assertion say one thing.
     assert_span_tree(text, exact=True)
+    # So is the folded form: one `job` line per job, with the spans its attempts made under it.
+    assert_span_tree(job_spans.render("jobs"), exact=True)

@@ -129,7 +129,7 @@ def test_nested_retries_fold_to_one_line(nested: InMemorySpanExporter) -> None:
     assert render(nested, "jobs") == "\n".join(
         [
             "POST /pay [server]",
-            "└── job shop.tasks.charge [queue 'celery', 2 attempts (retried, succeeded), succeeded]",
+            '└── job shop.tasks.charge [queue "celery", attempts 2, outcome "succeeded"]',
             "    └── charge",
         ]
     )
@@ -164,3 +164,17 @@ def test_adapters_are_checked_and_listed() -> None:
     assert "oldstyle" not in adapters()
     with pytest.raises(TypeError):
         adapters()["other"] = FakeQueueAdapter()  # type: ignore[index]
+
+
+@pytest.mark.parametrize("details", [False, True], ids=["plain", "details"])
+@pytest.mark.parametrize("shape", ["nested", "linked"])
+def test_the_folded_form_reads_back_as_the_expectation(
+    request: pytest.FixtureRequest, shape: str, details: bool
+) -> None:
+    spans: InMemorySpanExporter = request.getfixturevalue(shape)
+    folded = render(spans, "jobs", details=details)
+    assert_span_tree(folded, spans, exact=True, ordered=True)
+    # The job line is the job() that matches it: one attempt fewer, and it names the difference.
+    fewer = folded.replace("attempts 2", "attempts 1")
+    with pytest.raises(AssertionError, match=r"job 'charge': expected 1 attempt, found 2 \(attempt 1 retried"):
+        assert_span_tree(fewer, spans, exact=True)

@@ -343,12 +343,12 @@ def test_folded_render(pytester: pytest.Pytester, run: str) -> None:
             builtin_jobs.drain()
             assert job_spans.render("jobs") == '''\\
         POST /orders [server]
-        ├── job jobshop.ProcessOrderJob [queue 'orders', 2 attempts (retried, succeeded), succeeded]
+        ├── job jobshop.ProcessOrderJob [queue "orders", attempts 2, outcome "succeeded"]
         │   ├── charge [ERROR "PaymentError: card declined"]
         │   ├── charge
-        │   └── job jobshop.SendConfirmationJob [queue 'mail', 1 attempt (succeeded), succeeded]
+        │   └── job jobshop.SendConfirmationJob [queue "mail", attempts 1, outcome "succeeded"]
         │       └── render_email
-        └── job jobshop.AuditJob [queue 'audit', 1 attempt (succeeded), succeeded]
+        └── job jobshop.AuditJob [queue "audit", attempts 1, outcome "succeeded"]
             └── write_audit'''
         """
     )
@@ -606,10 +606,10 @@ def test_folded_render_separates_traces(pytester: pytest.Pytester) -> None:
             SendConfirmationJob.perform_later(2)
             builtin_jobs.drain()
             assert job_spans.render("jobs") == (
-                "job jobshop.SendConfirmationJob [queue 'mail', 1 attempt (succeeded), succeeded]\\n"
+                'job jobshop.SendConfirmationJob [queue "mail", attempts 1, outcome "succeeded"]\\n'
                 "└── render_email\\n"
                 "\\n"
-                "job jobshop.SendConfirmationJob [queue 'mail', 1 attempt (succeeded), succeeded]\\n"
+                'job jobshop.SendConfirmationJob [queue "mail", attempts 1, outcome "succeeded"]\\n'
                 "└── render_email"
             )
         """
@@ -634,7 +634,7 @@ def test_folded_render_lists_a_directly_performed_job_s_spans_once(pytester: pyt
             SumJob.perform_now(3)  # no send span: the job's site is its only attempt
             assert job_spans.render("jobs") == (
                 "job test_folded_render_lists_a_directly_performed_job_s_spans_once.SumJob"
-                " [queue 'default', 1 attempt (succeeded), succeeded]\\n"
+                ' [queue "default", attempts 1, outcome "succeeded"]\\n'
                 "└── sum"
             )
         """

@@ -8,7 +8,7 @@ from report_project import make_shop
 
 FOLDED = [
     "POST /checkout [server]",
-    "└── job test_shop.ChargeJob [queue 'payments', 3 attempts (retried, retried, succeeded), succeeded]",
+    '└── job test_shop.ChargeJob [queue "payments", attempts 3, outcome "succeeded"]',
     '    ├── charge_card [ERROR "GatewayTimeout: gateway timed out"]',
     '    ├── charge_card [ERROR "GatewayTimeout: gateway timed out"]',
     "    └── charge_card",

@@ -238,7 +238,12 @@ def _change_the_order(pytester: pytest.Pytester) -> None:
     path.write_text(path.read_text().replace("perform_later(7)", "perform_later(8)"))
 
 
-def test_inline_snapshot_fills_the_snapshot_and_then_holds_it(pytester: pytest.Pytester) -> None:
+def test_inline_snapshot_fills_the_snapshot_and_then_holds_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The inner runs are a developer's: inline-snapshot refuses to write inside an xdist worker or on CI.
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID", "CI"):
+        monkeypatch.delenv(name, raising=False)
     pytester.makepyfile(
         test_shop=CHARGE.format(import_line="from inline_snapshot import snapshot", fixture="", snapshot="snapshot()")
     )

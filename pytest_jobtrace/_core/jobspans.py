@@ -84,7 +84,7 @@ class JobSpans:
 
     def render(self, format: Format = "text", *, details: bool = False, volatile: Iterable[str] = ()) -> str:
         """The captured forest as a box-drawn text tree (a valid expectation), a Mermaid graph, or
-        with every job folded to one line (``"jobs"``: attempts and outcome).
+        with every job folded to one ``job NAME [queue, attempts, outcome]`` line (``"jobs"``); both read back.
 
         ``details=True`` is the snapshot form: each line also gives the span's attributes (sorted by key),
         events and exception; values of volatile keys (generated ids, times, hosts, threads, source

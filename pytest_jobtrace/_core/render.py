@@ -18,7 +18,8 @@ from pytest_jobtrace._core.forest import SpanForest, SpanNode
 from pytest_jobtrace._core.notation import PRESENT, quote, write_attributes
 from pytest_jobtrace._core.texttree import written_name
 from pytest_jobtrace._core.values import kind_word
-from pytest_jobtrace._jobs.views import JobIndex, folded_children, job_index, job_line
+from pytest_jobtrace._jobs.match import job_line
+from pytest_jobtrace._jobs.views import JobIndex, JobView, folded_children, job_index
 
 T = TypeVar("T")
 Format = Literal["text", "mermaid", "jobs"]
@@ -208,7 +209,9 @@ def render_folded(index: JobIndex, details: Details | None = None) -> str:
 
     def line(node: SpanNode) -> str:
         job = index.job_at(node)
-        return job_line(job) if job is not None else span_line(node, details=details)
+        if job is None:
+            return span_line(node, details=details)
+        return job_line(job, details.attributes(_job_attributes(job)) if details else None)
 
     blocks = [
         "\n".join(text for _, text in tree_lines(roots, lambda n: folded_children(index, n), line))
@@ -216,6 +219,12 @@ def render_folded(index: JobIndex, details: Details | None = None) -> str:
         if roots
     ]
     return "\n\n".join(blocks) if blocks else "(no spans captured)"
+
+
+def _job_attributes(job: JobView) -> Mapping[str, Any] | None:
+    """What ``job(attributes=...)`` checks: the last attempt's attributes, the send span's if none ran."""
+    node = job.attempt_nodes[-1] if job.attempt_nodes else job.site
+    return node.span.attributes if node is not None else None
 
 
 def render_expected(roots: Sequence[Expected]) -> str:

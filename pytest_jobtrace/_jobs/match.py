@@ -174,6 +174,19 @@ class ExpectedJob(Expected):
         return line
 
 
+def job_line(job: JobView, attributes: Mapping[str, object] | None = None) -> str:
+    """A job folded to one line, as the expectation that matches it: ``job NAME [queue "q", attempts 2,
+    outcome "succeeded"]``, then ``attributes`` (those of its last attempt, for the snapshot form)."""
+    expected = ExpectedJob(
+        name=job.name,
+        queue=job.queue or None,
+        attempts=len(job.attempt_nodes),
+        outcome=job.outcome,
+        attributes=attributes or None,
+    )
+    return expected.render_line()
+
+
 def _value(value: object) -> str:
     return write_value(value) if isinstance(value, (str, re.Pattern)) else show(value)
 

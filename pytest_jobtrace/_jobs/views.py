@@ -199,16 +199,6 @@ def written_job_name(name: object) -> object:
     return name
 
 
-def job_line(job: JobView) -> str:
-    """A job folded to one line: name, then queue, attempts with their outcomes, and the outcome."""
-    notes = [f"queue {job.queue!r}"] if job.queue else []
-    states = [info.attempt_outcome or "?" for info in job.attempt_infos]
-    if states:
-        notes.append(f"{len(states)} attempt{'s' * (len(states) != 1)} ({', '.join(states)})")
-    notes.append(job.outcome)
-    return f"job {job.name} [{', '.join(notes)}]"
-
-
 def folded_children(index: JobIndex, node: SpanNode) -> list[SpanNode]:
     """What shows under a node when jobs are folded: a job's user spans from all its attempts."""
     job = index.job_at(node)
