@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -30,7 +31,10 @@ from pytest_jobtrace._report.otlp import export_test, file_name, otlp_json
 
 def _spans(document: dict[str, Any]) -> list[dict[str, Any]]:
     return [
-        span for resource in document["resourceSpans"] for scope in resource["scopeSpans"] for span in scope["spans"]
+        span
+        for resource in document.get("resourceSpans", [])
+        for scope in resource["scopeSpans"]
+        for span in scope["spans"]
     ]
 
 
@@ -74,6 +78,34 @@ def test_one_file_per_test_with_a_capture(pytester: pytest.Pytester, xdist: list
     assert names == sorted(["POST /checkout", "send payments", "audit"] + ["process payments", "charge_card"] * 3)
     assert _spans(document)[0]["traceId"] != ""
     assert len(_spans(document)[0]["traceId"]) == 32
+    for path in (pytester.path / "otlp").iterdir():
+        _check_pdata_rules(json.loads(path.read_text()))
+
+
+_HEX = {"traceId": 32, "spanId": 16, "parentSpanId": 16}
+_VALUE_KEYS = {"stringValue", "boolValue", "intValue", "doubleValue", "arrayValue", "kvlistValue", "bytesValue"}
+
+
+def _check_pdata_rules(document: dict[str, Any]) -> None:
+    """What the Collector's JSON decoder (pdata, which Jaeger and otel-desktop-viewer use) requires of a
+    request: ids as lowercase hex of exactly their length (pdata/internal/data/bytesid.go), enums as
+    numbers, 64-bit integers as decimal strings, one value field per attribute."""
+    assert set(document) <= {"resourceSpans"}
+    for span in _spans(document):
+        for record in (span, *span.get("links", [])):
+            for key, length in _HEX.items():
+                if key in record:
+                    assert re.fullmatch(f"[0-9a-f]{{{length}}}", record[key]), (key, record[key])
+        assert span["kind"] in range(6)
+        assert span.get("status", {}).get("code", 0) in range(3)
+        assert span["startTimeUnixNano"].isdigit()
+        assert span["endTimeUnixNano"].isdigit()
+        for owner in (span, *span.get("events", []), *span.get("links", [])):
+            for attribute in owner.get("attributes", []):
+                (kind,) = attribute["value"]
+                assert kind in _VALUE_KEYS
+                if kind == "intValue":
+                    assert re.fullmatch(r"-?\d+", attribute["value"][kind])
 
 
 def test_control_characters_are_escaped_in_the_file(pytester: pytest.Pytester) -> None:
