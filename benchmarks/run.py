@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from pytest_jobtrace import assert_span_tree, span
+from pytest_jobtrace import assert_span_tree, render, span
 from pytest_jobtrace._core.capture import ROUTER, CaptureSink, attach
 from pytest_jobtrace.builtin import Job, JobRuntime
 
@@ -218,6 +218,26 @@ def bench_assert_large_trace(repeats: int) -> None:
     report("assert_span_tree on a 10,000-span trace vs creating it", t_assert / t_create, 0.5, "x")
 
 
+def bench_snapshot_form(repeats: int) -> None:
+    """render(details=True) of the 10,001-span trace, and that text read back as the expectation."""
+    jobs, chunks = 100, 99
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("bench")
+    t_create = best_of(repeats, lambda: (exporter.clear(), build_trace(tracer, jobs, chunks)))
+    spans = exporter.get_finished_spans()
+    text = render(spans, details=True)
+    t_render = best_of(repeats, lambda: render(spans, details=True))
+    t_read_back = best_of(repeats, lambda: assert_span_tree(text, spans, exact=True))
+    print(
+        f"  {len(text.splitlines())} lines, {len(text) // 1024} KiB: rendered in {t_render * 1e3:.1f}ms, "
+        f"read back and asserted in {t_read_back * 1e3:.1f}ms"
+    )
+    report("render(details=True) of a 10,000-span trace vs creating it", t_render / t_create, 0.5, "x")
+    report("its text read back by assert_span_tree vs creating the trace", t_read_back / t_create, 1.5, "x")
+
+
 def bench_identical_siblings(repeats: int) -> None:
     provider = TracerProvider()
     exporter = InMemorySpanExporter()
@@ -329,6 +349,7 @@ def main() -> int:
     repeats = 3 if args.quick else 5
     bench_capture_per_span(repeats)
     bench_assert_large_trace(repeats)
+    bench_snapshot_form(repeats)
     bench_identical_siblings(repeats)
     bench_builtin_job(repeats)
     bench_rq(repeats)

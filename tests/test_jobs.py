@@ -484,7 +484,7 @@ def test_job_count(pytester: pytest.Pytester) -> None:
     )
     result = run_shop(pytester, "inprocess")
     result.assert_outcomes(failed=1)
-    assert "expected 4 jobs matching job 'SendConfirmationJob' under 'newsletter', found 3" in result.stdout.str()
+    assert "expected 4 jobs matching 'SendConfirmationJob' under 'newsletter', found 3" in result.stdout.str()
 
 
 def test_forgotten_drain_and_open_span_are_named_in_the_failure(pytester: pytest.Pytester) -> None:

@@ -4,6 +4,7 @@ values as ``*``, and text that reads back as the expectation it shows (docs/snap
 from __future__ import annotations
 
 import math
+import re
 from unittest import mock
 
 import pytest
@@ -273,3 +274,15 @@ def test_syrupy_writes_the_snapshot_and_then_holds_it(pytester: pytest.Pytester)
     failed = pytester.runpytest_subprocess("-n", "2")
     failed.assert_outcomes(failed=1)
     failed.stdout.fnmatch_lines(["*-     └── gateway {order.id=7}", "*+     └── gateway {order.id=8}"])
+
+
+def test_the_docs_list_exactly_the_volatile_keys() -> None:
+    from pathlib import Path
+
+    from pytest_jobtrace._core.render import VOLATILE_KEYS
+
+    page = (Path(__file__).parent.parent / "docs" / "snapshots.md").read_text(encoding="utf-8")
+    after = page.split("treated as volatile are:", 1)[1].lstrip("\n").splitlines()
+    rows = [line for line in after[: after.index("")] if line.startswith("|")][2:]  # less the header rows
+    listed = [key for row in rows for key in re.findall(r"`([^`]+)`", row.split("|")[2])]
+    assert sorted(listed) == sorted(VOLATILE_KEYS)

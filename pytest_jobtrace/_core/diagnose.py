@@ -114,7 +114,8 @@ class Diagnoser:
     ) -> Difference:
         place = f"under {where(parent)}" if parent else "in the capture"
         noun = node.noun + "s" * (wanted != 1)
-        message = f"expected {wanted} {noun} matching {node.label()} {place}, found {len(found)}"
+        label = node.label().removeprefix(f"{node.noun} ")  # "2 jobs matching 'X'", not "... matching job 'X'"
+        message = f"expected {wanted} {noun} matching {label} {place}, found {len(found)}"
         if len(found) < wanted:
             matched = {n.index for n in found}
             closest = self.closest(node, [n for n in actual if n.index not in matched])

@@ -6,9 +6,9 @@ capture it was rendered from (see docs/text-trees.md for the grammar).
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from typing import Any, Literal, TypeVar
 
 from opentelemetry.trace import SpanKind, StatusCode
@@ -63,24 +63,30 @@ VOLATILE_KEYS = (
 )
 
 
-@dataclass(frozen=True)
+_GLOB = re.compile(r"[*?\[]")
+
+
 class Details:
     """What ``render(details=True)`` adds to each line: attributes, events and exceptions, volatile values as ``*``."""
 
-    volatile: tuple[str, ...] = VOLATILE_KEYS
-
-    @classmethod
-    def build(cls, volatile: Iterable[str]) -> Details:
+    def __init__(self, volatile: Iterable[str] = ()) -> None:
         if isinstance(volatile, str):
             raise TypeError(f"volatile={volatile!r}: give a list of attribute keys, such as [{volatile!r}]")
         extra = tuple(volatile)
         wrong = [key for key in extra if not isinstance(key, str)]
         if wrong:
             raise TypeError(f"volatile=: {wrong[0]!r} is not an attribute key (a string, or a glob such as 'http.*')")
-        return cls(VOLATILE_KEYS + extra)
+        self.volatile = VOLATILE_KEYS + extra
+        self._exact = frozenset(self.volatile)
+        globs = [fnmatch.translate(key) for key in self.volatile if _GLOB.search(key)]
+        self._glob = re.compile("|".join(globs)) if globs else None
+        self._seen: dict[str, bool] = {}  # a trace repeats its keys: each is looked up once
 
     def is_volatile(self, key: str) -> bool:
-        return any(key == pattern or fnmatchcase(key, pattern) for pattern in self.volatile)
+        found = self._seen.get(key)
+        if found is None:
+            found = self._seen[key] = key in self._exact or bool(self._glob and self._glob.match(key))
+        return found
 
     def attributes(self, attributes: Mapping[str, Any] | None) -> dict[str, object]:
         """The attributes sorted by key, each volatile one as ``*`` (present, any value)."""
@@ -109,7 +115,7 @@ def details_for(details: object, volatile: Iterable[str]) -> Details | None:
         if volatile:
             raise ValueError("render(volatile=...) names keys to hide among the details: give details=True too")
         return None
-    return Details.build(volatile)
+    return Details(volatile)
 
 
 def _recorded_exception(attributes: Mapping[str, Any]) -> bool:

@@ -297,6 +297,11 @@ def written_name(name: str, notes: str = "") -> str:
     a pattern-looking name, leading ``#`` or box characters, surrounding spaces, line breaks) are written
     as an escaped ``/regex/``.
     """
+    if notes[:1] == " " and name == name.rstrip() and _GROUP_START.search(name) is None:
+        # The plugin's own notes always read as groups, and nothing in the name can start one: the line
+        # splits where the notes begin, so the name reads back as it would alone (and no need to parse
+        # the notes, which in render(details=True) hold every attribute).
+        return written_name(name)
     line = name + notes
     if name and line.isprintable() and line == line.strip() and line[0] not in "#" + _BOX_CHARS:
         try:
