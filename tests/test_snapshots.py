@@ -286,3 +286,20 @@ def test_the_docs_list_exactly_the_volatile_keys() -> None:
     rows = [line for line in after[: after.index("")] if line.startswith("|")][2:]  # less the header rows
     listed = [key for row in rows for key in re.findall(r"`([^`]+)`", row.split("|")[2])]
     assert sorted(listed) == sorted(VOLATILE_KEYS)
+
+
+def test_a_star_and_a_value_are_two_expectations(tracer: Tracer, exporter: InMemorySpanExporter) -> None:
+    # {k=*} must not stand in for {k=0} where the matcher reuses what it found for an equal expectation.
+    with tracer.start_as_current_span("root"):
+        for _ in range(2):
+            with tracer.start_as_current_span("a", attributes={"k": 1}):
+                pass
+    assert_span_tree("root\n  a {k=*}\n  a {k=*}", exporter, exact=True)
+    for other in ("0", "False", "1.5", '""'):
+        with pytest.raises(AssertionError) as failure:
+            assert_span_tree(f"root\n  a {{k=*}}\n  a {{k={other}}}", exporter)
+        assert f"nothing under 'root' matches 'a' with {{k={other}}}" in str(failure.value)
+    with pytest.raises(AssertionError, match=r"expected 0, got 1"):
+        assert_span_tree(
+            span("root", children=[span("a", attributes={"k": mock.ANY}), span("a", attributes={"k": 0})]), exporter
+        )

@@ -44,6 +44,8 @@ def value_matches(expected: object, actual: object) -> bool:
         same = expected == actual or (expected != expected and actual != actual)  # nan is nan, as written
         return same and (type(expected) is bool) == (type(actual) is bool)
     try:
+        if is_present(expected):
+            return True  # {key=*}: any value (attributes_diff has checked that there is one)
         if isinstance(expected, re.Pattern):
             return isinstance(actual, str) and expected.fullmatch(actual) is not None
         if is_predicate(expected):
