@@ -77,6 +77,7 @@ def job_nodes(draw: Any, children: Any) -> Expected:
         attempts=draw(st.one_of(st.none(), st.integers(0, 9))),
         outcome=draw(st.sampled_from([None, "succeeded", "failed", "discarded", "pending"])),
         attributes=draw(st.one_of(st.none(), attribute_maps)),
+        exception=draw(st.one_of(st.none(), st.builds(_exception, st.none() | names, st.none() | texts | patterns))),
         linked=draw(st.sampled_from([None, True, False])),
         children=draw(children),
         count=draw(st.one_of(st.none(), st.integers(0, 5))),

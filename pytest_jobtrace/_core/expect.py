@@ -281,14 +281,7 @@ class ExpectedSpan(Expected):
         return f"events: {_short_of(self.events, options)}, got {[event.name for event in events]}"
 
     def _exception_diff(self, node: SpanNode) -> str | None:
-        spec = self.exception
-        if spec is None:
-            return None
-        found = [dict(e.attributes or {}) for e in node.span.events if e.name == "exception"]
-        if any(_exception_matches(spec, attrs) for attrs in found):
-            return None
-        got = ", ".join(f"{a.get('exception.type')}: {a.get('exception.message')!r}" for a in found)
-        return f"exception: expected {spec.describe()}, got {got or 'no exception event'}"
+        return None if self.exception is None else exception_difference(self.exception, node)
 
     def describe(self) -> str:
         rest = self._groups()
@@ -398,6 +391,15 @@ def _event_matches(spec: EventSpec, event: Any) -> bool:
     if not value_matches(spec.name, event.name):
         return False
     return spec.attributes is None or attributes_diff(spec.attributes, event.attributes or {}) is None
+
+
+def exception_difference(spec: ExceptionSpec, node: SpanNode) -> str | None:
+    """Why no exception event of ``node``'s span matches ``spec``, or None when one does."""
+    found = [dict(e.attributes or {}) for e in node.span.events if e.name == "exception"]
+    if any(_exception_matches(spec, attrs) for attrs in found):
+        return None
+    got = ", ".join(f"{a.get('exception.type')}: {a.get('exception.message')!r}" for a in found)
+    return f"exception: expected {spec.describe()}, got {got or 'no exception event'}"
 
 
 def _exception_matches(spec: ExceptionSpec, attributes: Mapping[str, Any]) -> bool:

@@ -62,7 +62,7 @@ def span(
         status=None if status is None else parse_status(status),
         description=description,
         events=_events(events),
-        exception=None if exception is None else _exception_spec(exception),
+        exception=None if exception is None else exception_spec(exception),
         links=tuple(expected_list(links or ())),
         children=tuple(expected_list(children)),
         count=check_count(count),
@@ -105,7 +105,9 @@ def _event_spec(event: object) -> EventSpec:
     return EventSpec(event)
 
 
-def _exception_spec(exception: object) -> ExceptionSpec:
+def exception_spec(exception: object) -> ExceptionSpec:
+    if isinstance(exception, ExceptionSpec):
+        return exception
     if isinstance(exception, Mapping):
         _reject_unknown(exception, ("type", "message"), "an expected exception")
         return ExceptionSpec(exception.get("type"), exception.get("message"))

@@ -106,6 +106,21 @@ class Details:
             notes.append(exception.note())
         return notes
 
+    def job_line(self, job: JobView) -> str:
+        """What ``job(attributes=..., exception=...)`` checks: the last attempt's (the send span's if none ran)."""
+        node = job.attempt_nodes[-1] if job.attempt_nodes else job.site
+        if node is None:
+            return job_line(job)
+        exception = next(
+            (
+                ExceptionSpec(attributes["exception.type"], attributes["exception.message"])
+                for attributes in (dict(e.attributes or {}) for e in node.span.events if e.name == "exception")
+                if _recorded_exception(attributes) and job.attempt_nodes
+            ),
+            None,
+        )
+        return job_line(job, self.attributes(node.span.attributes), exception)
+
 
 def details_for(details: object, volatile: Iterable[str]) -> Details | None:
     """The ``details=`` and ``volatile=`` arguments of ``render()``, checked."""
@@ -217,7 +232,7 @@ def render_folded(index: JobIndex, details: Details | None = None) -> str:
         job = index.job_at(node)
         if job is None:
             return span_line(node, details=details)
-        return job_line(job, details.attributes(_job_attributes(job)) if details else None)
+        return details.job_line(job) if details else job_line(job)
 
     blocks = [
         "\n".join(text for _, text in tree_lines(roots, lambda n: folded_children(index, n), line))
@@ -225,12 +240,6 @@ def render_folded(index: JobIndex, details: Details | None = None) -> str:
         if roots
     ]
     return "\n\n".join(blocks) if blocks else "(no spans captured)"
-
-
-def _job_attributes(job: JobView) -> Mapping[str, Any] | None:
-    """What ``job(attributes=...)`` checks: the last attempt's attributes, the send span's if none ran."""
-    node = job.attempt_nodes[-1] if job.attempt_nodes else job.site
-    return node.span.attributes if node is not None else None
 
 
 def render_expected(roots: Sequence[Expected]) -> str:

@@ -375,7 +375,7 @@ def _note_event(reader: Reader, word: str, notes: dict[str, Any]) -> None:
     notes.setdefault("events", []).append(EventSpec(None if name is ANY else name, attributes))
 
 
-def _note_exception(reader: Reader, word: str, notes: dict[str, Any]) -> None:
+def note_exception(reader: Reader, word: str, notes: dict[str, Any]) -> None:
     values: list[object] = []
     for what in ("an exception type", "an exception message"):
         reader.skip()
@@ -400,7 +400,7 @@ SPAN_NOTES: dict[str, NoteHandler] = {
     "xN": _note_count,
     "exact": _note_exact,
     "event": _note_event,
-    "exception": _note_exception,
+    "exception": note_exception,
 }
 SPAN_LINE = LineKind(
     SPAN_NOTES,

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pytest_jobtrace._core.diagnose import where
-from pytest_jobtrace._core.expect import Expected, attributes_diff, show_attrs
+from pytest_jobtrace._core.expect import ExceptionSpec, Expected, attributes_diff, exception_difference, show_attrs
 from pytest_jobtrace._core.forest import SpanForest, SpanNode
 from pytest_jobtrace._core.notation import Groups, NotationError, Reader, looks_like_regex, quote, write_value
-from pytest_jobtrace._core.parse import DICT_BUILDERS, check_count, check_flag, expected_list
-from pytest_jobtrace._core.texttree import LINE_KINDS, LineKind
+from pytest_jobtrace._core.parse import DICT_BUILDERS, check_count, check_flag, exception_spec, expected_list
+from pytest_jobtrace._core.texttree import LINE_KINDS, LineKind, note_exception
 from pytest_jobtrace._core.values import show, show_name, value_matches
 from pytest_jobtrace._jobs.views import (
     JobView,
@@ -28,7 +28,7 @@ from pytest_jobtrace._jobs.views import (
 __tracebackhide__ = True
 
 OUTCOMES = ("succeeded", "failed", "discarded", "pending")
-JOB_KEYS = ("job", "queue", "attempts", "outcome", "attributes", "linked", "children", "count", "exact")
+JOB_KEYS = ("job", "queue", "attempts", "outcome", "attributes", "exception", "linked", "children", "count", "exact")
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,6 +40,7 @@ class ExpectedJob(Expected):
     attempts: int | None = None
     outcome: str | None = None
     attributes: Mapping[str, object] | None = None
+    exception: ExceptionSpec | None = None
     linked: bool | None = None
     children: tuple[Expected, ...] = ()
     count: int | None = None
@@ -108,7 +109,7 @@ class ExpectedJob(Expected):
             message = check(job)
             if message is not None:
                 return message if message.startswith("job ") else prefix + message
-        return self._linked_diff(job, prefix) or self._attributes_diff(job, prefix)
+        return self._linked_diff(job, prefix) or self._attributes_diff(job, prefix) or self._exception_diff(job, prefix)
 
     def _queue_diff(self, job: JobView) -> str | None:
         if self.queue is None or value_matches(self.queue, job.queue):
@@ -160,11 +161,22 @@ class ExpectedJob(Expected):
         message = attributes_diff(self.attributes, node.span.attributes or {})
         return None if message is None else f"{prefix}{message} (on {node.name!r})"
 
+    def _exception_diff(self, job: JobView, prefix: str) -> str | None:
+        if self.exception is None:
+            return None
+        if not job.attempt_nodes:
+            return f"{prefix}expected {self.exception.describe()}, but the job was never processed"
+        node = job.attempt_nodes[-1]
+        message = exception_difference(self.exception, node)
+        return None if message is None else f"{prefix}{message} (on {node.name!r})"
+
     def render_line(self) -> str:
-        """``job NAME [queue "q", attempts 2, outcome "failed", linked, xN, exact] {attributes}``: it parses back."""
+        """``job NAME [queue "q", attempts 2, outcome "failed", exception "T" "m", linked, xN, exact] {attributes}``:
+        it parses back."""
         notes = [f"queue {_value(self.queue)}"] if self.queue is not None else []
         notes += [] if self.attempts is None else [f"attempts {self.attempts}"]
         notes += [] if self.outcome is None else [f"outcome {quote(self.outcome)}"]
+        notes += [] if self.exception is None else [self.exception.note()]
         notes += [] if self.linked is None else ["linked" if self.linked else "not linked"]
         notes += [] if self.count is None else [f"x{self.count}"]
         notes += ["exact"] if self.exact else []
@@ -174,15 +186,18 @@ class ExpectedJob(Expected):
         return line
 
 
-def job_line(job: JobView, attributes: Mapping[str, object] | None = None) -> str:
+def job_line(
+    job: JobView, attributes: Mapping[str, object] | None = None, exception: ExceptionSpec | None = None
+) -> str:
     """A job folded to one line, as the expectation that matches it: ``job NAME [queue "q", attempts 2,
-    outcome "succeeded"]``, then ``attributes`` (those of its last attempt, for the snapshot form)."""
+    outcome "succeeded"]``; the snapshot form adds its last attempt's ``exception`` and ``attributes``."""
     expected = ExpectedJob(
         name=job.name,
         queue=job.queue or None,
         attempts=len(job.attempt_nodes),
         outcome=job.outcome,
         attributes=attributes or None,
+        exception=exception,
     )
     return expected.render_line()
 
@@ -242,6 +257,7 @@ def job(
     attempts: int | None = None,
     outcome: str | None = None,
     attributes: Mapping[str, object] | None = None,
+    exception: object = None,
     linked: bool | None = None,
     children: object = (),
     count: int | None = None,
@@ -251,8 +267,9 @@ def job(
 
     ``name`` matches the full job name, its last dotted component, or a pattern. ``children`` are
     matched against the spans every attempt made, in start order (what ``render("jobs")`` shows under
-    the job). ``count=N`` stands for exactly N sibling jobs. ``exact=True``: exactly these children,
-    whatever the assertion's ``exact``.
+    the job). ``attributes`` and ``exception`` (a class, a type name, or ``{"type": ..., "message": ...}``)
+    are checked on the last attempt's process span. ``count=N`` stands for exactly N sibling jobs.
+    ``exact=True``: exactly these children, whatever the assertion's ``exact``.
     """
     if outcome is not None and outcome not in OUTCOMES:
         raise ValueError(f"outcome={outcome!r}: use one of {', '.join(OUTCOMES)}")
@@ -266,6 +283,7 @@ def job(
         attempts=attempts,
         outcome=outcome,
         attributes=None if attributes is None else dict(attributes),
+        exception=None if exception is None else exception_spec(exception),
         linked=linked,
         children=tuple(expected_list(children)),
         count=check_count(count),
@@ -294,7 +312,11 @@ def _job_line(head: str, groups: Groups, children: tuple[Expected, ...]) -> Expe
         _read_job_name(head[len("job ") :].strip()),
         attributes=groups.attributes,
         children=children,
-        **{key: notes[key] for key in ("queue", "attempts", "outcome", "linked", "count", "exact") if key in notes},
+        **{
+            key: notes[key]
+            for key in ("queue", "attempts", "outcome", "exception", "linked", "count", "exact")
+            if key in notes
+        },
     )
 
 
@@ -352,11 +374,13 @@ LINE_KINDS["job"] = LineKind(
         "queue": _note_queue,
         "attempts": _note_attempts,
         "outcome": _note_outcome,
+        "exception": note_exception,
         "linked": _note_linked,
         "not": _note_linked,
         "xN": _note_count,
         "exact": _note_exact,
     },
-    'queue "name", attempts N, outcome "succeeded"/"failed"/"discarded"/"pending", linked, not linked, xN, exact',
+    'queue "name", attempts N, outcome "succeeded"/"failed"/"discarded"/"pending", exception "Type" "message", '
+    "linked, not linked, xN, exact",
     _job_line,
 )
