@@ -303,3 +303,23 @@ def test_a_star_and_a_value_are_two_expectations(tracer: Tracer, exporter: InMem
         assert_span_tree(
             span("root", children=[span("a", attributes={"k": mock.ANY}), span("a", attributes={"k": 0})]), exporter
         )
+
+
+def test_a_link_outside_the_capture_is_checked_too(tracer: Tracer, exporter: InMemorySpanExporter) -> None:
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    outside = SpanContext(trace_id=0xABC, span_id=0xDEF, is_remote=True, trace_flags=TraceFlags(0))
+    with tracer.start_as_current_span("process batches", links=[Link(outside)]):
+        pass
+    with tracer.start_as_current_span("process reports"):
+        pass
+    text = render(exporter, details=True)
+    assert text == "process batches [link (not captured)]\n\nprocess reports"
+    assert_span_tree(text, exporter, exact=True)
+    with pytest.raises(AssertionError) as failure:
+        assert_span_tree("process reports [link (not captured)]", exporter)
+    message = str(failure.value)
+    assert "at 'process reports': links: expected 1 link to a span outside the capture, found 0" in message
+    assert "  process reports [link (not captured)]" in message  # the expected block writes it back
+    with pytest.raises(AssertionError, match="expected 2 links to a span outside the capture, found 1"):
+        assert_span_tree("process batches [link (not captured), link (not captured)]", exporter)

@@ -485,5 +485,6 @@ def test_a_job_line_reads_as_job() -> None:
     assert repr(node) == repr(made)
     assert parse_error("job X [3 attempts]") == (
         "line 1: 'job X [3 attempts]': unknown annotation '3 attempts'; annotations here are: queue \"name\", "
-        'attempts N, outcome "succeeded"/"failed"/"discarded"/"pending", linked, not linked, xN, exact'
+        'attempts N, outcome "succeeded"/"failed"/"discarded"/"pending", exception "Type" "message", '
+        "linked, not linked, xN, exact"
     )

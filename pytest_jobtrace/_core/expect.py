@@ -192,6 +192,7 @@ class ExpectedSpan(Expected):
     count: int | None = None
     exact: bool | None = None
     exact_attributes: bool = False
+    links_not_captured: int = 0  # ``link (not captured)`` in a text tree: links to spans outside the capture
     _key: Hashable = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -203,7 +204,7 @@ class ExpectedSpan(Expected):
             children = tuple(c.group_key() for c in self.children)
             links = tuple(x.group_key() for x in self.links)
             key = (self.name, self.kind, attrs, self.status, self.description, self.events, self.exception)
-            key_all = (*key, children, links, self.count, self.exact, self.exact_attributes)
+            key_all = (*key, children, links, self.count, self.exact, self.exact_attributes, self.links_not_captured)
             hash(key_all)
         except TypeError:
             return id(self)
@@ -232,7 +233,13 @@ class ExpectedSpan(Expected):
             message = check(node)
             if message is not None:
                 return message
-        return self._events_diff(node) or self._exception_diff(node)
+        return self._events_diff(node) or self._exception_diff(node) or self._uncaptured_diff(node)
+
+    def _uncaptured_diff(self, node: SpanNode) -> str | None:
+        wanted, found = self.links_not_captured, node.unresolved_links
+        if found >= wanted:
+            return None
+        return f"links: expected {wanted} link{'s' * (wanted != 1)} to a span outside the capture, found {found}"
 
     def closeness(self, node: SpanNode) -> int:
         checks = (self._kind_diff, self._status_diff, self._events_diff, self._exception_diff)
@@ -307,6 +314,7 @@ class ExpectedSpan(Expected):
             status.append(write_value(self.description) if status else f"description {write_value(self.description)}")
         notes += [" ".join(status)] if status else []
         notes.extend(f"link {write_value(_link_name(link))}" for link in self.links)
+        notes.extend("link (not captured)" for _ in range(self.links_not_captured))
         notes.extend(spec.note() for spec in self.events)
         if self.exception is not None:
             notes.append(self.exception.note())

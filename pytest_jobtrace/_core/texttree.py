@@ -270,6 +270,7 @@ def build_span(head: str, groups: Groups, children: tuple[Expected, ...]) -> Exp
         count=notes.get("count"),
         exact=notes.get("exact"),
         exact_attributes=notes.get("exact attributes", False),
+        links_not_captured=notes.get("links not captured", 0),
     )
 
 
@@ -347,7 +348,9 @@ def _note_description(reader: Reader, word: str, notes: dict[str, Any]) -> None:
 def _note_link(reader: Reader, word: str, notes: dict[str, Any]) -> None:
     reader.skip()
     if reader.take("(not captured)"):
-        return  # written by render() for a link outside the capture: nothing to check
+        # written by render() for a link to a span outside the capture (a sampled-out request, say)
+        notes["links not captured"] = notes.get("links not captured", 0) + 1
+        return
     target = reader.string_or_pattern("link")
     name = None if target is ANY else read_name(target) if isinstance(target, str) else target
     notes.setdefault("links", []).append(ExpectedSpan(name=name))
