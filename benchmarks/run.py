@@ -194,14 +194,22 @@ def build_trace(tracer: trace.Tracer, jobs: int, chunks: int) -> None:
                         pass
 
 
-def bench_assert_large_trace(repeats: int) -> None:
-    jobs, chunks = 100, 99  # 1 + 100 * (1 + 99) = 10,001 spans
+JOBS, CHUNKS = 100, 99  # the large trace: 1 + 100 * (1 + 99) = 10,001 spans
+
+
+def large_trace(repeats: int) -> tuple[float, tuple[ReadableSpan, ...]]:
+    """The large trace's spans, and the best time it took to create them: the anchor of its figures."""
     provider = TracerProvider()
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("bench")
-    t_create = best_of(repeats, lambda: (exporter.clear(), build_trace(tracer, jobs, chunks)))
-    spans = exporter.get_finished_spans()
+    t_create = best_of(repeats, lambda: (exporter.clear(), build_trace(tracer, JOBS, CHUNKS)))
+    return t_create, exporter.get_finished_spans()
+
+
+def bench_assert_large_trace(repeats: int) -> None:
+    jobs, chunks = JOBS, CHUNKS
+    t_create, spans = large_trace(repeats)
     expected = span(
         "POST /import",
         children=[
@@ -220,13 +228,7 @@ def bench_assert_large_trace(repeats: int) -> None:
 
 def bench_snapshot_form(repeats: int) -> None:
     """render(details=True) of the 10,001-span trace, and that text read back as the expectation."""
-    jobs, chunks = 100, 99
-    provider = TracerProvider()
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("bench")
-    t_create = best_of(repeats, lambda: (exporter.clear(), build_trace(tracer, jobs, chunks)))
-    spans = exporter.get_finished_spans()
+    t_create, spans = large_trace(repeats)
     text = render(spans, details=True)
     t_render = best_of(repeats, lambda: render(spans, details=True))
     t_read_back = best_of(repeats, lambda: assert_span_tree(text, spans, exact=True))
