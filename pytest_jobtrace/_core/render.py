@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
+from opentelemetry.sdk.trace import Event
 from opentelemetry.trace import SpanKind, StatusCode
 
 from pytest_jobtrace._core.expect import EventSpec, ExceptionSpec, Expected
@@ -95,31 +96,20 @@ class Details:
 
     def notes(self, node: SpanNode) -> list[str]:
         """The span's events in the order recorded, its first exception as ``exception "Type" "message"``."""
-        notes, exception = [], None
-        for event in node.span.events:
-            attributes = dict(event.attributes or {})
-            if exception is None and event.name == "exception" and _recorded_exception(attributes):
-                exception = ExceptionSpec(attributes["exception.type"], attributes["exception.message"])
-                continue
-            notes.append(EventSpec(event.name, self.attributes(attributes) or None).note())
-        if exception is not None:
-            notes.append(exception.note())
-        return notes
+        first, exception = _first_exception(node)
+        notes = [
+            EventSpec(event.name, self.attributes(event.attributes) or None).note()
+            for event in node.span.events
+            if event is not first
+        ]
+        return notes if exception is None else [*notes, exception.note()]
 
     def job_line(self, job: JobView) -> str:
         """What ``job(attributes=..., exception=...)`` checks: the last attempt's (the send span's if none ran)."""
-        node = job.attempt_nodes[-1] if job.attempt_nodes else job.site
-        if node is None:
-            return job_line(job)
-        exception = next(
-            (
-                ExceptionSpec(attributes["exception.type"], attributes["exception.message"])
-                for attributes in (dict(e.attributes or {}) for e in node.span.events if e.name == "exception")
-                if _recorded_exception(attributes) and job.attempt_nodes
-            ),
-            None,
-        )
-        return job_line(job, self.attributes(node.span.attributes), exception)
+        if job.attempt_nodes:
+            node = job.attempt_nodes[-1]
+            return job_line(job, self.attributes(node.span.attributes), _first_exception(node)[1])
+        return job_line(job, self.attributes(job.site.span.attributes) if job.site else None)
 
 
 def details_for(details: object, volatile: Iterable[str]) -> Details | None:
@@ -131,6 +121,15 @@ def details_for(details: object, volatile: Iterable[str]) -> Details | None:
             raise ValueError("render(volatile=...) names keys to hide among the details: give details=True too")
         return None
     return Details(volatile)
+
+
+def _first_exception(node: SpanNode) -> tuple[Event | None, ExceptionSpec | None]:
+    """The span's first exception event as ``record_exception`` writes it, and its shorthand."""
+    for event in node.span.events:
+        attributes = event.attributes or {}
+        if event.name == "exception" and _recorded_exception(attributes):
+            return event, ExceptionSpec(attributes["exception.type"], attributes["exception.message"])
+    return None, None
 
 
 def _recorded_exception(attributes: Mapping[str, Any]) -> bool:
@@ -177,14 +176,11 @@ def span_line(node: SpanNode, *, links: bool = True, literal: bool = False, deta
     if links:
         notes.extend(f"link {quote(written_name(target.name))}" for target in node.links)
         notes.extend("link (not captured)" for _ in range(node.unresolved_links))
-    if details is None:
-        groups = [f"[{', '.join(notes)}]"] if notes else []
-    else:
+    if details is not None:
         notes += details.notes(node)
-        groups = [f"[{', '.join(notes)}]"] if notes else []
-        attributes = details.attributes(node.span.attributes)
-        if attributes:
-            groups.append(write_attributes(attributes))
+    groups = [f"[{', '.join(notes)}]"] if notes else []
+    if details is not None and node.span.attributes:
+        groups.append(write_attributes(details.attributes(node.span.attributes)))
     suffix = "".join(f" {group}" for group in groups)
     return (node.name if literal else written_name(node.name, suffix)) + suffix
 
