@@ -359,7 +359,7 @@ def test_drain_only_leaves_the_others_pending(pytester: pytest.Pytester) -> None
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, failed=1, warnings=1)
     result.stdout.fnmatch_lines(
-        ["E*ValueError: JobRuntime.drain(only='AuditJobs'): no pending job matches; pending: AuditJob(1)"]
+        ["E*ValueError: builtin_jobs.drain(only='AuditJobs'): no pending job matches; pending: AuditJob(1)"]
     )
 
 

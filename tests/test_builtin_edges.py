@@ -222,10 +222,16 @@ def test_independent_jobs_past_max_jobs_are_not_called_a_chain(provider: TracerP
         with pytest.raises(JobChainError) as info:
             rt.drain()
 
-    assert str(info.value).splitlines()[0] == (
-        "JobRuntime.drain() performed max_jobs=3 attempts; more jobs are pending (not enqueued by other jobs: "
-        "not a chain):"
+    lines = str(info.value).splitlines()
+    assert lines[0] == (
+        "JobRuntime.drain(): max_jobs=3 reached with 2 jobs still pending; call perform_one() to run one job at a time"
     )
+    assert lines[1] == "  pending: Store(1), Store(1)"
+    assert lines[2:] == [
+        "Attempts performed: Store x3",
+        "If more jobs are meant to run, raise the bound: JobRuntime.drain(max_jobs=N).",
+    ]
+    assert "chain" not in str(info.value)
 
 
 def retrying_with(wait: Any) -> type[Job]:

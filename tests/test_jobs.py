@@ -292,7 +292,7 @@ def test_failed_job_is_reported_by_drain_and_visible_as_a_job(pytester: pytest.P
     )
     result = run_shop(pytester, run)
     result.assert_outcomes(failed=1, passed=1)
-    assert_in_order(result, "JobRuntime.drain(): 1 job failed:", "ProcessOrderJob(7, declines=5)")
+    assert_in_order(result, "builtin_jobs.drain(): 1 job failed:", "ProcessOrderJob(7, declines=5)")
 
 
 @both_modes
@@ -458,7 +458,7 @@ def test_endless_chain_is_reported_once(pytester: pytest.Pytester) -> None:
     )
     result = run_shop(pytester, "inprocess", "-W", "error::pytest_jobtrace.JobtraceWarning")
     result.assert_outcomes(failed=1)
-    assert_in_order(result, "JobChainError: JobRuntime.drain() performed max_jobs=20 attempts", "-> PingJob(id=")
+    assert_in_order(result, "JobChainError: builtin_jobs.drain() performed max_jobs=20 attempts", "-> PingJob(id=")
     assert "never performed" not in result.stdout.str()
 
 
@@ -587,7 +587,7 @@ def test_perform_one_steps_through_retries(pytester: pytest.Pytester) -> None:
             ProcessOrderJob.perform_later(5, declines=9)
             builtin_jobs.perform_one()
             builtin_jobs.perform_one()
-            with pytest.raises(AssertionError, match=r"JobRuntime.perform_one\\(\\): 1 job failed"):
+            with pytest.raises(AssertionError, match=r"builtin_jobs.perform_one\\(\\): 1 job failed"):
                 builtin_jobs.perform_one()
             assert [run.attempts for run in builtin_jobs.failed] == [3]
         """

@@ -16,9 +16,8 @@ import rq_fidelity
 import rq_tasks
 from rq import Queue, Retry
 
-from pytest_jobtrace import JobSpans
+from pytest_jobtrace import JobChainError, JobFailedError, JobSpans
 from pytest_jobtrace.rq._drain import RQRuntime
-from pytest_jobtrace.rq._errors import JobChainError, JobFailedError
 from pytest_jobtrace.rq.instrumentation import RQInstrumentor
 
 
@@ -59,9 +58,9 @@ def test_a_failed_job_raises_job_failed_error_naming_it(runtime: RQRuntime) -> N
         runtime.drain()
 
     message = str(caught.value)
-    assert message.startswith("rq_jobs.drain(): 1 job failed:\n  rq_tasks.flaky('pay', 9) id=")
+    assert message.startswith("RQRuntime.drain(): 1 job failed:\n  rq_tasks.flaky('pay', 9) id=")
     assert "failed after 2 attempts: PaymentError: card declined 2" in message
-    assert "pass rq_jobs.drain(expect_failures=True)" in message
+    assert "pass drain(expect_failures=True)" in message
     assert isinstance(caught.value.__cause__, rq_tasks.PaymentError)
     assert [run.status for run in caught.value.runs] == ["failed"]
     assert [run.status for run in runtime.performed] == ["queued", "finished", "failed"]
@@ -115,7 +114,7 @@ def test_perform_one_runs_one_attempt_at_a_time(runtime: RQRuntime) -> None:
     assert (first.attempt, first.status, runtime.clock.now) == (1, "scheduled", 0.0)
     second = runtime.perform_one()
     assert (second.attempt, second.status, runtime.clock.now) == (2, "finished", 5.0)
-    with pytest.raises(LookupError, match=r"rq_jobs.perform_one\(\): no RQ job is queued or scheduled"):
+    with pytest.raises(LookupError, match=r"^RQRuntime.perform_one\(\): no job is pending$"):
         runtime.perform_one()
 
 
@@ -132,25 +131,30 @@ def test_a_chain_that_never_ends_stops_at_max_jobs(runtime: RQRuntime) -> None:
         runtime.drain(max_jobs=5)
 
     message = str(caught.value)
-    assert message.startswith("rq_jobs.drain() ran 5 jobs and more are queued; this chain of jobs does not end")
-    assert "Attempts performed: rq_tasks.forever x5" in message
-    assert "rq_jobs.drain(max_jobs=N)" in message
+    assert message.startswith(
+        "RQRuntime.drain() performed max_jobs=5 attempts; this chain of jobs does not end"
+        " (each enqueued by the one before it):"
+    )
+    assert message.endswith(
+        "  <- next to run\nAttempts performed: forever x5\n"
+        "If it does end, raise the bound: RQRuntime.drain(max_jobs=N)."
+    )
     assert [p.name for p in runtime.pending] == ["rq_tasks.forever"]
 
 
-def test_only_runs_the_named_jobs_and_what_they_enqueue(runtime: RQRuntime) -> None:
+def test_only_runs_the_named_jobs_and_leaves_what_they_enqueue(runtime: RQRuntime) -> None:
     queue = runtime.queue()
     queue.enqueue(rq_tasks.hello, "left alone")
     queue.enqueue(rq_tasks.parent_enqueues_children, 2)
 
     runs = runtime.drain(only="parent_enqueues_children")
 
-    assert [run.description for run in runs] == [
-        "rq_tasks.parent_enqueues_children(2)",
-        "rq_tasks.hello(0)",
-        "rq_tasks.hello(1)",
+    assert [run.description for run in runs] == ["rq_tasks.parent_enqueues_children(2)"]
+    assert [p.describe() for p in runtime.pending] == [
+        "rq_tasks.hello('left alone') on queue 'default'",
+        "rq_tasks.hello(0) on queue 'default'",
+        "rq_tasks.hello(1) on queue 'default'",
     ]
-    assert [p.describe() for p in runtime.pending] == ["rq_tasks.hello('left alone') on queue 'default'"]
 
 
 def test_jobs_enqueued_on_another_queue_are_drained_too(runtime: RQRuntime) -> None:

@@ -82,9 +82,8 @@ def chain_message(
 ) -> str:
     """The text of a JobChainError; ``chain`` is (job name, job id) pairs, oldest first, ending at the next job.
 
-    ``next_attempt`` is the next job's (attempt number, attempts allowed).
+    ``next_attempt`` is the next job's (attempt number, attempts allowed; 0 when the job system does not say).
     """
-    counts = Counter(performed)
     lines = [f"{reason}; {_what_runs_on(chain, chain_length, next_attempt)}:"]
     if chain_length > len(chain):
         lines.append(f"  ... {chain_length - len(chain)} earlier job(s) of the chain")
@@ -92,9 +91,14 @@ def chain_message(
         arrow = "   " if index == 0 and chain_length == len(chain) else "-> "
         lines.append(f"  {arrow}{name}(id={job_id[:_SHORT_ID]})")
     lines[-1] += "  <- next to run"
-    lines.append("Attempts performed: " + ", ".join(f"{name} x{n}" for name, n in counts.most_common()))
+    lines.append(attempts_performed(performed))
     lines.append(hint)
     return "\n".join(lines)
+
+
+def attempts_performed(performed: Iterable[str]) -> str:
+    """``Attempts performed: charge x3, refund x1``: how many attempts each job made, most first."""
+    return "Attempts performed: " + ", ".join(f"{name} x{n}" for name, n in Counter(performed).most_common())
 
 
 def _what_runs_on(chain: Sequence[tuple[str, str]], chain_length: int, next_attempt: tuple[int, int]) -> str:
@@ -102,7 +106,8 @@ def _what_runs_on(chain: Sequence[tuple[str, str]], chain_length: int, next_atte
         return "this chain of jobs does not end (each enqueued by the one before it)"
     attempt, allowed = next_attempt
     if attempt > 1:  # one job retried many times is not a chain
-        return f"{chain[0][0]} is being retried again and again (attempt {attempt} of {allowed} is next)"
+        of = f" of {allowed}" if allowed >= attempt else ""  # 0: the job system does not say
+        return f"{chain[0][0]} is being retried again and again (attempt {attempt}{of} is next)"
     return "more jobs are pending (not enqueued by other jobs: not a chain)"
 
 

@@ -55,7 +55,8 @@ class BuiltinAdapter:
             tracer_provider=context.tracer_provider,
             clock=context.clock,
         )
-        runtime.__enter__()
+        runtime.label = self.fixture_name
+        runtime.open()
         return runtime
 
 

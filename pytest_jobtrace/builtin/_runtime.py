@@ -11,15 +11,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context
 from opentelemetry.trace import Tracer, TracerProvider
 
 from pytest_jobtrace._core.clock import VirtualClock
-from pytest_jobtrace._core.errors import JobChainError, JobFailedError, chain_message, failures_message
-from pytest_jobtrace._jobs.names import job_name_matches
+from pytest_jobtrace._core.errors import JobChainError
+from pytest_jobtrace._jobs.runner import JobRunner, StepInfo
 from pytest_jobtrace.builtin._attempt import Envelope, Verdict, WaitError, instantiate, judge_failure
 from pytest_jobtrace.builtin._model import (
     MODES,
@@ -49,11 +48,7 @@ if TYPE_CHECKING:
 # Each nested inline job adds a handful of Python frames; past this depth a chain is reported as not ending
 # well before the interpreter's recursion limit would turn it into an unreadable RecursionError.
 INLINE_DEPTH_LIMIT = 64
-_CHAIN_SHOWN = 10
-_RAISE_BOUND = (
-    "If it does end, raise the bound: builtin_jobs.drain(max_jobs=N) in a test, or"
-    " drain(max_jobs=N) / JobRuntime(max_jobs=N) on your own runtime."
-)
+_RAISE_INLINE_BOUND = "If it does end, raise the bound: JobRuntime(max_jobs=N) on your own runtime."
 _USE_QUEUE = (
     "Inline mode performs each job inside the perform_later() of the job that enqueued it; run long"
     " chains in queue mode (the default; not @pytest.mark.jobtrace(mode='inline')) and drain()."
@@ -150,7 +145,7 @@ def _performing(runtime: JobRuntime | None, job_id: str) -> Iterator[None]:
             runtime._busy -= 1
 
 
-class JobRuntime:
+class JobRuntime(JobRunner[Envelope, "JobRun | PendingJob", JobRun]):
     """An in-process job queue with ActiveJob-like semantics, traced with OpenTelemetry.
 
     Activate it with ``with JobRuntime() as rt:``; ``Job.perform_later`` then enqueues on it (the innermost active
@@ -163,6 +158,8 @@ class JobRuntime:
     name's destination: the queue or the job class. ``max_jobs`` bounds the attempts one drain (or one inline
     enqueue) may perform before a `JobChainError`. ``expect_failures`` is the default of ``drain()``'s.
     """
+
+    drains_when_closed = True  # the queue is in memory: a closed runtime's jobs still run (and enqueue on it)
 
     def __init__(
         self,
@@ -178,39 +175,28 @@ class JobRuntime:
         check_choice("JobRuntime(): mode", mode, MODES)
         check_choice("JobRuntime(): propagation", propagation, PROPAGATIONS)
         check_choice("JobRuntime(): span_naming", span_naming, SPAN_NAMINGS)
-        self._mode, self._propagation, self._expect_failures = mode, propagation, expect_failures
-        self._max_jobs = _check_max_jobs("JobRuntime()", max_jobs)
+        super().__init__(clock=clock, max_jobs=max_jobs, expect_failures=expect_failures)
+        self._mode, self._propagation = mode, propagation
         self._tracing = _Tracing(tracer_provider, span_naming)
         self._lock = threading.Lock()
         self._queue: list[tuple[float, int, Envelope]] = []
         self._seq = itertools.count()
-        self._clock = clock if clock is not None else VirtualClock()
-        self._performed: list[JobRun] = []
-        self._lineage: dict[str, tuple[str, str | None]] = {}  # job id -> (class name, enqueued by)
         self._inline_depth = 0
         self._inline_attempted: list[str] = []
         self._closed = False  # closed and performing nothing: enqueues through a stale context are refused
         self._busy = 0  # jobs being performed now (a closed runtime may still be drained)
-        self.chain_error: JobChainError | None = None
-        """The JobChainError this runtime raised, if any (its jobs are left pending on purpose)."""
 
     def __repr__(self) -> str:
         return (
             f"<JobRuntime mode={self._mode!r} now={self._clock.now} pending={len(self._queue)}"
-            f" performed={len(self._performed)}>"
+            f" performed={len(self.performed)}>"
         )
 
-    def __enter__(self) -> JobRuntime:
+    def _open(self) -> None:
         _ACTIVE.append(self)
         self._closed = False
-        return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
+    def _close(self) -> None:
         """Deactivate this runtime, making the one active before it current again. Pending jobs stay pending."""
         self._closed = True
         for index in range(len(_ACTIVE) - 1, -1, -1):
@@ -240,80 +226,51 @@ class JobRuntime:
         return self._clock.now
 
     @property
-    def clock(self) -> VirtualClock:
-        """The virtual clock this runtime orders its jobs on."""
-        return self._clock
-
-    @property
     def pending(self) -> list[PendingJob]:
         """The jobs (and scheduled retries) waiting to be performed, in the order drain() would perform them."""
         with self._lock:
             queued = sorted(self._queue)
         return [envelope.pending() for _, _, envelope in queued]
 
-    @property
-    def performed(self) -> list[JobRun]:
-        """Every job that reached its final outcome on this runtime, in the order they did."""
-        return list(self._performed)
+    # -- the runner's steps -------------------------------------------------------------------------
 
-    def drain(
-        self, max_jobs: int | None = None, *, only: object = None, expect_failures: bool | None = None
-    ) -> list[JobRun]:
-        """Perform every pending job, the jobs they enqueue and their retries, by due time then FIFO.
+    def _take(self, selected: Callable[[str], bool] | None) -> Envelope | None:
+        with self._lock:
+            if selected is None:
+                return heapq.heappop(self._queue)[2] if self._queue else None
+            chosen = min((entry for entry in self._queue if selected(_full_name(entry[2].job_class))), default=None)
+            if chosen is None:
+                return None
+            self._queue.remove(chosen)
+            heapq.heapify(self._queue)
+            return chosen[2]
 
-        ``only`` (a job class, a name as ``job()`` takes it, or a list of them) performs only the jobs it
-        names, leaving the others pending. Returns a `JobRun` for each job that reached its final outcome.
-        Raises `JobChainError` before the ``max_jobs + 1``-th attempt (default: the runtime's ``max_jobs``)
-        and, once done, `JobFailedError` if any job failed, unless ``expect_failures`` (default: the
-        runtime's) is true.
-        """
+    def _put_back(self, envelope: Envelope) -> None:
+        self._push(envelope)
+
+    def _about(self, envelope: Envelope) -> StepInfo:
+        job_class = envelope.job_class
+        return StepInfo(
+            _full_name(job_class), envelope.job_id, envelope.attempt, job_class.attempts, display_name(job_class)
+        )
+
+    def _perform(self, envelope: Envelope) -> JobRun | PendingJob:
+        """One attempt at its due time; a retried job goes back in the queue and gives its `PendingJob`."""
         __tracebackhide__ = True
-        limit = self._max_jobs if max_jobs is None else _check_max_jobs("drain()", max_jobs)
-        selected = self._selector(only)
-        finished: list[JobRun] = []
-        attempted: list[str] = []
-        while (envelope := self._pop(selected)) is not None:
-            if len(attempted) >= limit:
-                self._push(envelope)
-                reason = f"JobRuntime.drain() performed max_jobs={limit} attempts"
-                raise self._chain_error(envelope, attempted, reason, _RAISE_BOUND)
-            attempted.append(display_name(envelope.job_class))
-            run = self._perform(envelope)
-            if run is not None:
-                finished.append(run)
-        self._raise_failures(finished, expect_failures, "JobRuntime.drain()", "pass drain(expect_failures=True)")
-        return finished
-
-    def perform_one(self, *, expect_failures: bool | None = None) -> JobRun | PendingJob:
-        """Perform the next due attempt only, moving the virtual clock to it, to look between attempts.
-
-        Returns the job's `JobRun` when that attempt settled it, or its `PendingJob` (the retry, with its
-        due time) when it will be retried. Raises `LookupError` when nothing is pending, and `JobFailedError`
-        when the job failed for good, unless ``expect_failures`` (default: the runtime's) is true.
-        """
-        __tracebackhide__ = True
-        envelope = self._pop()
-        if envelope is None:
-            raise LookupError("JobRuntime.perform_one(): no job is pending")
-        run = self._perform(envelope)
-        if run is None:
-            return envelope.pending()
-        remedy = "pass perform_one(expect_failures=True)"
-        self._raise_failures([run], expect_failures, "JobRuntime.perform_one()", remedy)
-        return run
-
-    @property
-    def failed(self) -> list[JobRun]:
-        """The jobs that failed for good on this runtime so far (reported by drain() unless expected)."""
-        return [run for run in self._performed if run.outcome == "failed"]
-
-    def _perform(self, envelope: Envelope) -> JobRun | None:
-        """One attempt at its due time; a retried job goes back in the queue and gives None."""
         self._clock.advance_to(envelope.due)
         run = self._settle(envelope, self._attempt(envelope))
         if run is None:
             self._push(envelope)
+            return envelope.pending()
         return run
+
+    def _settles(self, record: JobRun | PendingJob) -> bool:
+        return isinstance(record, JobRun)
+
+    def _failed_for_good(self, record: JobRun | PendingJob) -> bool:
+        return isinstance(record, JobRun) and record.outcome == "failed"
+
+    # -- enqueue and attempts -----------------------------------------------------------------------
 
     def _enqueue(self, job_class: type[Job], args: tuple[Any, ...], kwargs: dict[str, Any]) -> JobHandle:
         __tracebackhide__ = True
@@ -322,7 +279,7 @@ class JobRuntime:
             job_class, uuid.uuid4().hex, json.dumps([args, kwargs]), performing.job_id if performing else None
         )
         envelope.due, envelope.seq = self._clock.now, next(self._seq)
-        self._lineage[envelope.job_id] = (display_name(job_class), envelope.enqueued_by)
+        self._enqueued(envelope.job_id, _full_name(job_class), by=envelope.enqueued_by)
         with send_span(self._tracing.tracer(), self._tracing.ref(job_class, envelope.job_id)) as carrier:
             envelope.carrier = carrier
             if self._mode == "queue":
@@ -334,34 +291,6 @@ class JobRuntime:
     def _push(self, envelope: Envelope) -> None:
         with self._lock:
             heapq.heappush(self._queue, (envelope.due, envelope.seq, envelope))
-
-    def _pop(self, selected: Callable[[Envelope], bool] | None = None) -> Envelope | None:
-        with self._lock:
-            if selected is None:
-                return heapq.heappop(self._queue)[2] if self._queue else None
-            chosen = min((entry for entry in self._queue if selected(entry[2])), default=None)
-            if chosen is None:
-                return None
-            self._queue.remove(chosen)
-            heapq.heapify(self._queue)
-            return chosen[2]
-
-    def _selector(self, only: object) -> Callable[[Envelope], bool] | None:
-        """What ``drain(only=...)`` performs; naming no pending job is an error that lists the pending ones."""
-        __tracebackhide__ = True
-        if only is None:
-            return None
-        names = list(only) if isinstance(only, (list, tuple, set, frozenset)) else [only]
-
-        def selected(envelope: Envelope) -> bool:
-            full_name = _full_name(envelope.job_class)
-            return any(job_name_matches(name, full_name) for name in names)
-
-        pending = self.pending
-        if not any(job_name_matches(name, item.name) for item in pending for name in names):
-            shown = ", ".join(item.describe() for item in pending[:10]) or "none"
-            raise ValueError(f"JobRuntime.drain(only={only!r}): no pending job matches; pending: {shown}")
-        return selected
 
     def _attempt(self, envelope: Envelope) -> Verdict:
         __tracebackhide__ = True  # a job's exception, chained under JobFailedError, then starts at perform
@@ -379,25 +308,31 @@ class JobRuntime:
                 try:
                     return judge_failure(span, envelope, exc)
                 except WaitError:  # the job's wait function failed: it cannot be rescheduled
-                    self._settle(envelope, Verdict("failed", exc))
+                    self._settle_failed(envelope, exc)
                     raise
             except BaseException as exc:
                 # SystemExit, KeyboardInterrupt, GeneratorExit: no retry_on can name them. The attempt is
                 # recorded as the failure it was, then the exception goes on to stop what it was meant to stop.
                 record_failure(span, exc)
-                self._settle(envelope, Verdict("failed", exc))
+                self._settle_failed(envelope, exc)
                 raise
         return Verdict("succeeded")
 
     def _settle(self, envelope: Envelope, verdict: Verdict) -> JobRun | None:
-        """Reschedule a retried job (same id, same carrier, behind the jobs already due) or record its outcome."""
+        """Reschedule a retried job (same id, same carrier, behind the jobs already due) or give its outcome."""
         if verdict.kind == "retry":
             envelope.attempt += 1
             envelope.due, envelope.seq = self._clock.now + verdict.delay, next(self._seq)
             return None
-        run = envelope.run(verdict.kind, verdict.exception)
-        self._performed.append(run)
-        return run
+        return envelope.run(verdict.kind, verdict.exception)
+
+    def _settle_failed(self, envelope: Envelope, exc: BaseException) -> None:
+        """Record a job whose attempt ended in an exception that goes on (the runner never sees its record)."""
+        run = self._settle(envelope, Verdict("failed", exc))
+        if run is not None:
+            self._record(run)
+
+    # -- inline mode --------------------------------------------------------------------------------
 
     def _run_inline(self, envelope: Envelope) -> None:
         __tracebackhide__ = True
@@ -423,37 +358,19 @@ class JobRuntime:
             self._inline_attempted.append(display_name(envelope.job_class))
             run = self._settle(envelope, self._attempt(envelope))
             if run is not None:
+                self._record(run)
                 return run
             self._clock.advance_to(envelope.due)
 
     def _check_inline_bounds(self, envelope: Envelope) -> None:
         if self._inline_depth > INLINE_DEPTH_LIMIT:
             reason = f"inline jobs are nested {self._inline_depth} deep (limit {INLINE_DEPTH_LIMIT})"
-            raise self._chain_error(envelope, self._inline_attempted, reason, _USE_QUEUE)
+            raise self._inline_chain_error(envelope, reason, _USE_QUEUE)
         if len(self._inline_attempted) >= self._max_jobs:
             reason = f"inline perform_later() performed max_jobs={self._max_jobs} attempts"
-            raise self._chain_error(envelope, self._inline_attempted, reason, _RAISE_BOUND)
+            raise self._inline_chain_error(envelope, reason, _RAISE_INLINE_BOUND)
 
-    def _chain_error(self, envelope: Envelope, attempted: list[str], reason: str, hint: str) -> JobChainError:
-        ids: list[str] = []
-        job_id: str | None = envelope.job_id
-        while job_id is not None and job_id in self._lineage:
-            ids.append(job_id)
-            job_id = self._lineage[job_id][1]
-        shown = [(self._lineage[i][0], i) for i in reversed(ids[:_CHAIN_SHOWN])]
-        attempt = (envelope.attempt, envelope.job_class.attempts)
-        self.chain_error = JobChainError(chain_message(shown, len(ids), attempted, reason, hint, attempt))
+    def _inline_chain_error(self, envelope: Envelope, reason: str, hint: str) -> JobChainError:
+        message = self._chain_message(self._about(envelope), self._inline_attempted, reason, hint)
+        self.chain_error = JobChainError(message)
         return self.chain_error
-
-    def _raise_failures(self, runs: list[JobRun], expect_failures: bool | None, where: str, remedy: str) -> None:
-        __tracebackhide__ = True
-        failed = [run for run in runs if run.outcome == "failed"]
-        if not failed or (self._expect_failures if expect_failures is None else expect_failures):
-            return
-        raise JobFailedError(failures_message(failed, where, remedy), failed) from failed[0].exception
-
-
-def _check_max_jobs(owner: str, max_jobs: int) -> int:
-    if not isinstance(max_jobs, int) or isinstance(max_jobs, bool) or max_jobs < 1:
-        raise ValueError(f"{owner}: max_jobs must be an int >= 1; got {max_jobs!r}")
-    return max_jobs

@@ -44,6 +44,7 @@ class CeleryAdapter:
             provider=context.tracer_provider,
             expect_failures=bool(context.options["expect_failures"]),
         )
+        jobs.label = self.fixture_name
         jobs.open()
         return jobs
 

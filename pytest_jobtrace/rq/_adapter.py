@@ -49,6 +49,7 @@ class RQAdapter:
             expect_failures=context.options["expect_failures"],
             tracer_provider=context.tracer_provider,
         )
+        runtime.label = self.fixture_name
         runtime.open()
         return runtime
 

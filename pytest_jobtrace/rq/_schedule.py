@@ -24,36 +24,47 @@ class Clock(Protocol):
 
 
 class Schedule:
-    """Virtual due times of the jobs RQ scheduled while this schedule was installed."""
+    """Virtual due times of the jobs RQ scheduled while this schedule was installed.
 
-    def __init__(self, clock: Clock) -> None:
+    ``on_enqueue`` hears of every job RQ queues or schedules meanwhile (who enqueued whom, for messages)."""
+
+    def __init__(self, clock: Clock, on_enqueue: Callable[[Any], None] = lambda job: None) -> None:
         self.clock = clock
         self.due: dict[str, tuple[float, int]] = {}
         self._order = itertools.count()
-        self._original: Callable[..., Any] | None = None
+        self._on_enqueue = on_enqueue
+        self._originals: dict[str, Callable[..., Any]] = {}
 
     def install(self) -> None:
-        """Note every ``Queue.schedule_job`` call (the one path all of RQ's scheduling takes)."""
+        """Note every ``Queue.schedule_job`` call (the one path all of RQ's scheduling takes) and every
+        ``Queue._enqueue_job`` (the one path into a queue)."""
         from rq.queue import Queue
 
-        original = Queue.schedule_job
+        schedule_original, enqueue_original = Queue.schedule_job, Queue._enqueue_job
         schedule = self
 
         def schedule_job(queue: Any, job: Any, when: datetime, *args: Any, **kwargs: Any) -> Any:
             delay = _snap(when.timestamp() - time.time())
-            result = original(queue, job, when, *args, **kwargs)
+            result = schedule_original(queue, job, when, *args, **kwargs)
             schedule.note(job.id, delay)
+            schedule._on_enqueue(job)
             return result
 
-        self._original = original
+        def _enqueue_job(queue: Any, job: Any, *args: Any, **kwargs: Any) -> Any:
+            schedule._on_enqueue(job)
+            return enqueue_original(queue, job, *args, **kwargs)
+
+        self._originals = {"schedule_job": schedule_original, "_enqueue_job": enqueue_original}
         Queue.schedule_job = schedule_job  # type: ignore[method-assign, assignment]
+        Queue._enqueue_job = _enqueue_job  # type: ignore[method-assign, assignment]
 
     def uninstall(self) -> None:
-        if self._original is not None:
+        if self._originals:
             from rq.queue import Queue
 
-            Queue.schedule_job = self._original  # type: ignore[method-assign]
-            self._original = None
+            for name, original in self._originals.items():
+                setattr(Queue, name, original)
+            self._originals = {}
 
     def note(self, job_id: str, delay: float) -> None:
         self.due[job_id] = (self.clock.now + max(0.0, delay), next(self._order))
