@@ -33,6 +33,7 @@ from pytest_jobtrace._core.errors import FailedJob, JobChainError, JobFailedErro
 from pytest_jobtrace._core.options import JobtraceOptions, Option
 from pytest_jobtrace._jobs.info import JobSpanInfo
 from pytest_jobtrace._jobs.names import job_name_matches
+from pytest_jobtrace._jobs.runner import JobRunner, StepInfo
 
 if TYPE_CHECKING:
     import pytest
@@ -51,8 +52,10 @@ __all__ = [
     "JobAdapter",
     "JobChainError",
     "JobFailedError",
+    "JobRunner",
     "JobSpanInfo",
     "PendingItem",
+    "StepInfo",
     "VirtualClock",
     "adapters",
     "chain_message",
