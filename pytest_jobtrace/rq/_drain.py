@@ -9,8 +9,11 @@ jobs become due on the virtual clock (``_schedule``).
 
 from __future__ import annotations
 
+import signal
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pytest_jobtrace._core.clock import VirtualClock
@@ -49,9 +52,12 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
         self._redis_url = redis_url
         self._instrument, self._tracer_provider = instrument, tracer_provider
         self._lease: Lease | None = None
-        self._schedule = Schedule(self.clock, lambda job: self._enqueued(job.id, str(job.func_name)))
+        self._schedule = Schedule(self.clock, self._heard_of)
         self._queues: dict[str, Any] = {}
-        self._worker: Any = None
+        self._workers: dict[tuple[Any, Any], Any] = {}  # (job class, serializer) -> the worker for such queues
+        self._worker_class: Any = None
+        self._worker_options: dict[str, Any] = {}
+        self._origins: dict[str, str] = {}  # job id -> its queue's name, for jobs on the schedule
         self._instrumentor: Any = None
         self._exceptions: dict[str, BaseException] = {}
         self._left: list[PendingRQJob] | None = None
@@ -95,6 +101,31 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
         queue = Queue(name, connection=self.connection, **kwargs)
         self._queues.setdefault(name, queue)
         return queue
+
+    def use_worker(self, worker_class: Any = None, **options: Any) -> None:
+        """Drain with ``worker_class`` (default ``rq.SimpleWorker``) made with ``options``, as production makes
+        its worker: ``exception_handlers=[...]``, ``disable_default_exception_handler=True``...
+
+        Jobs run in the test's process whatever the class: a forking class (``rq.Worker`` or a subclass) runs
+        them through ``SimpleWorker.execute_job``, its other methods as written. Serializer and job class come
+        from each queue (``rq_jobs.queue(name, serializer=..., job_class=...)``), as a worker started for that
+        queue with ``--serializer``/``--job-class`` would have them.
+        """
+        from rq import SimpleWorker
+        from rq.worker import BaseWorker
+
+        if worker_class is not None and not (isinstance(worker_class, type) and issubclass(worker_class, BaseWorker)):
+            raise TypeError(f"{self.label}.use_worker(): worker_class must be an RQ worker class; got {worker_class!r}")
+        for reserved in ("queues", "connection", "serializer", "job_class"):
+            if reserved in options:
+                raise TypeError(
+                    f"{self.label}.use_worker(): {reserved}= is the runtime's to set (queues and the connection are"
+                    " the runtime's; serializer and job_class come from each queue)"
+                )
+        chosen = worker_class or SimpleWorker
+        if not issubclass(chosen, SimpleWorker):  # in-process, like SimpleWorker; the class's other methods kept
+            chosen = type(chosen.__name__, (SimpleWorker, chosen), {})
+        self._worker_class, self._worker_options, self._workers = chosen, dict(options), {}
 
     @property
     def pending(self) -> list[PendingRQJob]:
@@ -145,10 +176,11 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
 
     def _perform(self, step: _Step) -> RQRun:
         job, queue = step
-        worker = self._worker_for_step()
+        worker = self._worker_for(queue)
         attempt = _attempt(job)
         self._exceptions.pop(job.id, None)
-        worker.execute_job(job, queue)
+        with _alarm_kept():
+            worker.execute_job(job, queue)
         status = job.get_status(refresh=False)
         return RQRun(
             job=job,
@@ -171,15 +203,21 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
     # -- queues, the schedule and the worker --------------------------------------------------------
 
     def _dequeue(self) -> _Step | None:
-        worker = self._worker_for_step()
-        return worker.queue_class.dequeue_any(  # type: ignore[no-any-return]
-            worker.queues,
-            None,
-            connection=self.connection,
-            job_class=worker.job_class,
-            serializer=worker.serializer,
-            death_penalty_class=worker.death_penalty_class,
-        )
+        """The first job of the first non-empty queue, in the order a worker listens to them, read with that
+        queue's job class and serializer."""
+        for queue in self._all_queues() or [self.queue()]:
+            worker = self._worker_for(queue)
+            step = worker.queue_class.dequeue_any(
+                [queue],
+                None,
+                connection=self.connection,
+                job_class=worker.job_class,
+                serializer=worker.serializer,
+                death_penalty_class=worker.death_penalty_class,
+            )
+            if step is not None:
+                return step  # type: ignore[no-any-return]
+        return None
 
     def _dequeue_selected(self, selected: Callable[[str], bool]) -> _Step | None:
         for queue in self._all_queues():
@@ -196,27 +234,51 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
         return any(job is not None and selected(str(job.func_name)) for job in jobs)
 
     def _promote_due(self) -> None:
-        ids = self._schedule.take_due()
-        if ids:
-            worker = self._worker_for_step()
+        by_queue: dict[str, list[str]] = {}
+        for job_id in self._schedule.take_due():
+            by_queue.setdefault(self._origins.get(job_id, "default"), []).append(job_id)
+        for name, ids in by_queue.items():
+            worker = self._worker_for(self._queues.get(name) or self.queue(name))
             promote(self.connection, ids, worker.job_class, worker.serializer, worker.queue_class)
 
-    def _worker_for_step(self) -> Any:
+    def _heard_of(self, job: Any) -> None:
+        """RQ queued or scheduled ``job``: note its queue, and who enqueued it."""
+        self._origins[job.id] = job.origin
+        self._enqueued(job.id, str(job.func_name))
+
+    def _worker_for(self, queue: Any) -> Any:
+        """The worker for ``queue``: one per job class and serializer, as a deployment runs one per setting."""
         from rq import SimpleWorker
         from rq.timeouts import TimerDeathPenalty, UnixSignalDeathPenalty
 
-        if self._worker is None:
-            self._worker = SimpleWorker(self._all_queues() or [self.queue()], connection=self.connection)
-            self._worker.push_exc_handler(self._note_exception)
+        key = (queue.job_class, queue.serializer)
+        worker = self._workers.get(key)
+        if worker is None:
+            worker_class = self._worker_class or SimpleWorker
+            worker = worker_class(
+                [queue],
+                connection=self.connection,
+                job_class=queue.job_class,
+                serializer=queue.serializer,
+                **self._worker_options,
+            )
+            worker.handle_exception = self._noting(worker.handle_exception)
+            self._workers[key] = worker
         # SIGALRM, RQ's default job timeout, works on the main thread only.
         on_main = threading.current_thread() is threading.main_thread()
-        self._worker.death_penalty_class = UnixSignalDeathPenalty if on_main else TimerDeathPenalty
-        return self._worker
+        worker.death_penalty_class = UnixSignalDeathPenalty if on_main else TimerDeathPenalty
+        return worker
 
-    def _note_exception(self, job: Any, exc_type: Any, exc_value: Any, tb: Any) -> bool:
-        if isinstance(exc_value, BaseException):
-            self._exceptions[job.id] = exc_value
-        return True
+    def _noting(self, handle_exception: Callable[..., Any]) -> Callable[..., Any]:
+        """The worker's ``handle_exception``, noting the job's exception first (before the user's handlers,
+        any of which may end the chain)."""
+
+        def noted(job: Any, *exc_info: Any) -> Any:
+            if len(exc_info) > 1 and isinstance(exc_info[1], BaseException):
+                self._exceptions[job.id] = exc_info[1]
+            return handle_exception(job, *exc_info)
+
+        return noted
 
     def _all_queues(self) -> list[Any]:
         return list(self._queues.values())
@@ -230,15 +292,34 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
         known = len(self._queues)
         for queue in sorted(Queue.all(connection=self.connection), key=lambda q: q.name):
             self._queues.setdefault(queue.name, queue)
-        if self._worker is not None and len(self._worker.queues) != len(self._queues):
-            self._worker.queues = self._all_queues()
-            self._worker._ordered_queues = list(self._worker.queues)
         # Jobs scheduled while this runtime is open are noted as RQ schedules them; a queue's registry is read
         # once, for what was scheduled before (or by another process).
         fresh = [queue for name, queue in self._queues.items() if name not in self._registries_read]
         self._registries_read.update(queue.name for queue in fresh)
+        for queue in fresh:  # scheduled before activation: promoted with their own queue's serializer
+            for job_id in queue.scheduled_job_registry.get_job_ids():
+                self._origins.setdefault(job_id, queue.name)
         self._schedule.adopt(queue.scheduled_job_registry for queue in fresh)
         return len(self._queues) > known
+
+
+@contextmanager
+def _alarm_kept() -> Iterator[None]:
+    """Give back SIGALRM's handler and timer after a job: RQ's job timeout (SIGALRM, on the main thread) ends
+    with ``alarm(0)`` and the default handler, which would cancel pytest-timeout's timer and more."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handler = signal.getsignal(signal.SIGALRM)
+    delay, interval = signal.getitimer(signal.ITIMER_REAL)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        if handler is not None:  # None: set outside Python, cannot be put back
+            signal.signal(signal.SIGALRM, handler)
+        if delay > 0:  # a timer that should have fired meanwhile fires at once
+            signal.setitimer(signal.ITIMER_REAL, max(delay - (time.monotonic() - started), 0.001), interval)
 
 
 def _attempt(job: Any) -> int:
