@@ -125,7 +125,10 @@ def test_a_chain_of_tasks_that_does_not_end_is_reported(app: Celery, jobs: Celer
     )
     (waiting,) = jobs.pending
     assert lines[-3] == f"  -> forever(id={waiting.task_id[:8]})  <- next to run"
-    assert lines[-2:] == ["Attempts performed: forever x5", "If it does end, raise the bound: CeleryJobs.drain(max_jobs=N)."]
+    assert lines[-2:] == [
+        "Attempts performed: forever x5",
+        "If it does end, raise the bound: CeleryJobs.drain(max_jobs=N).",
+    ]
 
 
 def test_only_drains_the_matching_tasks(app: Celery, jobs: CeleryJobs) -> None:

@@ -262,7 +262,7 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
                 serializer=queue.serializer,
                 **self._worker_options,
             )
-            worker.handle_exception = self._noting(worker.handle_exception)
+            worker.handle_exception = self._noting(worker.handle_exception)  # type: ignore[method-assign]
             self._workers[key] = worker
         # SIGALRM, RQ's default job timeout, works on the main thread only.
         on_main = threading.current_thread() is threading.main_thread()
