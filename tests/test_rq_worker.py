@@ -158,3 +158,41 @@ def test_a_forking_worker_class_runs_jobs_in_the_test_process(runtime: RQRuntime
 def test_use_worker_refuses_what_it_cannot_honour(runtime: RQRuntime, call: Any, message: str) -> None:
     with pytest.raises(TypeError, match=message):
         call(runtime)
+
+
+# --- ttl on the virtual clock ----------------------------------------------------------------------------------------
+
+
+def test_a_scheduled_job_whose_ttl_runs_out_first_is_dropped_as_redis_would(
+    runtime: RQRuntime, job_spans: JobSpans
+) -> None:
+    runtime.queue().enqueue_in(timedelta(seconds=3), echo, "too late", ttl=1)
+    runtime.queue().enqueue_in(timedelta(seconds=3), echo, "in time", ttl=10)
+
+    runs = runtime.drain()
+
+    assert [(run.job.return_value(), run.at) for run in runs] == [("in time", 3.0)]
+    assert runtime.pending == []
+    # RQ's worker never saw the dropped job: its send span is all there is
+    assert sorted((view.outcome, len(view.attempt_nodes)) for view in job_spans.jobs()) == [
+        ("pending", 0),
+        ("succeeded", 1),
+    ]
+
+
+def test_a_retry_due_after_the_ttl_is_dropped(runtime: RQRuntime) -> None:
+    from rq import Retry
+
+    runtime.queue().enqueue(fail, retry=Retry(max=2, interval=3), ttl=1)
+    runs = runtime.drain(expect_failures=True)
+    assert [run.status for run in runs] == ["scheduled"]  # the retry's key expired before it was due
+    assert runtime.pending == []
+
+
+def test_a_queued_job_left_waiting_past_its_ttl_is_gone(runtime: RQRuntime) -> None:
+    runtime.queue().enqueue(echo, "stale", ttl=5)
+    runtime.queue().enqueue(echo, "fresh", ttl=60)
+    runtime.clock.advance(10)
+
+    assert [item.describe() for item in runtime.pending] == ["test_rq_worker.echo('fresh') on queue 'default'"]
+    assert [run.job.return_value() for run in runtime.drain()] == ["fresh"]

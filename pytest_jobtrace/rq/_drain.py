@@ -58,6 +58,7 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
         self._worker_class: Any = None
         self._worker_options: dict[str, Any] = {}
         self._origins: dict[str, str] = {}  # job id -> its queue's name, for jobs on the schedule
+        self._deadlines: dict[str, float] = {}  # job id -> virtual time its ttl runs out while it waits
         self._instrumentor: Any = None
         self._exceptions: dict[str, BaseException] = {}
         self._left: list[PendingRQJob] | None = None
@@ -137,6 +138,7 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
         if self._left is not None:
             return list(self._left)
 
+        self._expire()
         self._adopt()
         found: list[PendingRQJob] = []
         for queue in self._all_queues():
@@ -154,6 +156,7 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
     def _take(self, selected: Callable[[str], bool] | None) -> _Step | None:
         """The next job to run and its queue, taken off the queue; promotes scheduled jobs as they fall due."""
         while True:
+            self._expire()
             self._promote_due()
             step = self._dequeue() if selected is None else self._dequeue_selected(selected)
             if step is not None:
@@ -170,12 +173,27 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
         job, queue = step
         queue.push_job_id(job.id, at_front=True)
 
+    def _expire(self) -> None:
+        """Jobs whose ``ttl`` ran out on the virtual clock while they waited go, as Redis expires their key
+        in real time: RQ's own code then skips them (a queued id without a job) or finds nothing to promote."""
+        if not self._deadlines:
+            return
+        from rq.job import Job
+
+        now = self.clock.now
+        gone = [job_id for job_id, deadline in self._deadlines.items() if deadline <= now]
+        for job_id in gone:
+            del self._deadlines[job_id]
+            job = Job(job_id, connection=self.connection)
+            self.connection.delete(job.key, job.dependents_key, job.dependencies_key)
+
     def _about(self, step: _Step) -> StepInfo:
         job = step[0]
         return StepInfo(str(job.func_name), job.id, _attempt(job))
 
     def _perform(self, step: _Step) -> RQRun:
         job, queue = step
+        self._deadlines.pop(job.id, None)  # taken in time: its ttl no longer runs (RQ's result ttl takes over)
         worker = self._worker_for(queue)
         attempt = _attempt(job)
         self._exceptions.pop(job.id, None)
@@ -242,9 +260,14 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
             promote(self.connection, ids, worker.job_class, worker.serializer, worker.queue_class)
 
     def _heard_of(self, job: Any) -> None:
-        """RQ queued or scheduled ``job``: note its queue, and who enqueued it."""
+        """RQ queued or scheduled ``job``: note its queue, who enqueued it, and when its ``ttl`` runs out (RQ
+        sets the key's expiry anew each time it queues or schedules the job)."""
         self._origins[job.id] = job.origin
         self._enqueued(job.id, str(job.func_name))
+        if job.ttl is not None and job.ttl > 0:
+            self._deadlines[job.id] = self.clock.now + job.ttl
+        else:
+            self._deadlines.pop(job.id, None)
 
     def _worker_for(self, queue: Any) -> Any:
         """The worker for ``queue``: one per job class and serializer, as a deployment runs one per setting."""
