@@ -69,6 +69,31 @@ def test_sanity_flaky_is_retried(retrying_kit):
     assert [run.attempts for run in kit.runner.failed] == [2]
 
 
+# -- the verbs every runner offers ---------------------------------------------------------------------
+
+
+def test_verb_chain_error_is_none_before_any(kit):
+    assert kit.runner.chain_error is None
+
+
+def test_verb_undrained_hint_is_text_or_none(kit):
+    assert kit.runner.undrained_hint is None or isinstance(kit.runner.undrained_hint, str)
+
+
+def test_verb_clock_is_the_tests(kit, job_clock):
+    assert kit.runner.clock is job_clock
+
+
+def test_verb_performed_and_failed_list_records(kit):
+    kit.enqueue("remind", 1)
+    kit.enqueue("boom")
+    ids = [kit.item_id(item) for item in kit.runner.pending]
+    records = kit.runner.drain(expect_failures=True)
+    assert [record.job_id for record in kit.runner.performed] == ids
+    assert list(records) == list(kit.runner.performed)
+    assert [record.job_id for record in kit.runner.failed] == ids[1:]
+
+
 # -- argument checks ------------------------------------------------------------------------------------
 
 
@@ -169,7 +194,11 @@ def test_only_leaves_the_jobs_they_enqueue_pending(kit, expect_teardown_warnings
     expect_teardown_warnings.append(kit.undrained_warning())
 
 
-@pytest.mark.parametrize("name", ["nope", " remind", "remind ", "contract_nowhere.remind"])
+@pytest.mark.parametrize(
+    "name",
+    ["nope", " remind", "remind ", "remin", "REMIND", "contract_nowhere.remind", ["nope", " remind"]],
+    ids=["nope", "space-before", "space-after", "prefix", "upper-case", "other-module", "list"],
+)
 def test_only_naming_no_pending_job(kit, name):
     kit.enqueue("remind", 1)
     kit.enqueue("remind", 2)
@@ -181,6 +210,20 @@ def test_only_naming_no_pending_job(kit, name):
     )
     assert kit.log() == []
     assert kit.pending() == pending
+    kit.runner.drain()
+
+
+def test_only_naming_no_pending_job_shows_10_pending(kit):
+    for n in range(1, 13):
+        kit.enqueue("remind", n)
+    pending = kit.pending()
+    with pytest.raises(ValueError) as excinfo:  # noqa: PT011
+        kit.runner.drain(only="nope")
+    message = str(excinfo.value)
+    shown = f"{kit.label}.drain(only='nope'): no pending job matches; pending: {', '.join(pending[:10])}"
+    assert message.startswith(shown)  # the spec leaves what follows the 10th open
+    assert pending[10] not in message
+    assert pending[11] not in message
     kit.runner.drain()
 
 
@@ -270,18 +313,21 @@ def test_expect_failures_argument_on_perform_one(kit):
     assert [str(run.exception) for run in kit.runner.failed] == ["boom"]
 
 
+@pytest.mark.parametrize("verb", ["drain", "perform_one"])
 @pytest.mark.jobtrace(expect_failures=True)
-def test_expect_failures_marker(kit):
+def test_expect_failures_marker(kit, verb):
     kit.enqueue("boom")
-    kit.runner.drain()
+    getattr(kit.runner, verb)()
     assert [str(run.exception) for run in kit.runner.failed] == ["boom"]
 
 
+@pytest.mark.parametrize("verb", ["drain", "perform_one"])
 @pytest.mark.jobtrace(expect_failures=True)
-def test_expect_failures_false_overrides_the_marker(kit):
+def test_expect_failures_false_overrides_the_marker(kit, verb):
     kit.enqueue("boom")
-    with pytest.raises(JobFailedError):
-        kit.runner.drain(expect_failures=False)
+    with pytest.raises(JobFailedError) as excinfo:
+        getattr(kit.runner, verb)(expect_failures=False)
+    assert str(excinfo.value).startswith(f"{kit.label}.{verb}(): 1 job failed:\n")
     assert [str(run.exception) for run in kit.runner.failed] == ["boom"]
 
 
