@@ -104,6 +104,7 @@ def test_max_jobs_of_a_wrong_type(kit, value, got):
         kit.runner.drain(max_jobs=value)
     assert str(excinfo.value) == MAX_JOBS_MESSAGE.format(L=kit.label, got=got)
     assert kit.log() == []
+    kit.runner.drain()
 
 
 @pytest.mark.parametrize("value", [0, -1])
@@ -333,7 +334,7 @@ def test_expect_failures_false_overrides_the_marker(kit, verb):
 
 # -- the bound: drain(max_jobs=N) -----------------------------------------------------------------------
 
-CHAIN_LINE = re.compile(r"  (->|   )chain\(id=(\w{8})\)(  <- next to run)?")
+CHAIN_LINE = re.compile(r"  (-> |   )chain\(id=(\w{8})\)(  <- next to run)?")
 
 
 def test_max_jobs_on_a_real_chain(kit):
@@ -356,7 +357,7 @@ def test_max_jobs_on_a_real_chain(kit):
     ]
     matches = [CHAIN_LINE.fullmatch(line) for line in lines[1:-2]]
     assert all(matches), lines[1:-2]
-    assert [m.group(1) for m in matches[1:]] == ["->"] * 3  # chain(1) may start the chain without an arrow
+    assert [m.group(1) for m in matches[1:]] == ["-> "] * 3  # chain(1) may start the chain without an arrow
     assert [m.group(3) is not None for m in matches] == [False, False, False, True]
     performed_ids = kit.logged_ids("chain")
     if None in performed_ids:  # minique's tasks do not see their id: its runner's records have them
