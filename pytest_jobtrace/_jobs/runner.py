@@ -70,6 +70,9 @@ class _Running:
 _RUNNING: ContextVar[_Running | None] = ContextVar("pytest_jobtrace_running_job", default=None)
 _INFER: Any = object()
 
+Selected = Callable[[str, str], bool]
+"""``drain(only=...)``'s choice: whether the job of this name and id is to be performed."""
+
 
 class JobRunner(Generic[Step, Record, Reported]):
     """The runner contract, written once: ``drain``, ``perform_one``, ``pending``, ``performed``, ``failed``,
@@ -83,6 +86,9 @@ class JobRunner(Generic[Step, Record, Reported]):
     returns_every_attempt = False
     """Whether ``drain()`` and ``performed`` list every attempt (RQ's executions) or only the attempts that
     settled their job (the default)."""
+    undrained_hint: str | None = None
+    """Text the teardown warning about jobs never performed appends to its advice (e.g. another way to run
+    them)."""
     drains_when_closed = False
     """Whether jobs left pending can still be performed after ``close()`` (the built-in runtime keeps its
     queue in memory; a closed Celery or RQ runner has given its app or its Redis back)."""
@@ -102,6 +108,7 @@ class JobRunner(Generic[Step, Record, Reported]):
         self._records: list[Record] = []
         self._enqueuer: dict[str, str | None] = {}  # job id -> id of the job that enqueued it
         self._names: dict[str, str] = {}  # job id -> how messages name it
+        self._arrivals: dict[str, int] = {}  # job id -> how many jobs were noted before it
         self._open_now = False
         self.chain_error: JobChainError | None = None
         """The JobChainError this runner raised, if any (its jobs were left pending on purpose)."""
@@ -215,9 +222,9 @@ class JobRunner(Generic[Step, Record, Reported]):
     def _close(self) -> None:
         """Deactivate: restore what ``_open`` changed."""
 
-    def _take(self, selected: Callable[[str], bool] | None) -> Step | None:
-        """Take the next due attempt off the queue (the first whose job name ``selected`` accepts); None when
-        nothing (selected) is pending. ``_perform`` moves the clock to its due time."""
+    def _take(self, selected: Selected | None) -> Step | None:
+        """Take the next due attempt off the queue (the first that ``selected(name, job_id)`` accepts, when
+        given); None when nothing (selected) is pending. ``_perform`` moves the clock to its due time."""
         raise NotImplementedError
 
     def _put_back(self, step: Step) -> None:
@@ -252,6 +259,7 @@ class JobRunner(Generic[Step, Record, Reported]):
             by = running.info.job_id if running is not None and running.runner is self else None
         self._enqueuer[job_id] = by if by != job_id else None
         self._names[job_id] = short_name(name)
+        self._arrivals[job_id] = len(self._arrivals)
 
     def _record(self, record: Record) -> None:
         """Keep the record of an attempt performed outside ``drain()``/``perform_one()`` (inline jobs)."""
@@ -296,8 +304,10 @@ class JobRunner(Generic[Step, Record, Reported]):
                 " one job at a time: enqueue from the job and drain from the test"
             )
 
-    def _selector(self, only: object) -> Callable[[str], bool] | None:
-        """What ``drain(only=...)`` performs; naming no pending job is an error that lists the pending ones."""
+    def _selector(self, only: object) -> Selected | None:
+        """What ``drain(only=...)`` performs: the jobs pending now that it names, and their retries (jobs
+        enqueued during the drain are not selected, whatever their name). Naming no pending job is an error
+        that lists the pending ones."""
         __tracebackhide__ = True
         if only is None:
             return None
@@ -311,11 +321,15 @@ class JobRunner(Generic[Step, Record, Reported]):
         if not names:
             raise ValueError(f"{self.label}.drain(only={only!r}): names no job")
 
-        def selected(job_name: str) -> bool:
+        def named(job_name: str) -> bool:
             return any(job_name_matches(name, job_name) for name in names)
 
+        def selected(job_name: str, job_id: str) -> bool:
+            return self._arrivals.get(job_id, -1) < arrived and named(job_name)
+
+        arrived = len(self._arrivals)
         pending = list(self.pending)
-        if not any(selected(item.name) for item in pending):
+        if not any(named(item.name) for item in pending):
             listed = ", ".join(item.describe() for item in pending[:_SHOWN]) or "none"
             more = f" and {len(pending) - _SHOWN} more" if len(pending) > _SHOWN else ""
             raise ValueError(f"{self.label}.drain(only={only!r}): no pending job matches; pending: {listed}{more}")

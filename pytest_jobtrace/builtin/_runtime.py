@@ -7,7 +7,7 @@ import itertools
 import json
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -18,7 +18,7 @@ from opentelemetry.trace import Tracer, TracerProvider
 
 from pytest_jobtrace._core.clock import VirtualClock
 from pytest_jobtrace._core.errors import JobChainError
-from pytest_jobtrace._jobs.runner import JobRunner, StepInfo
+from pytest_jobtrace._jobs.runner import JobRunner, Selected, StepInfo
 from pytest_jobtrace.builtin._attempt import Envelope, Verdict, WaitError, instantiate, judge_failure
 from pytest_jobtrace.builtin._model import (
     MODES,
@@ -234,11 +234,12 @@ class JobRuntime(JobRunner[Envelope, "JobRun | PendingJob", JobRun]):
 
     # -- the runner's steps -------------------------------------------------------------------------
 
-    def _take(self, selected: Callable[[str], bool] | None) -> Envelope | None:
+    def _take(self, selected: Selected | None) -> Envelope | None:
         with self._lock:
             if selected is None:
                 return heapq.heappop(self._queue)[2] if self._queue else None
-            chosen = min((entry for entry in self._queue if selected(_full_name(entry[2].job_class))), default=None)
+            entries = (entry for entry in self._queue if selected(_full_name(entry[2].job_class), entry[2].job_id))
+            chosen = min(entries, default=None)
             if chosen is None:
                 return None
             self._queue.remove(chosen)

@@ -7,14 +7,13 @@ import itertools
 import socket
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from celery.utils.time import maybe_iso8601
 from opentelemetry import context as otel_context
 
 from pytest_jobtrace._core.clock import VirtualClock
-from pytest_jobtrace._jobs.runner import JobRunner, StepInfo
+from pytest_jobtrace._jobs.runner import JobRunner, Selected, StepInfo
 from pytest_jobtrace.celery import _state
 from pytest_jobtrace.celery._model import PendingTask, TaskRun
 from pytest_jobtrace.celery._producer import Envelope, InMemoryProducer
@@ -93,11 +92,11 @@ class CeleryJobs(JobRunner[_Entry, TaskRun, TaskRun]):
 
     # -- the runner's steps -------------------------------------------------------------------------
 
-    def _take(self, selected: Callable[[str], bool] | None) -> _Entry | None:
+    def _take(self, selected: Selected | None) -> _Entry | None:
         with self._lock:
             if selected is None:
                 return heapq.heappop(self._queue) if self._queue else None
-            entry = min((item for item in self._queue if selected(item[2].task_name)), default=None)
+            entry = min((item for item in self._queue if selected(item[2].task_name, item[2].task_id)), default=None)
             if entry is not None:
                 self._queue.remove(entry)
                 heapq.heapify(self._queue)

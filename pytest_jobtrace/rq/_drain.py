@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from pytest_jobtrace._core.clock import VirtualClock
-from pytest_jobtrace._jobs.runner import JobRunner, StepInfo
+from pytest_jobtrace._jobs.runner import JobRunner, Selected, StepInfo
 from pytest_jobtrace.rq._connection import Lease, open_connection
 from pytest_jobtrace.rq._names import META_ATTEMPT
 from pytest_jobtrace.rq._records import PendingRQJob, RQRun
@@ -153,7 +153,7 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
 
     # -- the runner's steps -------------------------------------------------------------------------
 
-    def _take(self, selected: Callable[[str], bool] | None) -> _Step | None:
+    def _take(self, selected: Selected | None) -> _Step | None:
         """The next job to run and its queue, taken off the queue; promotes scheduled jobs as they fall due."""
         while True:
             self._expire()
@@ -237,19 +237,19 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
                 return step  # type: ignore[no-any-return]
         return None
 
-    def _dequeue_selected(self, selected: Callable[[str], bool]) -> _Step | None:
+    def _dequeue_selected(self, selected: Selected) -> _Step | None:
         for queue in self._all_queues():
             for job in queue.get_jobs():
-                if selected(str(job.func_name)):
+                if selected(str(job.func_name), job.id):
                     queue.remove(job.id)
                     return job, queue
         return None
 
-    def _scheduled_selected(self, selected: Callable[[str], bool]) -> bool:
+    def _scheduled_selected(self, selected: Selected) -> bool:
         from rq.job import Job
 
         jobs = Job.fetch_many(list(self._schedule.due), connection=self.connection)
-        return any(job is not None and selected(str(job.func_name)) for job in jobs)
+        return any(job is not None and selected(str(job.func_name), job.id) for job in jobs)
 
     def _promote_due(self) -> None:
         by_queue: dict[str, list[str]] = {}

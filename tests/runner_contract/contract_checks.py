@@ -361,7 +361,7 @@ def test_max_jobs_on_a_real_chain(kit):
     assert [m.group(3) is not None for m in matches] == [False, False, False, True]
     performed_ids = kit.logged_ids("chain")
     if None in performed_ids:  # minique's tasks do not see their id: its runner's records have them
-        performed_ids = [run.job_id for run in kit.runner.runs]
+        performed_ids = [run.job_id for run in kit.runner.performed]
     ids = [*performed_ids, kit.item_id(next_item)]
     assert [m.group(2) for m in matches] == [job_id[:8] for job_id in ids]
 
