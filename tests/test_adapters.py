@@ -13,6 +13,7 @@ import pytest
 from helpers import both_modes, run_pytest
 
 from pytest_jobtrace import adapters
+from pytest_jobtrace._jobs import registry
 
 TINYQ = """
 import dataclasses
@@ -66,6 +67,8 @@ class Pending:
 
 
 class Active:
+    chain_error = None  # tinyq never raises JobChainError
+
     def __init__(self, context):
         self.clock, self.options, self.queue, self.done = context.clock, context.options, [], []
         self.label = context.options["tinyq_label"]
@@ -121,6 +124,8 @@ class TinyqAdapter:
         AdapterOption(name="tinyq_label", help="a label tinyq puts on its process spans", default="plain", flag=True),
         EXPECT_FAILURES,
     )
+    volatile_attributes = ()
+    undrained_hint = None
 
     def recognise(self, span):
         attributes = span.attributes or {}
@@ -151,8 +156,8 @@ def _registry_restored() -> Iterator[None]:
     """In-process runs import tinyq_plugin, which registers an adapter for the whole process: undo it."""
     saved = dict(adapters.adapters())
     yield
-    adapters._registry.clear()
-    adapters._registry.update(saved)
+    registry._registry.clear()
+    registry._registry.update(saved)
     sys.modules.pop("tinyq_plugin", None)
 
 

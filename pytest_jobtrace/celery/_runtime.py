@@ -53,6 +53,7 @@ class CeleryJobs:
         self.clock = clock if clock is not None else VirtualClock()  # the fixture passes the test's
         self.expect_failures = expect_failures
         self.max_jobs = max_jobs
+        self.chain_error: JobChainError | None = None  # the message listed what was pending: not warned again
         self.instrumented = False
         self._provider = provider
         self._instrument = instrument
@@ -128,7 +129,8 @@ class CeleryJobs:
         while (envelope := self._next(only)) is not None:
             if performed >= bound:
                 self._push_back(envelope)
-                raise JobChainError(self._chain_message(bound))
+                self.chain_error = JobChainError(self._chain_message(bound))
+                raise self.chain_error
             performed += 1
             run = self._perform(envelope)
             if run.final:
