@@ -214,3 +214,29 @@ def test_the_toolkit_loads_neither_pytest_nor_the_core_until_asked() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_declared_extension_registers_once_and_a_failing_one_fails_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from pytest_jobtrace._core import extensions
+
+    calls = []
+
+    def register() -> None:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise RuntimeError("broken extension")
+
+    module = types.ModuleType("fake_extension")
+    module.register = register  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_extension", module)
+    monkeypatch.setattr(extensions, "_declared", [*extensions._declared])
+    monkeypatch.setattr(extensions, "_registered", set(extensions._registered))
+    extensions.declare("fake_extension")
+    extensions.declare("fake_extension")
+    with pytest.raises(RuntimeError, match="broken extension"):
+        extensions.load()
+    extensions.load()
+    extensions.load()
+    assert calls == [0, 1]

@@ -12,26 +12,32 @@ so text trees with ``job`` lines work in any script, not only under the pytest p
 from __future__ import annotations
 
 import importlib
+import threading
 
 _declared: list[str] = []
-_loaded: set[str] = set()
+_registered: set[str] = set()
+_registering: set[str] = set()  # a lookup while a module registers (same thread) must not register it again
+_lock = threading.RLock()  # another thread waits until registration is complete, never sees it half done
 
 
 def declare(module: str) -> None:
     """Name a module whose ``register()`` fills the core's registries; it is imported on first lookup."""
-    if module not in _declared:
-        _declared.append(module)
+    with _lock:
+        if module not in _declared:
+            _declared.append(module)
 
 
 def load() -> None:
     """Register every declared extension not registered yet (cheap once all are)."""
-    if len(_loaded) == len(_declared):
+    if len(_registered) == len(_declared):
         return
-    for module in _declared:
-        if module not in _loaded:
-            _loaded.add(module)  # first: a lookup while it registers must not register it again
-            try:
+    with _lock:
+        for module in list(_declared):
+            if module in _registered or module in _registering:
+                continue
+            _registering.add(module)
+            try:  # a failure shows again on the next lookup, never as a silently missing node type
                 importlib.import_module(module).register()
-            except BaseException:
-                _loaded.discard(module)  # a failure shows again on the next lookup, never as a missing node type
-                raise
+                _registered.add(module)
+            finally:
+                _registering.discard(module)
