@@ -11,24 +11,30 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from pytest_jobtrace._core import extensions as _extensions
+
+# The job layer's `job` lines, `{"job": ...}` dicts, render("jobs") and adapters' volatile keys, registered
+# with the core on its first lookup, in any script: declaring imports nothing yet (see _core/extensions.py).
+_extensions.declare("pytest_jobtrace._jobs.register")
+
 if TYPE_CHECKING:
-    from pytest_jobtrace._core.api import assert_span_tree, render
     from pytest_jobtrace._core.check import SpanTreeMismatch
     from pytest_jobtrace._core.clock import VirtualClock
     from pytest_jobtrace._core.errors import JobChainError, JobFailedError
     from pytest_jobtrace._core.forest import SpanForest, SpanNode
     from pytest_jobtrace._core.hygiene import JobtraceWarning
-    from pytest_jobtrace._core.jobspans import JobSpans
     from pytest_jobtrace._core.options import JobtraceOptions
     from pytest_jobtrace._core.parse import span
     from pytest_jobtrace._core.texttree import TextTreeError
+    from pytest_jobtrace._jobs.api import assert_span_tree, render
+    from pytest_jobtrace._jobs.jobspans import JobSpans
     from pytest_jobtrace._jobs.match import job
     from pytest_jobtrace._jobs.views import JobView
 
 _WHERE = {
     "JobChainError": "_core.errors",
     "JobFailedError": "_core.errors",
-    "JobSpans": "_core.jobspans",
+    "JobSpans": "_jobs.jobspans",
     "JobView": "_jobs.views",
     "JobtraceOptions": "_core.options",
     "JobtraceWarning": "_core.hygiene",
@@ -37,9 +43,9 @@ _WHERE = {
     "SpanTreeMismatch": "_core.check",
     "TextTreeError": "_core.texttree",
     "VirtualClock": "_core.clock",
-    "assert_span_tree": "_core.api",
+    "assert_span_tree": "_jobs.api",
     "job": "_jobs.match",
-    "render": "_core.api",
+    "render": "_jobs.api",
     "span": "_core.parse",
 }
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -14,9 +14,10 @@ from pytest_jobtrace._core import capture as _capture
 from pytest_jobtrace._core import options as _options
 from pytest_jobtrace._core.capture import ROUTER, CaptureSink
 from pytest_jobtrace._core.clock import VirtualClock
-from pytest_jobtrace._core.hygiene import report_leaks, report_undrained, report_unfinished
-from pytest_jobtrace._core.jobspans import JobSpans, _current
+from pytest_jobtrace._core.hygiene import report_leaks, report_unfinished, warn_at
 from pytest_jobtrace._core.options import JobtraceOptions, OptionSet, options_for
+from pytest_jobtrace._jobs.jobspans import JobSpans, _current
+from pytest_jobtrace._jobs.registry import checked_activation
 from pytest_jobtrace._report import add_options as add_report_options
 from pytest_jobtrace._report import configure as configure_report
 
@@ -167,18 +168,33 @@ def _adapter_fixture(adapter: _adapters.JobAdapter) -> Callable[..., Any]:
     ) -> Iterator[_adapters.ActiveAdapter]:
         __tracebackhide__ = True
         context = _adapters.AdapterContext(jobtrace_options, job_clock, request, jobtrace_tracer_provider)
-        active = adapter.activate(context)
+        active = checked_activation(adapter, adapter.activate(context))
         try:
             yield active
         finally:
             active.close()
-        if getattr(active, "chain_error", None) is None:  # after a JobChainError, what is pending was reported
+        if active.chain_error is None:  # after a JobChainError, what is pending was reported
             report_undrained(request.node, adapter, active.pending)
 
     fixture.__doc__ = (
         f"Run {adapter.name} jobs in-process for this test; drain them with {adapter.fixture_name}.drain()."
     )
     return pytest.fixture(name=adapter.fixture_name)(fixture)
+
+
+def report_undrained(
+    item: pytest.Item, adapter: _adapters.JobAdapter, pending: Sequence[_adapters.PendingItem]
+) -> None:
+    """Warn about the jobs an adapter still holds at teardown, naming its fixture's drain()."""
+    if pending:
+        shown = ", ".join(p.describe() for p in pending[:10])
+        more = f" and {len(pending) - 10} more" if len(pending) > 10 else ""
+        extra = adapter.undrained_hint
+        warn_at(
+            item,
+            f"{len(pending)} job(s) were enqueued but never performed: {shown}{more}. "
+            f"Call {adapter.fixture_name}.drain() before asserting{', ' + extra if extra else ''}.",
+        )
 
 
 @pytest.hookimpl(trylast=True)

@@ -13,6 +13,7 @@ import pytest
 from helpers import both_modes, run_pytest
 
 from pytest_jobtrace import adapters
+from pytest_jobtrace._jobs import registry
 
 TINYQ = """
 import dataclasses
@@ -66,6 +67,8 @@ class Pending:
 
 
 class Active:
+    chain_error = None  # tinyq never raises JobChainError
+
     def __init__(self, context):
         self.clock, self.options, self.queue, self.done = context.clock, context.options, [], []
         self.label = context.options["tinyq_label"]
@@ -121,6 +124,8 @@ class TinyqAdapter:
         AdapterOption(name="tinyq_label", help="a label tinyq puts on its process spans", default="plain", flag=True),
         EXPECT_FAILURES,
     )
+    volatile_attributes = ()
+    undrained_hint = None
 
     def recognise(self, span):
         attributes = span.attributes or {}
@@ -151,8 +156,8 @@ def _registry_restored() -> Iterator[None]:
     """In-process runs import tinyq_plugin, which registers an adapter for the whole process: undo it."""
     saved = dict(adapters.adapters())
     yield
-    adapters._registry.clear()
-    adapters._registry.update(saved)
+    registry._registry.clear()
+    registry._registry.update(saved)
     sys.modules.pop("tinyq_plugin", None)
 
 
@@ -402,4 +407,106 @@ def test_conflicting_option_declarations_are_refused(pytester: pytest.Pytester) 
     assert result.ret != 0
     result.stderr.fnmatch_lines(
         ["*the clash adapter declares an option 'mode' that differs from the one builtin declares; rename one*"]
+    )
+
+
+class _Volatile:
+    """An adapter declaring volatile keys, exact and as a glob; it recognises and runs nothing."""
+
+    name = "volatileq"
+    fixture_name = "volatileq_jobs"
+    extra = None
+    options = ()
+    volatile_attributes = ("volatileq.ticket", "volatileq.host.*")
+    undrained_hint = None
+
+    def recognise(self, span: object) -> None:
+        return None
+
+    def activate(self, context: object) -> object:
+        raise NotImplementedError
+
+
+def test_an_adapter_s_volatile_attributes_are_written_as_stars() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from pytest_jobtrace import render
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    attributes = {"volatileq.ticket": "t-81", "volatileq.host.name": "w7", "volatileq.tickets": 2}
+    provider.get_tracer("shop").start_span("work", attributes=attributes).end()
+    before = render(exporter, details=True)
+    assert before == 'work {volatileq.host.name="w7", volatileq.ticket="t-81", volatileq.tickets=2}'
+    adapters.register_adapter(_Volatile())  # type: ignore[arg-type]
+    after = render(exporter, details=True)
+    assert after == "work {volatileq.host.name=*, volatileq.ticket=*, volatileq.tickets=2}"
+
+
+def test_an_adapter_lacking_a_protocol_member_is_refused_naming_it() -> None:
+    class NoHint:  # an adapter written before undrained_hint and volatile_attributes were declared
+        name = "nohint"
+        fixture_name = "nohint_jobs"
+        extra = None
+        options = ()
+        recognise = _Volatile.recognise
+        activate = _Volatile.activate
+
+    with pytest.raises(
+        TypeError,
+        match=r"it lacks volatile_attributes, undrained_hint \(an adapter has name, .*, volatile_attributes and "
+        r"undrained_hint; volatile_attributes = \(\) and undrained_hint = None when there are none\)",
+    ):
+        adapters.register_adapter(NoHint())  # type: ignore[arg-type]
+    assert "nohint" not in adapters.adapters()
+
+
+def test_an_active_adapter_lacking_chain_error_is_refused_naming_it(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        nochain_plugin="""
+        from pytest_jobtrace.adapters import register_adapter
+
+        class Active:
+            pending = ()
+            failed = ()
+
+            def drain(self, max_jobs=None, *, only=None, expect_failures=None):
+                return []
+
+            def perform_one(self, *, expect_failures=None):
+                raise LookupError
+
+            def close(self):
+                pass
+
+        class NoChain:
+            name = "nochain"
+            fixture_name = "nochain_jobs"
+            extra = None
+            options = ()
+            volatile_attributes = ()
+            undrained_hint = None
+
+            def recognise(self, span):
+                return None
+
+            def activate(self, context):
+                return Active()
+
+        register_adapter(NoChain())
+        """
+    )
+    pytester.syspathinsert()
+    pytester.makepyfile("def test_x(nochain_jobs):\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "nochain_plugin")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*TypeError: the nochain adapter's activate() returned <nochain_plugin.Active object at *>, which lacks"
+            " chain_error (an active adapter has pending, drain(), perform_one(), failed, chain_error and close();"
+            " set chain_error = None until a drain raises JobChainError)"
+        ]
     )

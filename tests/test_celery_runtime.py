@@ -204,8 +204,10 @@ def test_ignored_and_requeued_tasks(app: Celery, jobs: CeleryJobs) -> None:
 
 
 def test_a_chain_error_leaves_the_next_message_pending_and_drains_resume(app: Celery, jobs: CeleryJobs) -> None:
+    assert jobs.chain_error is None
     task(app, "shop.forever").delay(0)
     for _ in range(2):
-        with pytest.raises(JobChainError):
+        with pytest.raises(JobChainError) as raised:
             jobs.drain(max_jobs=3)
+        assert jobs.chain_error is raised.value  # its message listed what is pending: teardown does not again
         assert [p.describe() for p in jobs.pending][:1] == [f"shop.forever({len(jobs.runs)})"]

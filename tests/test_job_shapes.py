@@ -30,6 +30,8 @@ class FakeQueueAdapter:
     fixture_name = "fakeq_jobs"
     extra = None
     options = ()
+    volatile_attributes = ()
+    undrained_hint = None
 
     def recognise(self, span: ReadableSpan) -> JobSpanInfo | None:
         attributes = span.attributes or {}
@@ -159,7 +161,9 @@ def test_adapters_are_checked_and_listed() -> None:
         def activate(self, options: Any) -> Any:
             raise NotImplementedError
 
-    with pytest.raises(TypeError, match=r"it lacks fixture_name, extra, options \(an adapter has"):
+    with pytest.raises(
+        TypeError, match=r"it lacks fixture_name, extra, options, volatile_attributes, undrained_hint \(an adapter has"
+    ):
         register_adapter(OldStyle())  # type: ignore[arg-type]
     assert "oldstyle" not in adapters()
     with pytest.raises(TypeError):

@@ -75,7 +75,9 @@ def _contract_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
     pytester.makeini(INI)
     pytester.syspathinsert()
     # minique_jobtrace registers its adapter on import: keep that out of this process's registry.
-    monkeypatch.setattr(pytest_jobtrace.adapters, "_registry", dict(pytest_jobtrace.adapters.adapters()))
+    from pytest_jobtrace._jobs import registry
+
+    monkeypatch.setattr(registry, "_registry", dict(registry.adapters()))
     return pytester
 
 

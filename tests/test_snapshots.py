@@ -280,12 +280,16 @@ def test_the_docs_list_exactly_the_volatile_keys() -> None:
     from pathlib import Path
 
     from pytest_jobtrace._core.render import VOLATILE_KEYS
+    from pytest_jobtrace.adapters import adapters
 
+    ours = [adapters()[name] for name in ("builtin", "celery", "rq")]  # the adapters pytest-jobtrace ships
+    keys = {*VOLATILE_KEYS, *(key for adapter in ours for key in adapter.volatile_attributes)}
     page = (Path(__file__).parent.parent / "docs" / "snapshots.md").read_text(encoding="utf-8")
     after = page.split("treated as volatile are:", 1)[1].lstrip("\n").splitlines()
     rows = [line for line in after[: after.index("")] if line.startswith("|")][2:]  # less the header rows
     listed = [key for row in rows for key in re.findall(r"`([^`]+)`", row.split("|")[2])]
-    assert sorted(listed) == sorted(VOLATILE_KEYS)
+    assert sorted(listed) == sorted(keys)
+    assert len(listed) == len(keys)  # each once
 
 
 def test_a_star_and_a_value_are_two_expectations(tracer: Tracer, exporter: InMemorySpanExporter) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from pytest_jobtrace._core import extensions
 from pytest_jobtrace._core.diagnose import Diagnoser
 from pytest_jobtrace._core.differences import MAX_FOUND, other_differences
 from pytest_jobtrace._core.expect import Expected
@@ -13,7 +14,6 @@ from pytest_jobtrace._core.match import Difference, Matcher
 from pytest_jobtrace._core.notation import escape_unprintable
 from pytest_jobtrace._core.parse import expected_list
 from pytest_jobtrace._core.render import render_expected, render_forest
-from pytest_jobtrace._jobs.views import job_index
 
 _MAX_LINES = 200  # lines of each tree shown
 _MAX_WIDTH = 300  # characters of one tree line
@@ -30,6 +30,10 @@ class SpanTreeMismatch(AssertionError):
 
 
 SpanTreeMismatch.__module__ = "pytest_jobtrace"
+
+NOTES: list[Callable[[SpanForest], list[str]]] = []
+"""Filled by the layers above (see extensions.py): likely causes a failure message names, e.g. jobs
+enqueued and never processed."""
 
 
 def forest_from(spans: Any) -> SpanForest:
@@ -96,14 +100,9 @@ def _notes(forest: SpanForest, still_open: Sequence[str]) -> list[str]:
     if still_open:
         names = ", ".join(repr(name) for name in still_open[:5])
         notes.append(f"note: not ended yet, so not captured yet: {names}; assert after the `with` block ends")
-    pending: dict[str, list[str]] = {}
-    for job in job_index(forest).jobs:
-        if not job.attempt_nodes:
-            fixture = job.adapter.fixture_name if job.adapter is not None else "its job system"
-            pending.setdefault(fixture, []).append(repr(job.short_name))
-    for fixture, jobs in pending.items():
-        names = ", ".join(jobs[:5]) + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
-        notes.append(f"note: enqueued but never processed: {names}; drain the queue first ({fixture}.drain())")
+    extensions.load()
+    for note in NOTES:
+        notes.extend(note(forest))
     return notes
 
 

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_jobtrace._core.capture import CaptureSink, LeakedSpan
-
-if TYPE_CHECKING:
-    from pytest_jobtrace.adapters import JobAdapter, PendingItem
 
 
 class JobtraceWarning(pytest.PytestWarning):
@@ -21,24 +17,11 @@ class JobtraceWarning(pytest.PytestWarning):
 JobtraceWarning.__module__ = "pytest_jobtrace"
 
 
-def _warn(item: pytest.Item, message: str) -> None:
+def warn_at(item: pytest.Item, message: str) -> None:
     """A JobtraceWarning pointing at the test it concerns, not at this plugin."""
     __tracebackhide__ = True
     _, line, _ = item.location
     warnings.warn_explicit(JobtraceWarning(message), JobtraceWarning, str(item.path), (line or 0) + 1)
-
-
-def report_undrained(item: pytest.Item, adapter: JobAdapter, pending: Sequence[PendingItem]) -> None:
-    """Warn about the jobs an adapter still holds at teardown, naming its fixture's drain()."""
-    if pending:
-        shown = ", ".join(p.describe() for p in pending[:10])
-        more = f" and {len(pending) - 10} more" if len(pending) > 10 else ""
-        extra = getattr(adapter, "undrained_hint", None)
-        _warn(
-            item,
-            f"{len(pending)} job(s) were enqueued but never performed: {shown}{more}. "
-            f"Call {adapter.fixture_name}.drain() before asserting{', ' + extra if extra else ''}.",
-        )
 
 
 def report_unfinished(item: pytest.Item, sink: CaptureSink, policy: str) -> None:
@@ -55,13 +38,13 @@ def report_unfinished(item: pytest.Item, sink: CaptureSink, policy: str) -> None
     )
     if policy == "error":
         pytest.fail(message, pytrace=False)
-    _warn(item, message)
+    warn_at(item, message)
 
 
 def report_leaks(item: pytest.Item, leaks: Sequence[LeakedSpan]) -> None:
     for leak in leaks:
         during = f"during {leak.ended_in}" if leak.ended_in else "between tests"
-        _warn(
+        warn_at(
             item,
             f"span {leak.name!r} started in {leak.started_in} but ended {during}, after its test had "
             "finished; it is in no test's capture. Wait in the test for the thread or task that runs "

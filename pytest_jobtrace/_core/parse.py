@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from pytest_jobtrace._core import extensions
 from pytest_jobtrace._core.expect import EventSpec, ExceptionSpec, Expected, ExpectedSpan
 from pytest_jobtrace._core.texttree import parse_text_tree
 from pytest_jobtrace._core.values import parse_kind, parse_status
@@ -123,6 +124,7 @@ def _reject_unknown(mapping: Mapping[str, Any], valid: Iterable[str], what: str)
 
 def from_dict(data: Mapping[str, Any]) -> Expected:
     """A dict with span()'s keys, or with a key registered by another node type (``job``)."""
+    extensions.load()
     for key, build in DICT_BUILDERS.items():
         if key in data:
             return build(data)

@@ -9,40 +9,28 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from opentelemetry.sdk.trace import Event
 from opentelemetry.trace import SpanKind, StatusCode
 
+from pytest_jobtrace._core import extensions
 from pytest_jobtrace._core.expect import EventSpec, ExceptionSpec, Expected
 from pytest_jobtrace._core.forest import SpanForest, SpanNode
 from pytest_jobtrace._core.notation import PRESENT, quote, write_attributes
 from pytest_jobtrace._core.texttree import written_name
 from pytest_jobtrace._core.values import kind_word
-from pytest_jobtrace._jobs.match import job_line
-from pytest_jobtrace._jobs.views import JobIndex, JobView, folded_children, job_index
 
 T = TypeVar("T")
-Format = Literal["text", "mermaid", "jobs"]
-FORMATS = ("text", "mermaid", "jobs")
 
 
 # Attribute keys whose values change from run to run or machine to machine, whatever the code does:
-# generated ids, wall-clock times, host names, ports, threads and processes, source locations.
-# render(details=True) writes them as ``*`` (present, any value). docs/snapshots.md lists them.
+# host names, ports, threads and processes, source locations, as OpenTelemetry names them anywhere.
+# render(details=True) writes them as ``*`` (present, any value), with those of each job system, which
+# its adapter declares (``volatile_attributes``) and the job layer adds to VOLATILE_SOURCES.
+# docs/snapshots.md lists them all.
 VOLATILE_KEYS = (
-    # ids a job system or transport generates
-    "messaging.message.id",
-    "messaging.message.conversation_id",
-    "messaging.conversation_id",
-    "celery.reply_to",
-    "celery.task_id",
-    "rq.job.id",
-    # wall-clock times
-    "celery.eta",
-    "celery.expires",
     # host names, peer ports
-    "celery.hostname",
     "host.name",
     "client.port",
     "net.peer.port",
@@ -63,6 +51,19 @@ VOLATILE_KEYS = (
     "exception.stacktrace",
 )
 
+VOLATILE_SOURCES: list[Callable[[], Iterable[str]]] = []
+"""Filled by the layers above (see extensions.py): each gives more volatile keys, e.g. every adapter's."""
+
+FORMATS: dict[str, Callable[[SpanForest, Details | None], str]] = {}
+"""Render formats beyond ``text`` and ``mermaid``, filled by the layers above: ``jobs``."""
+
+
+def volatile_keys() -> tuple[str, ...]:
+    """The keys ``render(details=True)`` writes as ``*``: the core's and those the layers above add."""
+    extensions.load()
+    added = (key for source in VOLATILE_SOURCES for key in source())
+    return tuple(dict.fromkeys((*VOLATILE_KEYS, *added)))
+
 
 _GLOB = re.compile(r"[*?\[]")
 
@@ -77,7 +78,7 @@ class Details:
         wrong = [key for key in extra if not isinstance(key, str)]
         if wrong:
             raise TypeError(f"volatile=: {wrong[0]!r} is not an attribute key (a string, or a glob such as 'http.*')")
-        self.volatile = VOLATILE_KEYS + extra
+        self.volatile = volatile_keys() + extra
         self._exact = frozenset(self.volatile)
         globs = [fnmatch.translate(key) for key in self.volatile if _GLOB.search(key)]
         self._glob = re.compile("|".join(globs)) if globs else None
@@ -96,20 +97,13 @@ class Details:
 
     def notes(self, node: SpanNode) -> list[str]:
         """The span's events in the order recorded, its first exception as ``exception "Type" "message"``."""
-        first, exception = _first_exception(node)
+        first, exception = first_exception(node)
         notes = [
             EventSpec(event.name, self.attributes(event.attributes) or None).note()
             for event in node.span.events
             if event is not first
         ]
         return notes if exception is None else [*notes, exception.note()]
-
-    def job_line(self, job: JobView) -> str:
-        """What ``job(attributes=..., exception=...)`` checks: the last attempt's (the send span's if none ran)."""
-        if job.attempt_nodes:
-            node = job.attempt_nodes[-1]
-            return job_line(job, self.attributes(node.span.attributes), _first_exception(node)[1])
-        return job_line(job, self.attributes(job.site.span.attributes) if job.site else None)
 
 
 def details_for(details: object, volatile: Iterable[str]) -> Details | None:
@@ -123,7 +117,7 @@ def details_for(details: object, volatile: Iterable[str]) -> Details | None:
     return Details(volatile)
 
 
-def _first_exception(node: SpanNode) -> tuple[Event | None, ExceptionSpec | None]:
+def first_exception(node: SpanNode) -> tuple[Event | None, ExceptionSpec | None]:
     """The span's first exception event as ``record_exception`` writes it, and its shorthand."""
     for event in node.span.events:
         attributes = event.attributes or {}
@@ -143,19 +137,21 @@ def _recorded_exception(attributes: Mapping[str, Any]) -> bool:
     )
 
 
-def render_as(forest: SpanForest, format: Format, details: Details | None = None) -> str:
-    """``text``: box-drawn, a valid expectation; ``mermaid``: a graph; ``jobs``: each job on one line.
+def render_as(forest: SpanForest, format: str, details: Details | None = None) -> str:
+    """``text``: box-drawn, a valid expectation; ``mermaid``: a graph; a registered format (``jobs``).
 
     ``details`` adds each span's attributes, events and exceptions (the snapshot form; not for Mermaid).
     """
-    if format not in FORMATS:
-        raise ValueError(f"render(format={format!r}): use one of {', '.join(map(repr, FORMATS))}")
+    extensions.load()
+    formats = ("text", "mermaid", *FORMATS)
+    if format not in formats:
+        raise ValueError(f"render(format={format!r}): use one of {', '.join(map(repr, formats))}")
     if format == "mermaid":
         if details is not None:
             raise ValueError("render('mermaid', details=True): details= applies to the 'text' and 'jobs' forms")
         return render_mermaid(forest)
-    if format == "jobs":
-        return render_folded(job_index(forest), details)
+    if format in FORMATS:
+        return FORMATS[format](forest, details)
     return render_forest(forest, details=details)
 
 
@@ -217,25 +213,6 @@ def render_forest(forest: SpanForest, marks: Mapping[int, str] | None = None, *,
             lines.append(f"{text}    <-- {mark}" if mark else text)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
-
-
-def render_folded(index: JobIndex, details: Details | None = None) -> str:
-    """The forest with each job folded to one line; its attempts' own spans hang under it."""
-    hidden = index.hidden
-    traces = [[root for root in roots if root.index not in hidden] for roots in index.forest.traces]
-
-    def line(node: SpanNode) -> str:
-        job = index.job_at(node)
-        if job is None:
-            return span_line(node, details=details)
-        return details.job_line(job) if details else job_line(job)
-
-    blocks = [
-        "\n".join(text for _, text in tree_lines(roots, lambda n: folded_children(index, n), line))
-        for roots in traces
-        if roots
-    ]
-    return "\n\n".join(blocks) if blocks else "(no spans captured)"
 
 
 def render_expected(roots: Sequence[Expected]) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_jobtrace._core import extensions
 from pytest_jobtrace._core.expect import EventSpec, ExceptionSpec, Expected, ExpectedSpan
 from pytest_jobtrace._core.notation import (
     ANY,
@@ -200,6 +201,7 @@ LINE_KINDS: dict[str, LineKind] = {}  # by the first word of the head, e.g. "job
 
 
 def _kind_of(head: str) -> LineKind:
+    extensions.load()
     word = head.split(" ", 1)[0]
     return LINE_KINDS.get(word, SPAN_LINE) if " " in head else SPAN_LINE
 

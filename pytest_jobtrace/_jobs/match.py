@@ -11,8 +11,8 @@ from pytest_jobtrace._core.diagnose import where
 from pytest_jobtrace._core.expect import ExceptionSpec, Expected, attributes_diff, exception_difference, show_attrs
 from pytest_jobtrace._core.forest import SpanForest, SpanNode
 from pytest_jobtrace._core.notation import Groups, NotationError, Reader, looks_like_regex, quote, write_value
-from pytest_jobtrace._core.parse import DICT_BUILDERS, check_count, check_flag, exception_spec, expected_list
-from pytest_jobtrace._core.texttree import LINE_KINDS, LineKind, note_exception
+from pytest_jobtrace._core.parse import check_count, check_flag, exception_spec, expected_list
+from pytest_jobtrace._core.texttree import LineKind, note_exception
 from pytest_jobtrace._core.values import show, show_name, value_matches
 from pytest_jobtrace._jobs.views import (
     JobView,
@@ -291,16 +291,13 @@ def job(
     )
 
 
-def _job_from_dict(data: Mapping[str, Any]) -> Expected:
+def job_from_dict(data: Mapping[str, Any]) -> Expected:
     unknown = [key for key in data if key not in JOB_KEYS]
     if unknown:
         names = ", ".join(repr(k) for k in unknown)
         raise ValueError(f"unknown key(s) {names} in an expected job; valid keys: {', '.join(JOB_KEYS)}")
     values = dict(data)
     return job(values.pop("job"), **values)
-
-
-DICT_BUILDERS["job"] = _job_from_dict
 
 
 # --- the text-tree line ``job NAME [notes] {attributes}`` -------------------------------------------
@@ -369,7 +366,7 @@ def _note_exact(reader: Reader, word: str, notes: dict[str, Any]) -> None:
     notes["exact"] = True
 
 
-LINE_KINDS["job"] = LineKind(
+JOB_LINE = LineKind(
     {
         "queue": _note_queue,
         "attempts": _note_attempts,

@@ -86,9 +86,6 @@ class JobRunner(Generic[Step, Record, Reported]):
     returns_every_attempt = False
     """Whether ``drain()`` and ``performed`` list every attempt (RQ's executions) or only the attempts that
     settled their job (the default)."""
-    undrained_hint: str | None = None
-    """Text the teardown warning about jobs never performed appends to its advice (e.g. another way to run
-    them)."""
     drains_when_closed = False
     """Whether jobs left pending can still be performed after ``close()`` (the built-in runtime keeps its
     queue in memory; a closed Celery or RQ runner has given its app or its Redis back)."""

@@ -24,6 +24,14 @@ from pytest_jobtrace._jobs.info import AttemptOutcome, JobSpanInfo
 
 _EXCEPTION_EVENT = "exception"
 
+MESSAGING_VOLATILE_ATTRIBUTES = (
+    "messaging.message.id",
+    "messaging.message.conversation_id",
+    "messaging.conversation_id",
+)
+"""The messaging conventions' generated ids: an adapter whose spans carry them lists them in its
+``volatile_attributes``, so that ``render(details=True)`` writes them as ``*``."""
+
 
 @dataclass(frozen=True)
 class MessagingJobSpans:

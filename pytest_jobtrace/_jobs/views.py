@@ -1,7 +1,7 @@
 """Jobs as one thing: the publish span, the attempts and the jobs they enqueue, across linked traces.
 
 Which spans belong to which job is decided by the adapters' ``recognise`` functions (one per job
-system, see ``adapters.py``); this module only groups what they recognise.
+system, see ``registry.py``); this module only groups what they recognise.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pytest_jobtrace._core.forest import SpanForest, SpanNode
 from pytest_jobtrace._core.values import show_name
 from pytest_jobtrace._jobs.info import JobSpanInfo
 from pytest_jobtrace._jobs.names import job_name_matches, short_name
-from pytest_jobtrace.adapters import JobAdapter, recognise
+from pytest_jobtrace._jobs.protocol import JobAdapter
+from pytest_jobtrace._jobs.registry import recognise
 
 Outcome = Literal["succeeded", "failed", "discarded", "pending"]
 

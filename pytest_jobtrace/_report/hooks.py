@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_jobtrace._core.jobspans import JobSpans
+from pytest_jobtrace._jobs.jobspans import JobSpans
 
 if TYPE_CHECKING:  # the report modules are imported only when their option is on
     from pytest_jobtrace._report.html import SessionLog

@@ -24,7 +24,7 @@ hands it to the job model.
 
 from __future__ import annotations
 
-from pytest_jobtrace._core.errors import JobChainError, JobFailedError
+from pytest_jobtrace.adapters import JobChainError, JobFailedError
 from pytest_jobtrace.builtin._adapter import ADAPTER
 from pytest_jobtrace.builtin._job import Job
 from pytest_jobtrace.builtin._model import (

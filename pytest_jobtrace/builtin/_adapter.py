@@ -4,28 +4,32 @@ from __future__ import annotations
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from pytest_jobtrace._core.options import Option
-from pytest_jobtrace._jobs.info import JobSpanInfo
-from pytest_jobtrace.adapters import EXPECT_FAILURES, AdapterContext
+from pytest_jobtrace.adapters import (
+    EXPECT_FAILURES,
+    MESSAGING_VOLATILE_ATTRIBUTES,
+    AdapterContext,
+    AdapterOption,
+    JobSpanInfo,
+)
 from pytest_jobtrace.builtin._model import MODES, PROPAGATIONS, SPAN_NAMINGS
 from pytest_jobtrace.builtin._runtime import JobRuntime
 from pytest_jobtrace.builtin._tracing import recognise_span
 
 OPTIONS = (
-    Option(
+    AdapterOption(
         name="mode",
         help="how built-in jobs run: queue (until drained, default) or inline (inside perform_later)",
         default="queue",
         choices=MODES,
         flag=True,
     ),
-    Option(
+    AdapterOption(
         name="propagation",
         help="how a built-in job's process span relates to its send span: child, link or none",
         default="child",
         choices=PROPAGATIONS,
     ),
-    Option(
+    AdapterOption(
         name="span_naming",
         help="destination in built-in span names: queue (default) or job_class",
         default="queue",
@@ -40,6 +44,7 @@ class BuiltinAdapter:
     fixture_name = "builtin_jobs"
     extra = None
     options = OPTIONS
+    volatile_attributes = MESSAGING_VOLATILE_ATTRIBUTES
     undrained_hint = "or use @pytest.mark.jobtrace(mode='inline')"
 
     def recognise(self, span: ReadableSpan) -> JobSpanInfo | None:

@@ -16,9 +16,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context
 from opentelemetry.trace import Tracer, TracerProvider
 
-from pytest_jobtrace._core.clock import VirtualClock
-from pytest_jobtrace._core.errors import JobChainError
-from pytest_jobtrace._jobs.runner import JobRunner, Selected, StepInfo
+from pytest_jobtrace.adapters import JobChainError, JobRunner, Selected, StepInfo, VirtualClock
 from pytest_jobtrace.builtin._attempt import Envelope, Verdict, WaitError, instantiate, judge_failure
 from pytest_jobtrace.builtin._model import (
     MODES,

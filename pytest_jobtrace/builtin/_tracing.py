@@ -28,8 +28,7 @@ from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_TYPE
 from opentelemetry.trace import Link, Span, SpanKind, StatusCode, Tracer, TracerProvider
 from opentelemetry.util.types import AttributeValue
 
-from pytest_jobtrace._jobs.info import JobSpanInfo
-from pytest_jobtrace._jobs.semconv import MessagingJobSpans
+from pytest_jobtrace.adapters import JobSpanInfo, MessagingJobSpans
 from pytest_jobtrace.builtin._model import Propagation
 
 SEMCONV_VERSION = "1.44.0"

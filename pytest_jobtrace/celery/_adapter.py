@@ -7,8 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from pytest_jobtrace._jobs.info import JobSpanInfo
-from pytest_jobtrace.adapters import EXPECT_FAILURES, AdapterContext, AdapterOption, AdapterUnavailable
+from pytest_jobtrace.adapters import (
+    EXPECT_FAILURES,
+    MESSAGING_VOLATILE_ATTRIBUTES,
+    AdapterContext,
+    AdapterOption,
+    AdapterUnavailable,
+    JobSpanInfo,
+)
 from pytest_jobtrace.celery._recognise import recognise
 
 if TYPE_CHECKING:
@@ -21,11 +27,25 @@ CELERY_APP = AdapterOption(
 )
 
 
+# Values the instrumentation writes that change from run to run whatever the code does: generated ids,
+# wall-clock times, the worker's host name (it holds the process id too). docs/snapshots.md lists them.
+VOLATILE_ATTRIBUTES = (
+    *MESSAGING_VOLATILE_ATTRIBUTES,
+    "celery.reply_to",
+    "celery.task_id",
+    "celery.eta",
+    "celery.expires",
+    "celery.hostname",
+)
+
+
 class CeleryAdapter:
     name = "celery"
     fixture_name = "celery_jobs"
     extra: str | None = "celery"
     options: Sequence[AdapterOption] = (CELERY_APP, EXPECT_FAILURES)
+    volatile_attributes: Sequence[str] = VOLATILE_ATTRIBUTES
+    undrained_hint: str | None = None
 
     def recognise(self, span: ReadableSpan) -> JobSpanInfo | None:
         return recognise(span)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from pytest_jobtrace._jobs.info import AttemptOutcome, JobSpanInfo
+from pytest_jobtrace.adapters import AttemptOutcome, JobSpanInfo
 
 SYSTEM = "celery"
 

@@ -12,8 +12,7 @@ from typing import Any
 from celery.utils.time import maybe_iso8601
 from opentelemetry import context as otel_context
 
-from pytest_jobtrace._core.clock import VirtualClock
-from pytest_jobtrace._jobs.runner import JobRunner, Selected, StepInfo
+from pytest_jobtrace.adapters import JobRunner, Selected, StepInfo, VirtualClock
 from pytest_jobtrace.celery import _state
 from pytest_jobtrace.celery._model import PendingTask, TaskRun
 from pytest_jobtrace.celery._producer import Envelope, InMemoryProducer

@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from pytest_jobtrace._jobs.info import JobSpanInfo
-from pytest_jobtrace.adapters import EXPECT_FAILURES, AdapterContext, AdapterOption, AdapterUnavailable
-from pytest_jobtrace.rq._names import recognise_span
+from pytest_jobtrace.adapters import EXPECT_FAILURES, AdapterContext, AdapterOption, AdapterUnavailable, JobSpanInfo
+from pytest_jobtrace.rq._names import VOLATILE_ATTRIBUTES, recognise_span
 
 if TYPE_CHECKING:
     from pytest_jobtrace.rq._drain import RQRuntime
@@ -31,6 +30,8 @@ class RQAdapter:
     fixture_name = "rq_jobs"
     extra: str | None = "rq"
     options: Sequence[AdapterOption] = (REDIS_URL, EXPECT_FAILURES)
+    volatile_attributes: Sequence[str] = VOLATILE_ATTRIBUTES
+    undrained_hint: str | None = None
 
     def recognise(self, span: ReadableSpan) -> JobSpanInfo | None:
         return recognise_span(span)

@@ -16,8 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pytest_jobtrace._core.clock import VirtualClock
-from pytest_jobtrace._jobs.runner import JobRunner, Selected, StepInfo
+from pytest_jobtrace.adapters import JobRunner, Selected, StepInfo, VirtualClock
 from pytest_jobtrace.rq._connection import Lease, open_connection
 from pytest_jobtrace.rq._names import META_ATTEMPT
 from pytest_jobtrace.rq._records import PendingRQJob, RQRun

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from pytest_jobtrace._jobs.info import JobSpanInfo
-from pytest_jobtrace._jobs.semconv import MessagingJobSpans
+from pytest_jobtrace.adapters import MESSAGING_VOLATILE_ATTRIBUTES, JobSpanInfo, MessagingJobSpans
 
 SYSTEM = "rq"
 META_KEY = "otel"
@@ -32,6 +31,9 @@ RETRY_DELAY = "rq.retry.delay"
 EXHAUSTED_EVENT = "rq.job.retries_exhausted"
 RETRY_ATTEMPTS = "rq.retry.attempts"
 
+
+VOLATILE_ATTRIBUTES = (*MESSAGING_VOLATILE_ATTRIBUTES, "rq.job.id")
+"""What ``render(details=True)`` writes as ``*`` on RQ's spans: the generated job ids."""
 
 _SPANS = MessagingJobSpans(SYSTEM, FUNC_NAME, ATTEMPT, RETRY_EVENT, retry_without_exception="returned Retry")
 

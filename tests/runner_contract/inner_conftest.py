@@ -58,8 +58,7 @@ class Kit:
 
     @property
     def undrained_hint(self):
-        hint = getattr(self.runner, "undrained_hint", None)
-        return hint if hint is not None else getattr(adapters()[self.system], "undrained_hint", None)
+        return adapters()[self.system].undrained_hint
 
 
 def _kit(request, system):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pytest_jobtrace._core import check as _assert
-from pytest_jobtrace._core import jobspans as _jobspans
 from pytest_jobtrace._core import render as _render
+from pytest_jobtrace._jobs import jobspans as _jobspans
 
 
 def assert_span_tree(
@@ -26,7 +26,7 @@ def assert_span_tree(
 
 
 def render(
-    spans: object, format: _render.Format = "text", *, details: bool = False, volatile: Iterable[str] = ()
+    spans: object, format: _jobspans.Format = "text", *, details: bool = False, volatile: Iterable[str] = ()
 ) -> str:
     """Render any spans (a capture, a list, an exporter) as a text tree, a Mermaid graph, or with jobs
     folded to one line each (``"jobs"``); ``details=True`` adds attributes, events and exceptions, with

@@ -1,8 +1,9 @@
-"""``JobSpans``: the object the ``job_spans`` fixture yields."""
+"""``JobSpans``: the object the ``job_spans`` fixture yields (spans, and the jobs they show)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Literal
 
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -10,9 +11,11 @@ from pytest_jobtrace._core.capture import CaptureSink
 from pytest_jobtrace._core.check import check_span_tree
 from pytest_jobtrace._core.expect import attributes_diff
 from pytest_jobtrace._core.forest import SpanForest
-from pytest_jobtrace._core.render import Format, details_for, render_as
+from pytest_jobtrace._core.render import details_for, render_as
 from pytest_jobtrace._core.values import parse_kind, parse_status, show_name, value_matches
 from pytest_jobtrace._jobs.views import JobView, describe_jobs, job_index, name_matches
+
+Format = Literal["text", "mermaid", "jobs"]
 
 _current: list[JobSpans] = []
 
