@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 REDIS_URL = AdapterOption(
     name="redis_url",
-    help="the Redis rq_jobs runs on (an empty database of its own per test); empty = an embedded fakeredis",
+    help="the Redis rq_jobs runs on: the database it names (/7) or the first free of /1-15, leased per test; "
+    "empty = an embedded fakeredis",
     default="",
     flag=True,
 )
