@@ -237,3 +237,21 @@ def test_jobs_scheduled_behind_rq_s_back_are_found_from_their_registry(runtime: 
     assert run.description == "rq_tasks.hello('registry')"
     assert 29.0 <= run.at <= 30.0  # RQ stored whole seconds of real time
 
+
+def test_rate_limits_and_unique_jobs_run_on_the_default_fakeredis(runtime: RQRuntime) -> None:
+    """rq 3 runs Lua scripts for them: fakeredis without Lua support failed with "unknown command 'evalsha'"."""
+    rate_limit = pytest.importorskip("rq.rate_limit")
+    from rq.exceptions import DuplicateJobError
+
+    queue = runtime.queue()
+    queue.enqueue(rq_tasks.hello, 1, rate_limit=rate_limit.RateLimit("mail", concurrency=1))
+    queue.enqueue(rq_tasks.hello, 2, rate_limit=rate_limit.RateLimit("mail", concurrency=1))
+    queue.enqueue(rq_tasks.hello, 3, job_id="only-once", unique=True)
+    with pytest.raises(DuplicateJobError):
+        queue.enqueue(rq_tasks.hello, 3, job_id="only-once", unique=True)
+
+    assert [(run.description, run.status) for run in runtime.drain()] == [
+        ("rq_tasks.hello(1)", "finished"),
+        ("rq_tasks.hello(3)", "finished"),
+        ("rq_tasks.hello(2)", "finished"),
+    ]
