@@ -15,7 +15,7 @@ pytest.importorskip("rq")
 fakeredis = pytest.importorskip("fakeredis")
 
 import rq_tasks  # noqa: E402
-from opentelemetry import baggage, context, trace  # noqa: E402
+from opentelemetry import baggage, context, propagate, trace  # noqa: E402
 from opentelemetry.sdk.trace import ReadableSpan  # noqa: E402
 from opentelemetry.trace import SpanKind, StatusCode  # noqa: E402
 from rq import Callback, Queue, Retry, SimpleWorker  # noqa: E402
@@ -437,3 +437,25 @@ def test_production_import_loads_no_test_machinery() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("propagator", ["b3", "b3multi", "jaeger"])
+def test_enqueue_many_ends_every_send_span_under_any_propagator(traced: Traced, propagator: str) -> None:
+    """B3 and Jaeger carriers hold no ``traceparent``: the spans were told apart by it, all but one left open."""
+    from opentelemetry.propagators.b3 import B3MultiFormat, B3SingleFormat
+    from opentelemetry.propagators.jaeger import JaegerPropagator
+
+    formats = {"b3": B3SingleFormat, "b3multi": B3MultiFormat, "jaeger": JaegerPropagator}
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(formats[propagator]())
+    try:
+        made = traced.queue.enqueue_many([Queue.prepare_data(rq_tasks.hello, (n,)) for n in range(3)])
+        traced.work()
+    finally:
+        propagate.set_global_textmap(previous)
+
+    sends = traced.spans("send default")
+    assert sorted(_attr(s, "messaging.message.id") for s in sends) == sorted(j.id for j in made)
+    for process in traced.spans("process default"):
+        (parent,) = [s for s in sends if process.parent is not None and s.context.span_id == process.parent.span_id]
+        assert _attr(parent, "messaging.message.id") == _attr(process, "messaging.message.id")

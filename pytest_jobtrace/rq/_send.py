@@ -160,18 +160,23 @@ class Sender:
 
 
 class _ManySends:
-    """The send spans of one ``enqueue_many`` call, opened before RQ creates the jobs."""
+    """The send spans of one ``enqueue_many`` call, opened before RQ creates the jobs.
+
+    RQ creates the jobs inside, in an order of its own (jobs with dependencies last), so each span is found
+    again by its carrier: the very dict RQ put in the job's meta, or else the span context the propagator
+    wrote in it. Not by ``traceparent``: a B3 or Jaeger propagator writes none.
+    """
 
     def __init__(self, tracer: Tracer, queue_name: str) -> None:
         self.tracer, self.queue_name = tracer, queue_name
-        self.spans: dict[str, Span] = {}
+        self.spans: list[tuple[dict[str, str], Span]] = []
 
     def prepare(self, data: Any) -> Any:
         try:
             span = self.tracer.start_span(f"send {self.queue_name}", kind=SpanKind.PRODUCER)
             carrier: dict[str, str] = {}
             propagate.inject(carrier, context=trace.set_span_in_context(span))
-            self.spans[carrier.get("traceparent", "")] = span
+            self.spans.append((carrier, span))
             return data._replace(meta={**(data.meta or {}), names.META_KEY: carrier})
         except Exception:
             log.warning("RQ instrumentation: no send span for an enqueue_many entry", exc_info=True)
@@ -179,15 +184,24 @@ class _ManySends:
 
     def finish(self, jobs: Sequence[Any]) -> None:
         for job in jobs:
-            span = self.spans.pop(carrier_of(job).get("traceparent", ""), None)
+            span = self._pop(carrier_of(job))
             if span is not None:
                 _safely(_describe_many, span, job, self.queue_name)
                 _safely(span.end)
-        for span in self.spans.values():  # entries RQ did not turn into jobs
+        for _, span in self.spans:  # entries RQ did not turn into jobs
             _safely(span.end)
 
+    def _pop(self, carrier: dict[str, str]) -> Span | None:
+        sent = trace.get_current_span(propagate.extract(carrier, context=Context())).get_span_context()
+        for matches in (lambda c, _: c is carrier, lambda _, s: sent.is_valid and s.get_span_context() == sent):
+            for index, (made, span) in enumerate(self.spans):
+                if matches(made, span):
+                    del self.spans[index]
+                    return span
+        return None
+
     def fail(self, exc: BaseException) -> None:
-        for span in self.spans.values():
+        for _, span in self.spans:
             _safely(span.record_exception, exc)
             _safely(span.set_status, trace.Status(trace.StatusCode.ERROR, str(exc)))
             _safely(span.end)
