@@ -459,3 +459,26 @@ def test_enqueue_many_ends_every_send_span_under_any_propagator(traced: Traced, 
     for process in traced.spans("process default"):
         (parent,) = [s for s in sends if process.parent is not None and s.context.span_id == process.parent.span_id]
         assert _attr(parent, "messaging.message.id") == _attr(process, "messaging.message.id")
+
+
+def test_attempts_count_on_when_the_job_replaces_its_meta(traced: Traced) -> None:
+    traced.queue.enqueue(rq_tasks.replace_meta_then_fail, "replaced", 2, retry=Retry(max=2))
+    traced.work()
+
+    processes = traced.spans("process default")
+    assert [_attr(s, "rq.job.attempt") for s in processes] == [1, 2, 3]
+    assert [_attr(s, "rq.job.status") for s in processes][-1] == "finished"
+
+
+def test_a_retry_writes_unreadable_meta_back_unchanged(traced: Traced) -> None:
+    """RQ keeps meta it cannot deserialize in a placeholder and writes the bytes back: only while untouched."""
+    job = traced.queue.enqueue(rq_tasks.flaky, "unreadable", 1, retry=Retry(max=1))
+    traced.connection.hset(job.key, "meta", b"\x00not a pickle")
+    traced.work()
+
+    assert traced.connection.hget(job.key, "meta") == b"\x00not a pickle"
+    first, second = traced.spans("process default")
+    assert [_attr(s, "rq.job.status") for s in (first, second)] == ["queued", "finished"]
+    # the documented cost (docs/rq-instrumentation.md): no count or context could be written into that meta
+    assert [_attr(s, "rq.job.attempt") for s in (first, second)] == [1, 1]
+    assert second.parent is None

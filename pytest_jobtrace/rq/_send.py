@@ -59,6 +59,22 @@ def attempt_of(job: Any) -> int:
     return attempt if isinstance(attempt, int) else 1
 
 
+# The job a worker is executing and its attempt number, set by the process hook: a job function may replace
+# ``job.meta`` (``job.meta = {...}``), and the retry must still count on from the attempt that ran.
+EXECUTING_ATTEMPT: ContextVar[tuple[Any, int] | None] = ContextVar("pytest_jobtrace_rq_attempt", default=None)
+
+
+def meta_unreadable(job: Any) -> bool:
+    """Whether ``job.meta`` is RQ's placeholder for stored meta it could not deserialize.
+
+    RQ writes the original bytes back only while the placeholder is untouched (``Job._serialize_meta``):
+    a key added to it would replace the job's meta for good.
+    """
+    raw = getattr(job, "_unreadable_meta", None)
+    meta = job.meta or {}
+    return raw is not None and len(meta) == 1 and meta.get("unserialized") is raw
+
+
 class Sender:
     """Opens the send spans and puts their context in ``job.meta`` before RQ saves the job."""
 
@@ -216,6 +232,8 @@ def _describe_many(span: Span, job: Any, queue_name: str) -> None:
 
 
 def _inject(job: Any, context: Context) -> None:
+    if meta_unreadable(job):
+        return
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=context)
     if job.meta is None:
@@ -258,7 +276,11 @@ def _release_reason(job: Any) -> str | None:
 
 
 def _count_attempt(job: Any) -> None:
-    job.meta[names.META_ATTEMPT] = attempt_of(job) + 1
+    if meta_unreadable(job):
+        return
+    executing = EXECUTING_ATTEMPT.get()
+    ran = executing[1] if executing is not None and executing[0] is job else attempt_of(job)
+    job.meta[names.META_ATTEMPT] = ran + 1
 
 
 def _scheduled_for(when: object) -> dict[str, AttributeValue]:
