@@ -51,6 +51,10 @@ class RQAdapter:
             tracer_provider=context.tracer_provider,
         )
         runtime.open()
+        if context.request is not None:
+            from pytest_jobtrace.rq import _importable
+
+            context.request.addfinalizer(_importable.install())
         return runtime
 
 
