@@ -255,3 +255,20 @@ def test_rate_limits_and_unique_jobs_run_on_the_default_fakeredis(runtime: RQRun
         ("rq_tasks.hello(3)", "finished"),
         ("rq_tasks.hello(2)", "finished"),
     ]
+
+
+def test_render_details_hides_wall_clock_times_and_job_ids(runtime: RQRuntime, job_spans: JobSpans) -> None:
+    """enqueue_in/enqueue_at record rq.job.scheduled_for (real time), depends_on the ids: neither may vary."""
+    import re
+    from datetime import datetime, timezone
+
+    queue = runtime.queue()
+    first = queue.enqueue_in(timedelta(seconds=30), rq_tasks.hello, 1)
+    queue.enqueue_at(datetime(2030, 1, 2, tzinfo=timezone.utc), rq_tasks.hello, 2)
+    queue.enqueue(rq_tasks.hello, 3, depends_on=first)
+    runtime.drain()
+
+    text = job_spans.render(details=True)
+    assert text.count("rq.job.scheduled_for=*") == 2
+    assert "rq.job.depends_on=*" in text
+    assert not re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-|\d{4}-\d\d-\d\dT\d\d", text), text

@@ -38,9 +38,11 @@ VOLATILE_KEYS = (
     "celery.reply_to",
     "celery.task_id",
     "rq.job.id",
+    "rq.job.depends_on",
     # wall-clock times
     "celery.eta",
     "celery.expires",
+    "rq.job.scheduled_for",
     # host names, peer ports
     "celery.hostname",
     "host.name",
