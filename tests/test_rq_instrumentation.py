@@ -482,3 +482,25 @@ def test_a_retry_writes_unreadable_meta_back_unchanged(traced: Traced) -> None:
     # the documented cost (docs/rq-instrumentation.md): no count or context could be written into that meta
     assert [_attr(s, "rq.job.attempt") for s in (first, second)] == [1, 1]
     assert second.parent is None
+
+
+def test_enqueue_many_finds_its_spans_by_context_when_rq_copies_the_meta(
+    traced: Traced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should RQ copy the meta it is given, the carrier is no longer the same dict: its span context decides."""
+    import copy
+
+    original = Queue.create_job
+
+    def copying(queue: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs["meta"] = copy.deepcopy(kwargs.get("meta"))
+        return original(queue, *args, **kwargs)
+
+    monkeypatch.setattr(Queue, "create_job", copying)
+    made = traced.queue.enqueue_many([Queue.prepare_data(rq_tasks.hello, (n,)) for n in range(3)])
+
+    sends = traced.spans("send default")
+    assert sorted(_attr(s, "messaging.message.id") for s in sends) == sorted(j.id for j in made)
+    for made_job in made:
+        (send,) = [s for s in sends if _attr(s, "messaging.message.id") == made_job.id]
+        assert made_job.meta["otel"]["traceparent"].split("-")[2] == format(send.context.span_id, "016x")

@@ -209,7 +209,13 @@ class _ManySends:
 
     def _pop(self, carrier: dict[str, str]) -> Span | None:
         sent = trace.get_current_span(propagate.extract(carrier, context=Context())).get_span_context()
-        for matches in (lambda c, _: c is carrier, lambda _, s: sent.is_valid and s.get_span_context() == sent):
+        ids = (sent.trace_id, sent.span_id) if sent.is_valid else None
+
+        def same_context(_: object, span: Span) -> bool:  # the extracted context is remote: compare the ids
+            made = span.get_span_context()
+            return ids == (made.trace_id, made.span_id)
+
+        for matches in (lambda c, _: c is carrier, same_context):
             for index, (made, span) in enumerate(self.spans):
                 if matches(made, span):
                     del self.spans[index]
