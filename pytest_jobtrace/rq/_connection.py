@@ -49,8 +49,9 @@ class Lease:
             # which no command names: every rq: key goes too, as the database held none when leased.
             keys = written_keys(self._owner, self._sent) | set(self._owner.scan_iter(match="rq:*", count=500))
             keys.discard(LEASE_KEY.encode())
-            for start in range(0, len(keys), 500):
-                self._owner.delete(*sorted(keys)[start : start + 500])
+            ordered = sorted(keys)
+            for start in range(0, len(ordered), 500):
+                self._owner.delete(*ordered[start : start + 500])
         finally:
             if self._owner.get(LEASE_KEY) == self._token.encode():
                 self._owner.delete(LEASE_KEY)
