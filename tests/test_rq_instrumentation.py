@@ -481,6 +481,8 @@ def test_attempts_count_on_when_the_job_replaces_its_meta(traced: Traced) -> Non
 def test_a_retry_writes_unreadable_meta_back_unchanged(traced: Traced) -> None:
     """RQ keeps meta it cannot deserialize in a placeholder and writes the bytes back: only while untouched."""
     job = traced.queue.enqueue(rq_tasks.flaky, "unreadable", 1, retry=Retry(max=1))
+    if not hasattr(job, "_unreadable_meta"):
+        pytest.skip("this RQ (2.x) writes its placeholder over unreadable meta itself: no bytes to keep")
     traced.connection.hset(job.key, "meta", b"\x00not a pickle")
     traced.work()
 
