@@ -58,6 +58,18 @@ def note_meta_then_fail(key: str) -> str:
     return "ok"
 
 
+def replace_meta_then_fail(key: str, failures: int) -> str:
+    """Replace ``job.meta`` outright (a common pattern), and fail the first ``failures`` calls."""
+    job = get_current_job()
+    assert job is not None
+    CALLS[key] = CALLS.get(key, 0) + 1
+    job.meta = {"progress": CALLS[key]}
+    job.save_meta()
+    if CALLS[key] <= failures:
+        raise PaymentError(f"card declined {CALLS[key]}")
+    return "ok"
+
+
 def read_baggage() -> None:
     SEEN.append(baggage.get_baggage("tenant"))
 

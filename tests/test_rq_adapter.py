@@ -266,3 +266,50 @@ def test_spans(job_spans):
     )
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=1)
+
+
+@both_modes
+def test_a_job_function_defined_inside_the_test_is_refused_at_enqueue(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(
+        test_local="""
+import pytest
+from rq import Queue
+
+
+def module_level(n):
+    return n
+
+
+def test_nested(rq_jobs):
+    def charge(order_id):
+        return order_id
+
+    rq_jobs.queue().enqueue(charge, 1)
+
+
+def test_lambda_in_enqueue_many(rq_jobs):
+    rq_jobs.queue().enqueue_many([Queue.prepare_data(lambda: 1)])
+
+
+def test_module_level_and_dotted_names_still_run(rq_jobs):
+    rq_jobs.queue().enqueue(module_level, 1)
+    rq_jobs.queue().enqueue("test_local.module_level", 2)
+    assert [run.status for run in rq_jobs.drain()] == ["finished", "finished"]
+
+
+def test_rq_is_restored_after_the_test():
+    assert Queue.create_job.__module__ == "rq.queue"
+"""
+    )
+    result = run_pytest(pytester, run, "-p", "no:randomly")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "E *.JobNotImportable: rq_jobs: test_local.test_nested.<locals>.charge cannot be an RQ job: RQ stores a "
+            "job's function by its dotted name and imports it when the job runs, and a function defined inside "
+            "another function (or a lambda) cannot be imported (a real worker fails the job with 'Invalid "
+            "attribute name: charge'). Define charge at module level.",
+            "E *.JobNotImportable: rq_jobs: test_local.test_lambda_in_enqueue_many.<locals>.<lambda> cannot be an "
+            "RQ job: *'Invalid attribute name: <lambda>'). Define a named function at module level.",
+        ]
+    )

@@ -67,11 +67,15 @@ def test_the_normalised_tree_tells_a_different_tree_apart(job_spans: JobSpans) -
     assert "rq.job.retries_exhausted" not in once
 
 
-def test_without_redis_they_skip_unless_redis_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rq_fidelity, "REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens on port 1
+def test_a_real_redis_is_used_only_when_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A Redis answers on this machine: still, without JOBTRACE_REQUIRE_REDIS=1 or a URL, the tests skip.
     monkeypatch.delenv("JOBTRACE_REQUIRE_REDIS", raising=False)
-    with pytest.raises(pytest.skip.Exception, match=r"no Redis answers at redis://127\.0\.0\.1:1/0"):
+    monkeypatch.delenv("JOBTRACE_TEST_REDIS_URL", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="only when JOBTRACE_REQUIRE_REDIS=1 or JOBTRACE_TEST_REDIS_URL"):
         rq_fidelity.require_redis()
-    monkeypatch.setenv("JOBTRACE_REQUIRE_REDIS", "1")
-    with pytest.raises(pytest.fail.Exception, match="JOBTRACE_REQUIRE_REDIS=1 makes them mandatory"):
-        rq_fidelity.require_redis()
+    monkeypatch.setattr(rq_fidelity, "REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens on port 1
+    for name, value in (("JOBTRACE_REQUIRE_REDIS", "1"), ("JOBTRACE_TEST_REDIS_URL", "redis://127.0.0.1:1/0")):
+        with monkeypatch.context() as env:
+            env.setenv(name, value)
+            with pytest.raises(pytest.fail.Exception, match=r"no Redis answers at redis://127\.0\.0\.1:1/0"):
+                rq_fidelity.require_redis()

@@ -17,6 +17,7 @@ import rq_tasks
 from rq import Queue, Retry
 
 from pytest_jobtrace import JobChainError, JobFailedError, JobSpans
+from pytest_jobtrace.rq._connection import with_database
 from pytest_jobtrace.rq._drain import RQRuntime
 from pytest_jobtrace.rq.instrumentation import RQInstrumentor
 
@@ -198,7 +199,7 @@ def test_closing_restores_rq() -> None:
         runtime.queue()
 
 
-def test_a_real_redis_gives_each_runtime_its_own_database_and_cleans_only_it() -> None:
+def test_a_real_redis_gives_each_runtime_its_own_database_and_cleans_only_its_keys() -> None:
     import redis
 
     url = rq_fidelity.require_redis()
@@ -210,15 +211,15 @@ def test_a_real_redis_gives_each_runtime_its_own_database_and_cleans_only_it() -
             assert len(one.queue()) == len(two.queue()) == 1
             assert [run.status for run in one.drain()] == ["finished"]
             one_db, two_db = (_database(r) for r in (one, two))
-            one_connection, two_connection = one.connection, two.connection
+            two_connection = two.connection
+            # another client writes to the leased database during the test: its key outlives the lease
+            other = redis.Redis.from_url(with_database(url, one_db))
+            other.set("someone-else:key", "kept")
         assert one_db != two_db
-        assert 0 not in (one_db, two_db)
-        assert one_connection.dbsize() == 0
+        assert other.keys() == [b"someone-else:key"]
+        other.delete("someone-else:key")
         assert len(two.queue()) == 1  # closing `one` left `two`'s keys alone
     assert two_connection.dbsize() == 0
-    assert not redis.Redis.from_url(url).exists(
-        f"pytest-jobtrace:rq:lease:{one_db}", f"pytest-jobtrace:rq:lease:{two_db}"
-    )
 
 
 def _database(runtime: RQRuntime) -> int:
@@ -239,3 +240,39 @@ def test_jobs_scheduled_behind_rq_s_back_are_found_from_their_registry(runtime: 
 
     assert run.description == "rq_tasks.hello('registry')"
     assert 29.0 <= run.at <= 30.0  # RQ stored whole seconds of real time
+
+
+def test_rate_limits_and_unique_jobs_run_on_the_default_fakeredis(runtime: RQRuntime) -> None:
+    """rq 3 runs Lua scripts for them: fakeredis without Lua support failed with "unknown command 'evalsha'"."""
+    rate_limit = pytest.importorskip("rq.rate_limit")
+    from rq.exceptions import DuplicateJobError
+
+    queue = runtime.queue()
+    queue.enqueue(rq_tasks.hello, 1, rate_limit=rate_limit.RateLimit("mail", concurrency=1))
+    queue.enqueue(rq_tasks.hello, 2, rate_limit=rate_limit.RateLimit("mail", concurrency=1))
+    queue.enqueue(rq_tasks.hello, 3, job_id="only-once", unique=True)
+    with pytest.raises(DuplicateJobError):
+        queue.enqueue(rq_tasks.hello, 3, job_id="only-once", unique=True)
+
+    assert [(run.description, run.status) for run in runtime.drain()] == [
+        ("rq_tasks.hello(1)", "finished"),
+        ("rq_tasks.hello(3)", "finished"),
+        ("rq_tasks.hello(2)", "finished"),
+    ]
+
+
+def test_render_details_hides_wall_clock_times_and_job_ids(runtime: RQRuntime, job_spans: JobSpans) -> None:
+    """enqueue_in/enqueue_at record rq.job.scheduled_for (real time), depends_on the ids: neither may vary."""
+    import re
+    from datetime import datetime, timezone
+
+    queue = runtime.queue()
+    first = queue.enqueue_in(timedelta(seconds=30), rq_tasks.hello, 1)
+    queue.enqueue_at(datetime(2030, 1, 2, tzinfo=timezone.utc), rq_tasks.hello, 2)
+    queue.enqueue(rq_tasks.hello, 3, depends_on=first)
+    runtime.drain()
+
+    text = job_spans.render(details=True)
+    assert text.count("rq.job.scheduled_for=*") == 2
+    assert "rq.job.depends_on=*" in text
+    assert not re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-|\d{4}-\d\d-\d\dT\d\d", text), text

@@ -18,8 +18,8 @@ import pytest
 import rq  # noqa: F401
 from test_docs import file_name, parse_blocks
 
-import pytest_jobtrace.adapters  # noqa: F401
-import pytest_jobtrace.celery._runtime  # noqa: F401
+import pytest_jobtrace.adapters
+import pytest_jobtrace.celery._runtime
 import pytest_jobtrace.rq._drain  # noqa: F401
 
 # The imports above are for the in-process run: pytester forgets the modules a run imported, so a second run

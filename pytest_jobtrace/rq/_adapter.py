@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 REDIS_URL = AdapterOption(
     name="redis_url",
-    help="the Redis rq_jobs runs on (an empty database of its own per test); empty = an embedded fakeredis",
+    help="the Redis rq_jobs runs on: the database it names (/7) or the first free of /1-15, leased per test; "
+    "empty = an embedded fakeredis",
     default="",
     flag=True,
 )
@@ -52,6 +53,10 @@ class RQAdapter:
         )
         runtime.label = self.fixture_name
         runtime.open()
+        if context.request is not None:
+            from pytest_jobtrace.rq import _importable
+
+            context.request.addfinalizer(_importable.install())
         return runtime
 
 

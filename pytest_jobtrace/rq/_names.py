@@ -32,8 +32,9 @@ EXHAUSTED_EVENT = "rq.job.retries_exhausted"
 RETRY_ATTEMPTS = "rq.retry.attempts"
 
 
-VOLATILE_ATTRIBUTES = (*MESSAGING_VOLATILE_ATTRIBUTES, "rq.job.id")
-"""What ``render(details=True)`` writes as ``*`` on RQ's spans: the generated job ids."""
+VOLATILE_ATTRIBUTES = (*MESSAGING_VOLATILE_ATTRIBUTES, "rq.job.id", "rq.job.depends_on", "rq.job.scheduled_for")
+"""What ``render(details=True)`` writes as ``*`` on RQ's spans: the generated job ids, and the wall-clock time
+a scheduled job is due."""
 
 _SPANS = MessagingJobSpans(SYSTEM, FUNC_NAME, ATTEMPT, RETRY_EVENT, retry_without_exception="returned Retry")
 

@@ -21,7 +21,7 @@ from opentelemetry.trace import Link, Span, SpanKind, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from pytest_jobtrace.rq import _names as names
-from pytest_jobtrace.rq._send import Wrapped, attempt_of, carrier_of, job_attributes
+from pytest_jobtrace.rq._send import EXECUTING_ATTEMPT, Wrapped, attempt_of, carrier_of, job_attributes
 
 log = logging.getLogger("pytest_jobtrace.rq.instrumentation")
 
@@ -59,12 +59,14 @@ class Processor:
             return wrapped(*args, **kwargs)
         execution, token = started
         state = _EXECUTING.set(execution)
+        attempt = EXECUTING_ATTEMPT.set((job, execution.attempt))
         try:
             return wrapped(*args, **kwargs)
         except BaseException as exc:  # RQ handles job errors itself; this is the worker dying (SystemExit...)
             _record_failure(execution.span, exc)
             raise
         finally:
+            EXECUTING_ATTEMPT.reset(attempt)
             _EXECUTING.reset(state)
             _safely(_finish, execution)
             context.detach(token)

@@ -59,6 +59,22 @@ def attempt_of(job: Any) -> int:
     return attempt if isinstance(attempt, int) else 1
 
 
+# The job a worker is executing and its attempt number, set by the process hook: a job function may replace
+# ``job.meta`` (``job.meta = {...}``), and the retry must still count on from the attempt that ran.
+EXECUTING_ATTEMPT: ContextVar[tuple[Any, int] | None] = ContextVar("pytest_jobtrace_rq_attempt", default=None)
+
+
+def meta_unreadable(job: Any) -> bool:
+    """Whether ``job.meta`` is RQ's placeholder for stored meta it could not deserialize.
+
+    RQ writes the original bytes back only while the placeholder is untouched (``Job._serialize_meta``):
+    a key added to it would replace the job's meta for good.
+    """
+    raw = getattr(job, "_unreadable_meta", None)
+    meta = job.meta or {}
+    return raw is not None and len(meta) == 1 and meta.get("unserialized") is raw
+
+
 class Sender:
     """Opens the send spans and puts their context in ``job.meta`` before RQ saves the job."""
 
@@ -160,18 +176,23 @@ class Sender:
 
 
 class _ManySends:
-    """The send spans of one ``enqueue_many`` call, opened before RQ creates the jobs."""
+    """The send spans of one ``enqueue_many`` call, opened before RQ creates the jobs.
+
+    RQ creates the jobs inside, in an order of its own (jobs with dependencies last), so each span is found
+    again by its carrier: the very dict RQ put in the job's meta, or else the span context the propagator
+    wrote in it. Not by ``traceparent``: a B3 or Jaeger propagator writes none.
+    """
 
     def __init__(self, tracer: Tracer, queue_name: str) -> None:
         self.tracer, self.queue_name = tracer, queue_name
-        self.spans: dict[str, Span] = {}
+        self.spans: list[tuple[dict[str, str], Span]] = []
 
     def prepare(self, data: Any) -> Any:
         try:
             span = self.tracer.start_span(f"send {self.queue_name}", kind=SpanKind.PRODUCER)
             carrier: dict[str, str] = {}
             propagate.inject(carrier, context=trace.set_span_in_context(span))
-            self.spans[carrier.get("traceparent", "")] = span
+            self.spans.append((carrier, span))
             return data._replace(meta={**(data.meta or {}), names.META_KEY: carrier})
         except Exception:
             log.warning("RQ instrumentation: no send span for an enqueue_many entry", exc_info=True)
@@ -179,15 +200,30 @@ class _ManySends:
 
     def finish(self, jobs: Sequence[Any]) -> None:
         for job in jobs:
-            span = self.spans.pop(carrier_of(job).get("traceparent", ""), None)
+            span = self._pop(carrier_of(job))
             if span is not None:
                 _safely(_describe_many, span, job, self.queue_name)
                 _safely(span.end)
-        for span in self.spans.values():  # entries RQ did not turn into jobs
+        for _, span in self.spans:  # entries RQ did not turn into jobs
             _safely(span.end)
 
+    def _pop(self, carrier: dict[str, str]) -> Span | None:
+        sent = trace.get_current_span(propagate.extract(carrier, context=Context())).get_span_context()
+        ids = (sent.trace_id, sent.span_id) if sent.is_valid else None
+
+        def same_context(_: object, span: Span) -> bool:  # the extracted context is remote: compare the ids
+            made = span.get_span_context()
+            return ids == (made.trace_id, made.span_id)
+
+        for matches in (lambda c, _: c is carrier, same_context):
+            for index, (made, span) in enumerate(self.spans):
+                if matches(made, span):
+                    del self.spans[index]
+                    return span
+        return None
+
     def fail(self, exc: BaseException) -> None:
-        for span in self.spans.values():
+        for _, span in self.spans:
             _safely(span.record_exception, exc)
             _safely(span.set_status, trace.Status(trace.StatusCode.ERROR, str(exc)))
             _safely(span.end)
@@ -202,6 +238,8 @@ def _describe_many(span: Span, job: Any, queue_name: str) -> None:
 
 
 def _inject(job: Any, context: Context) -> None:
+    if meta_unreadable(job):
+        return
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=context)
     if job.meta is None:
@@ -244,7 +282,11 @@ def _release_reason(job: Any) -> str | None:
 
 
 def _count_attempt(job: Any) -> None:
-    job.meta[names.META_ATTEMPT] = attempt_of(job) + 1
+    if meta_unreadable(job):
+        return
+    executing = EXECUTING_ATTEMPT.get()
+    ran = executing[1] if executing is not None and executing[0] is job else attempt_of(job)
+    job.meta[names.META_ATTEMPT] = ran + 1
 
 
 def _scheduled_for(when: object) -> dict[str, AttributeValue]:
