@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import socket
 import threading
 import time
 from collections import Counter
@@ -63,7 +62,7 @@ class CeleryJobs:
         self._attempts: Counter[str] = Counter()
         self._runs: list[TaskRun] = []
         self._restorer: _state.Restorer | None = None
-        self._worker = InlineWorker(app, f"celery_jobs@{socket.gethostname()}", self._requeue)
+        self._worker = InlineWorker(app, self.clock, self._requeue)
 
     def __enter__(self) -> CeleryJobs:
         self.open()
@@ -81,6 +80,9 @@ class CeleryJobs:
         try:
             if self._instrument:
                 self.instrumented = _state.instrument(restorer, self._provider)
+            _state.as_on_a_worker(restorer, self.app)  # issue 17: eager off, protocol 1 refused
+            _state.refuse_other_apps(restorer, self.app)  # issue 17: no other app's publish leaves the test
+            _state.keep_broadcasts_in(restorer, self._worker.hostname)  # issue 17: revoke applied in memory
             _state.keep_worker_state(restorer)
             _state.keep_tracers(restorer, self.app)
             _state.make_current(restorer, self.app)
@@ -147,7 +149,9 @@ class CeleryJobs:
         return run
 
     def _receive(self, envelope: Envelope) -> None:
-        due = self.clock.now + _delay(envelope, getattr(self._published_at, "moment", None))
+        moment = getattr(self._published_at, "moment", None)
+        envelope = self._worker.received(envelope, moment)  # issue 17: expires on the virtual clock
+        due = self.clock.now + _delay(envelope, moment)
         self._published_at.moment = None
         with self._lock:
             heapq.heappush(self._queue, (due, next(self._seq), envelope))
