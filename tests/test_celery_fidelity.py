@@ -21,7 +21,7 @@ import redis
 from celery import Celery
 from celery import _state as celery_state
 from celery.contrib.testing.worker import start_worker
-from celery_scenarios import SCENARIOS, OpenSpans, Scenario, make_app, tree_lines, wait_for
+from celery_scenarios import DISCARDED, SCENARIOS, OpenSpans, Scenario, make_app, tree_lines, wait_for
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -93,7 +93,7 @@ def on_real_worker(scenario: Scenario, telemetry: Telemetry) -> list[ReadableSpa
             wait_for(
                 lambda: len(telemetry.exporter.get_finished_spans()) >= scenario.spans and not telemetry.opens.open
             )
-            time.sleep(0.2)  # long enough for a span beyond the expected ones to show up
+            time.sleep(scenario.settle)  # long enough for a span beyond the expected ones to show up
     finally:
         celery_state.set_default_app(default)
         celery_state._set_current_app(current)
@@ -113,7 +113,9 @@ def with_celery_jobs(scenario: Scenario, telemetry: Telemetry) -> list[ReadableS
     return telemetry.take()
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name.replace(" ", "_") for s in SCENARIOS])
+@pytest.mark.parametrize(
+    "scenario", [*SCENARIOS, *DISCARDED], ids=[s.name.replace(" ", "_") for s in [*SCENARIOS, *DISCARDED]]
+)
 def test_celery_jobs_tree_equals_a_real_workers(scenario: Scenario, telemetry: Telemetry) -> None:
     reference = on_real_worker(scenario, telemetry)
     if len(reference) != scenario.spans:
