@@ -254,3 +254,71 @@ def test_tasks_see_the_workers_node_name_and_the_worker_logs(
     by_logger = {(record.name, record.getMessage().split(" in ")[0]) for record in caplog.records}
     assert ("celery.worker.strategy", f"Task shop.where[{result.id}] received") in by_logger
     assert ("celery.app.trace", f"Task shop.where[{result.id}] succeeded") in by_logger
+
+
+# Items 1 and 2 as users meet them: a conftest's eager app, a test that asks only for celery_jobs.
+
+CONFTEST = """
+import pytest
+from celery import Celery
+
+
+@pytest.fixture
+def celery_app():
+    app = Celery("orders", broker="memory://", backend="cache+memory://", set_as_current=False)
+    app.conf.task_always_eager = True  # a common test setting
+
+    @app.task(bind=True, name="orders.process_order", shared=False)
+    def process_order(self, order_id):
+        if self.request.retries < 2:
+            raise self.retry(countdown=60, exc=ConnectionError("gateway timeout"))
+        return order_id
+
+    @app.task(name="orders.charge", shared=False)
+    def charge(order_id):
+        raise ValueError(f"card declined for order {order_id}")
+
+    return app
+"""
+
+TESTS = """
+import pytest
+from pytest_jobtrace import JobFailedError, assert_span_tree, job
+
+
+def test_retried_like_on_a_worker(celery_jobs):
+    celery_jobs.app.tasks["orders.process_order"].delay(42)
+    celery_jobs.drain()
+    assert celery_jobs.clock.now == 120
+    assert_span_tree([job("process_order", attempts=3, outcome="succeeded")])
+
+
+def test_wrong_attempts_fail(celery_jobs):
+    celery_jobs.app.tasks["orders.process_order"].delay(42)
+    celery_jobs.drain()
+    assert_span_tree([job("process_order", attempts=1, outcome="succeeded")])
+
+
+def test_a_failure_fails_the_drain(celery_jobs):
+    celery_jobs.app.tasks["orders.charge"].delay(7)
+    with pytest.raises(JobFailedError, match="card declined for order 7"):
+        celery_jobs.drain()
+
+
+def test_the_app_is_the_fixtures(celery_jobs, request):
+    assert celery_jobs.app is request.getfixturevalue("celery_app")
+    assert celery_jobs.app.conf.task_always_eager is False
+"""
+
+
+def test_an_eager_celery_app_fixture_not_requested_runs_as_on_a_worker(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_orders=TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*job 'process_order': expected 1 attempt, found 3"
+            " (attempt 1 retried, attempt 2 retried, attempt 3 succeeded)*"
+        ]
+    )
