@@ -73,6 +73,8 @@ def watch_publish_time(restorer: Restorer, app: Any, seen: threading.local) -> N
     send_task, now = app.send_task, app.now
 
     def watched_send_task(*args: Any, **kwargs: Any) -> Any:
+        if int(app.conf.task_protocol) == 1:  # set during the test: refused before the publish span starts
+            raise ValueError(PROTOCOL_1)
         seen.moment = time.time()
         return send_task(*args, **kwargs)
 
