@@ -210,6 +210,19 @@ def test_a_retry_keeps_the_first_publishs_expiry(app: Celery, jobs: CeleryJobs) 
     assert jobs.clock.now == 12
 
 
+def test_retries_due_before_the_expiry_run(app: Celery, jobs: CeleryJobs) -> None:
+    @app.task(bind=True, name="shop.quick_retry", shared=False)
+    def quick_retry(self: Any) -> int:
+        if self.request.retries < 2:
+            raise self.retry(countdown=4.99)
+        return self.request.retries
+
+    result = quick_retry.apply_async(expires=10)
+    (run,) = jobs.drain()
+    assert (run.verdict, run.attempts, jobs.clock.now) == ("succeeded", 3, pytest.approx(9.98))
+    assert result.get(timeout=1) == 2
+
+
 def test_a_revoked_task_is_discarded_and_the_revoke_stays_in_the_test(
     app: Celery, jobs: CeleryJobs, caplog: pytest.LogCaptureFixture
 ) -> None:

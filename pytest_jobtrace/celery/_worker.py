@@ -96,23 +96,19 @@ class InlineWorker:
         self._consumer = _Consumer(self.hostname)
         self._request_classes: dict[str, Any] = {}
         self._utc = app.uses_utc_timezone()
-        self._expiries: dict[tuple[str, float], float] = {}
 
     def received(self, envelope: Envelope, published_at: float | None) -> Envelope:
         """The message with its ``expires`` placed on the virtual clock, as its eta is.
 
-        A retry carries its first publish's ``expires``: it keeps the virtual moment found then, though
-        (virtual time having moved and real time not) the same real moment would now map later.
+        A retry carries the ``expires`` its attempt was given (see ``_expiring``): it maps back to the
+        same virtual moment, to the 10 ms the delays are rounded to.
         """
         expires = envelope.headers.get("expires")
         if not expires:
             return envelope
-        moment = round(maybe_iso8601(expires).timestamp(), 3)
-        key = (envelope.task_id, moment)
-        if key not in self._expiries:
-            start = published_at if published_at is not None else time.time()
-            self._expiries[key] = self.clock.now + round(moment - start, 2)
-        return replace(envelope, expires_at=self._expiries[key])
+        start = published_at if published_at is not None else time.time()
+        left = round(maybe_iso8601(expires).timestamp() - start, 2)
+        return replace(envelope, expires_at=self.clock.now + left)
 
     def perform(self, envelope: Envelope) -> Outcome:
         task = self._task(envelope.task_name)
