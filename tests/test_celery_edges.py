@@ -242,6 +242,24 @@ def test_revoke_with_reply_answers_as_a_worker(app: Celery, jobs: CeleryJobs) ->
     assert replies == [{default_nodename(None): {"ok": f"tasks {{'{result.id}'}} flagged as revoked"}}]
 
 
+def test_terminating_the_running_task_is_refused_and_a_pending_one_is_revoked(app: Celery, jobs: CeleryJobs) -> None:
+    @app.task(bind=True, name="shop.stop_myself", shared=False)
+    def stop_myself(self: Any) -> None:
+        self.app.control.revoke(self.request.id, terminate=True)
+
+    stop_myself.delay()
+    (run,) = jobs.drain(expect_failures=True)
+    assert run.verdict == "failed"
+    assert str(run.exception) == (
+        "revoke(terminate=True) of a task that is running: celery_jobs runs it on the test's thread and"
+        " cannot terminate it as a worker would. Revoke it before it runs, or without terminate=True."
+    )
+    pending = task(app, "shop.add").apply_async((1, 2), countdown=5)
+    pending.revoke(terminate=True)
+    (run,) = jobs.drain()
+    assert run.verdict == "revoked"
+
+
 def test_other_broadcasts_are_refused_naming_the_command(app: Celery, jobs: CeleryJobs) -> None:
     with pytest.raises(RuntimeError, match=r"app.control broadcast 'ping': celery_jobs runs no worker"):
         app.control.ping()
