@@ -105,6 +105,8 @@ class Scenario:
     """How many spans a real worker makes (asserted on every run)."""
     span_links: bool = False
     failures: bool = False
+    settle: float = 0.2
+    """Seconds the reference waits past the expected spans for one more to show up."""
 
 
 def _task(app: Celery, name: str) -> Any:
@@ -194,6 +196,16 @@ def _flask_view(app: Celery, provider: TracerProvider) -> object:
         FlaskInstrumentor().uninstrument_app(web)
 
 
+def _expired(app: Celery, provider: TracerProvider) -> object:
+    return _task(app, "shop.add").apply_async((1, 2), countdown=0.3, expires=0.1)
+
+
+def _revoked(app: Celery, provider: TracerProvider) -> object:
+    result = _task(app, "shop.add").apply_async((1, 2), countdown=0.3)
+    result.revoke()
+    return result
+
+
 SCENARIOS: Sequence[Scenario] = (
     Scenario("single task", _single, 2),
     Scenario("three children in a custom span", _fan_out, 9),
@@ -281,3 +293,10 @@ def _describe(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> str:
 
 def _event_attributes(attributes: Any) -> dict[str, Any]:
     return {k: v for k, v in sorted((attributes or {}).items()) if k != "exception.stacktrace"}
+
+
+# Tasks a worker discards before they run: compared with a real worker, not part of the eager table.
+DISCARDED: Sequence[Scenario] = (
+    Scenario("expires before its countdown", _expired, 1, settle=0.8),
+    Scenario("revoked before its countdown", _revoked, 1, settle=0.8),
+)

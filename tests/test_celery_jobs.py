@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import celery.contrib.pytest  # noqa: F401
 import opentelemetry.instrumentation.celery  # noqa: F401
 import pytest
@@ -219,8 +221,17 @@ def test_span_links_are_matched_by_linked_true(shop: pytest.Pytester) -> None:
 
 
 def test_the_app_comes_from_a_celery_app_fixture_then_current_app(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest(
+    pytester.mkpydir("orders")
+    pytester.makepyfile(
+        test_elsewhere="""
+        def test_current_app(celery_jobs):
+            from celery import current_app
+            assert celery_jobs.app is current_app._get_current_object()
         """
+    )
+    pytester.path.joinpath("orders", "conftest.py").write_text(
+        textwrap.dedent(
+            """
         import pytest
         from celery import Celery
 
@@ -233,24 +244,28 @@ def test_the_app_comes_from_a_celery_app_fixture_then_current_app(pytester: pyte
                 return "pong"
 
             return app
-        """
+            """
+        )
     )
-    pytester.makepyfile(
+    pytester.path.joinpath("orders", "test_orders.py").write_text(
         """
-        from celery import Celery
+def test_fixture(celery_app, celery_jobs):
+    assert celery_jobs.app is celery_app
+    result = celery_app.send_task("fixture_app.ping")
+    (run,) = celery_jobs.drain()
+    assert (run.name, run.verdict) == ("fixture_app.ping", "succeeded")
 
-        def test_fixture(celery_app, celery_jobs):
-            assert celery_jobs.app is celery_app
-            result = celery_app.send_task("fixture_app.ping")
-            (run,) = celery_jobs.drain()
-            assert (run.name, run.verdict) == ("fixture_app.ping", "succeeded")
-
-        def test_current_app(celery_jobs):
-            from celery import current_app
-            assert celery_jobs.app is current_app._get_current_object()
-        """
+def test_fixture_not_requested(celery_jobs, request):
+    # the conftest's celery_app counts though the test asks only for celery_jobs
+    app = request.getfixturevalue("celery_app")
+    assert celery_jobs.app is app
+    app.send_task("fixture_app.ping")
+    assert [p.name for p in celery_jobs.pending] == ["fixture_app.ping"]
+    (run,) = celery_jobs.drain()
+    assert run.verdict == "succeeded"
+"""
     )
-    pytester.runpytest().assert_outcomes(passed=2)
+    pytester.runpytest().assert_outcomes(passed=3)
 
 
 def test_a_bad_celery_app_option_is_an_error_naming_it(pytester: pytest.Pytester) -> None:

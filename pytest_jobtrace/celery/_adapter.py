@@ -75,11 +75,17 @@ def find_app(context: AdapterContext) -> Any:
     if spec:
         return _load_app(str(spec))
     request = context.request
-    if request is not None and "celery_app" in request.fixturenames:
+    if request is not None and _has_fixture(request, "celery_app"):
         return request.getfixturevalue("celery_app")
     from celery import current_app
 
     return current_app._get_current_object()
+
+
+def _has_fixture(request: Any, name: str) -> bool:
+    """Whether a fixture ``name`` is visible to the test, requested by it or not (``fixturenames`` lists only
+    the requested ones, and a conftest's ``celery_app`` must count when only ``celery_jobs`` is asked for)."""
+    return bool(request._fixturemanager.getfixturedefs(name, request.node))
 
 
 def _load_app(spec: str) -> Any:

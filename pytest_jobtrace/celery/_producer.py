@@ -28,6 +28,8 @@ class Envelope:
     headers: dict[str, Any]
     properties: dict[str, Any]
     delivery_info: dict[str, Any]
+    expires_at: float | None = None
+    """When ``expires`` (a real moment) falls on the test's virtual clock; None without ``expires``."""
 
     @property
     def task_name(self) -> str:
@@ -36,6 +38,13 @@ class Envelope:
     @property
     def task_id(self) -> str:
         return str(self.headers["id"])
+
+
+PROTOCOL_1 = (
+    "the Celery app sets task_protocol=1: celery_jobs performs Celery's message protocol 2 (the default"
+    " since Celery 4.0) only. Remove task_protocol=1 from the app's configuration in the test"
+    " (app.conf.task_protocol = 2)."
+)
 
 
 class _StandInConnection:
@@ -74,6 +83,8 @@ class InMemoryProducer(Producer):
     def publish(self, body: Any, routing_key: str | None = None, **options: Any) -> None:  # type: ignore[override]
         headers = options.get("headers") or {}
         if "task" not in headers:
+            if isinstance(body, dict) and "task" in body:
+                raise ValueError(PROTOCOL_1)  # set after celery_jobs started: protocol 1 keeps the task in the body
             return  # an event ("task-sent" with task_send_sent_event): no worker consumes it
         payload, content_type, content_encoding = self._prepare(
             body,

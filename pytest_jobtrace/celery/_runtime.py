@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import socket
 import threading
 import time
 from typing import Any
@@ -59,12 +58,15 @@ class CeleryJobs(JobRunner[_Entry, TaskRun, TaskRun]):
         self._published_at = threading.local()  # per thread: a web app under test may publish from its own
         self._attempts: dict[str, int] = {}
         self._restorer: _state.Restorer | None = None
-        self._worker = InlineWorker(app, f"celery_jobs@{socket.gethostname()}", self._requeue)
+        self._worker = InlineWorker(app, self.clock, self._requeue)
 
     def _open(self) -> None:
         restorer = self._restorer = _state.Restorer()
         if self._instrument:
             self.instrumented = _state.instrument(restorer, self._provider)
+        _state.as_on_a_worker(restorer, self.app)  # eager mode off, protocol 1 refused
+        _state.refuse_other_apps(restorer, self.app)  # no other app's publish leaves the test's process
+        _state.keep_broadcasts_in(restorer, self._worker.hostname)  # revoke() applied in memory
         _state.keep_worker_state(restorer)
         _state.keep_tracers(restorer, self.app)
         _state.make_current(restorer, self.app)
@@ -131,7 +133,9 @@ class CeleryJobs(JobRunner[_Entry, TaskRun, TaskRun]):
     # -- messages in --------------------------------------------------------------------------------
 
     def _receive(self, envelope: Envelope) -> None:
-        due = self.clock.now + _delay(envelope, getattr(self._published_at, "moment", None))
+        moment = getattr(self._published_at, "moment", None)
+        envelope = self._worker.received(envelope, moment)  # its expiry moved onto the virtual clock
+        due = self.clock.now + _delay(envelope, moment)
         self._published_at.moment = None
         self._enqueued(envelope.task_id, envelope.task_name)
         with self._lock:

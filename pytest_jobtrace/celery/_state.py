@@ -17,6 +17,8 @@ from typing import Any
 from celery import _state as celery_state
 from celery.worker import state as worker_state
 
+from pytest_jobtrace.celery._producer import PROTOCOL_1
+
 _MAPPINGS = ("requests", "total_count", "revoked_stamps")
 _SETS = ("reserved_requests", "active_requests", "scheduled_requests", "successful_requests", "revoked")
 
@@ -41,7 +43,9 @@ def intercept_producer(restorer: Restorer, app: Any, producer: object) -> None:
     previous = vars(app).get("producer_or_acquire")
 
     def producer_or_acquire(given: object = None) -> nullcontext[object]:
-        return nullcontext(given if given is not None else producer)
+        if given is not None and given is not producer:
+            raise RuntimeError(EXPLICIT_PRODUCER)
+        return nullcontext(producer)
 
     app.producer_or_acquire = producer_or_acquire
 
@@ -54,6 +58,12 @@ def intercept_producer(restorer: Restorer, app: Any, producer: object) -> None:
     restorer.add(undo)
 
 
+EXPLICIT_PRODUCER = (
+    "a task was published with its own producer= or connection=: the message would go to the broker behind"
+    " it, not to celery_jobs. Publish without producer= and connection= in the test."
+)
+
+
 def watch_publish_time(restorer: Restorer, app: Any, seen: threading.local) -> None:
     """Keep in ``seen.moment`` (a POSIX timestamp) when the current thread's publish started, by Celery's clock.
 
@@ -63,6 +73,8 @@ def watch_publish_time(restorer: Restorer, app: Any, seen: threading.local) -> N
     send_task, now = app.send_task, app.now
 
     def watched_send_task(*args: Any, **kwargs: Any) -> Any:
+        if int(app.conf.task_protocol) == 1:  # set during the test: refused before the publish span starts
+            raise ValueError(PROTOCOL_1)
         seen.moment = time.time()
         return send_task(*args, **kwargs)
 
@@ -128,3 +140,105 @@ def instrument(restorer: Restorer, provider: object | None) -> bool:
     instrumentor.instrument(tracer_provider=provider)
     restorer.add(instrumentor.uninstrument)
     return True
+
+
+def as_on_a_worker(restorer: Restorer, app: Any) -> None:
+    """Settings a worker does not apply to the messages it consumes: eager mode off, protocol 1 refused.
+
+    A worker never runs a message eagerly, whatever ``task_always_eager`` says; under eager mode nothing
+    would be published, so drain() would perform nothing and failures would never reach it.
+    """
+    conf = app.conf
+    if int(conf.task_protocol) == 1:
+        raise ValueError(PROTOCOL_1)  # checked again at publish, should the test set it later
+    if conf.task_always_eager:
+        conf.task_always_eager = False
+        restorer.add(lambda: setattr(conf, "task_always_eager", True))
+
+
+def refuse_other_apps(restorer: Restorer, app: Any) -> None:
+    """A publish through any other Celery app during the test is an error, not a message to its broker."""
+    from celery import Celery
+
+    original = vars(Celery)["producer_or_acquire"]
+
+    def producer_or_acquire(self: Any, producer: object = None) -> Any:
+        if self is not app:  # the test's app has its own in-memory producer_or_acquire, which wins
+            raise RuntimeError(_other_app_message(self, app))
+        return original(self, producer)
+
+    Celery.producer_or_acquire = producer_or_acquire
+    restorer.add(lambda: setattr(Celery, "producer_or_acquire", original))
+
+
+def _other_app_message(other: Any, app: Any) -> str:
+    return (
+        f"a task was published through the Celery app {_app_name(other)} (broker {other.conf.broker_url!r}),"
+        f" but celery_jobs runs the app {_app_name(app)}: the message would leave the test for that broker."
+        " Give celery_jobs the app your code publishes through: a `celery_app` fixture that returns it,"
+        " or the ini key jobtrace_celery_app = package.module:app."
+    )
+
+
+def _app_name(app: Any) -> str:
+    return repr(app.main or "default")
+
+
+def keep_broadcasts_in(restorer: Restorer, hostname: str) -> None:
+    """``app.control`` broadcasts reach no broker: revokes are applied as the worker applies them, others refused.
+
+    Any app's broadcast counts: a revoke sent to a real broker would reach real workers, not the test.
+    """
+    from celery.app.control import Control
+
+    original = vars(Control)["broadcast"]
+
+    def broadcast(
+        self: Any, command: str, arguments: dict[str, Any] | None = None, *_: Any, reply: bool = False, **extra: Any
+    ) -> Any:
+        arguments = dict(arguments or {}, **{key: value for key, value in extra.items() if key not in _TRANSPORT})
+        answer = _apply_control(self.app, command, arguments)
+        return [{hostname: answer}] if reply else None
+
+    Control.broadcast = broadcast
+    restorer.add(lambda: setattr(Control, "broadcast", original))
+
+
+_TRANSPORT = frozenset({"destination", "connection", "timeout", "limit", "callback", "channel", "pattern", "matcher"})
+
+
+class _ControlState:
+    """What the worker's remote-control commands read of the worker (the app; no consumer runs here)."""
+
+    consumer = None
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+
+def _apply_control(app: Any, command: str, arguments: dict[str, Any]) -> Any:
+    from celery.worker import control
+
+    if command not in ("revoke", "revoke_by_stamped_headers"):
+        raise RuntimeError(
+            f"app.control broadcast {command!r}: celery_jobs runs no worker that could answer it, and the"
+            " broadcast would go to the app's broker. Only revoke() is applied in the test;"
+            f" leave {command!r} out of the test or replace it with a stub."
+        )
+    if arguments.get("terminate"):
+        _refuse_terminating_a_running_task(arguments)
+    arguments.pop("terminate", None)
+    handler = control.revoke if command == "revoke" else control.revoke_by_stamped_headers
+    return handler(_ControlState(app), **arguments)
+
+
+def _refuse_terminating_a_running_task(arguments: dict[str, Any]) -> None:
+    """The only running task is the caller's own, on the test's thread: no process to terminate."""
+    from kombu.utils.functional import maybe_list
+
+    targets = set(maybe_list(arguments.get("task_id")) or ())
+    if any(request.id in targets for request in worker_state.active_requests):
+        raise RuntimeError(
+            "revoke(terminate=True) of a task that is running: celery_jobs runs it on the test's thread and"
+            " cannot terminate it as a worker would. Revoke it before it runs, or without terminate=True."
+        )

@@ -9,19 +9,29 @@ that runs the request at once. The solo pool itself is not constructed: its cons
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from celery import signals
+from celery.app import trace as celery_trace
 from celery.concurrency.base import apply_target
 from celery.exceptions import Ignore, Reject, Retry, TaskRevokedError
+from celery.result import denied_join_result
 from celery.utils.imports import symbol_by_name
+from celery.utils.nodenames import default_nodename
+from celery.utils.time import maybe_iso8601
 from celery.worker import state as worker_state
+from celery.worker import strategy
 from celery.worker.request import create_request_cls
 from kombu.message import Message
+from kombu.serialization import prepare_accept_content
 
+from pytest_jobtrace.adapters import VirtualClock
 from pytest_jobtrace.celery._producer import Envelope
 
 Verdict = Literal["succeeded", "retried", "requeued", "failed", "ignored", "rejected", "revoked"]
@@ -42,8 +52,9 @@ class UnregisteredTaskError(LookupError):
 class _InlinePool:
     """The part of a worker pool a Request uses: runs the trace at once and keeps what it returned."""
 
-    def __init__(self) -> None:
+    def __init__(self, trace: Callable[..., Any]) -> None:
         self.returned: tuple[int, Any, float] | None = None
+        self._trace = trace
 
     def apply_async(
         self,
@@ -59,6 +70,8 @@ class _InlinePool:
             if callback is not None:
                 callback(returned)
 
+        if target in (celery_trace.trace_task_ret, celery_trace.fast_trace_task):
+            target = self._trace  # the worker's fast path, with this worker's node name and tasks
         apply_target(target, args, kwargs, keep, accept_callback, pid=os.getpid())
 
 
@@ -74,22 +87,37 @@ class _Consumer:
 class InlineWorker:
     """Performs task messages for one app, one at a time, on the calling thread."""
 
-    def __init__(self, app: Any, hostname: str, requeue: Callable[[Envelope], None]) -> None:
+    def __init__(self, app: Any, clock: VirtualClock, requeue: Callable[[Envelope], None]) -> None:
         self.app = app
-        self.hostname = hostname
+        self.clock = clock
+        self.hostname = default_nodename(None)  # celery@host: a worker started without a node name
         self._requeue = requeue
-        self._pool = _InlinePool()
-        self._consumer = _Consumer(hostname)
+        self._pool = _InlinePool(self._fast_trace)
+        self._consumer = _Consumer(self.hostname)
         self._request_classes: dict[str, Any] = {}
         self._utc = app.uses_utc_timezone()
 
+    def received(self, envelope: Envelope, published_at: float | None) -> Envelope:
+        """The message with its ``expires`` placed on the virtual clock, as its eta is.
+
+        A retry carries the ``expires`` its attempt was given (see ``_expiring``): it maps back to the
+        same virtual moment, to the 10 ms the delays are rounded to.
+        """
+        expires = envelope.headers.get("expires")
+        if not expires:
+            return envelope
+        start = published_at if published_at is not None else time.time()
+        left = round(maybe_iso8601(expires).timestamp() - start, 2)
+        return replace(envelope, expires_at=self.clock.now + left)
+
     def perform(self, envelope: Envelope) -> Outcome:
         task = self._task(envelope.task_name)
+        envelope = self._expiring(envelope)
         requeued: list[Envelope] = []
 
         def on_reject(logger: object, errors: object, requeue: bool = False) -> None:
-            if requeue:  # the broker delivers it again (as Redis and the memory transport do: not flagged)
-                requeued.append(envelope)
+            if requeue:  # the broker delivers it again, flagged as kombu's Redis transport and RabbitMQ flag it
+                requeued.append(_redelivered(envelope))
 
         request = self._request_class(task)(
             _message(envelope),
@@ -105,13 +133,17 @@ class InlineWorker:
             decoded=False,
             utc=self._utc,
         )
+        _log_received(request)
         if (request.expires or request.id in worker_state.revoked) and request.revoked():
             return Outcome("revoked")
         signals.task_received.send(sender=self._consumer, request=request)
         worker_state.task_reserved(request)
         self._pool.returned = None
+        if task.__trace__ is None:  # as a worker compiles it when it starts: with its node name and log level
+            task.__trace__ = celery_trace.build_tracer(task.name, task, self.app.loader, self.hostname, app=self.app)
         try:
-            request.execute_using_pool(self._pool)
+            with denied_join_result():  # a worker sets this flag: result.get() in a task raises at once
+                request.execute_using_pool(self._pool)
         except TaskRevokedError:
             return Outcome("revoked")
         outcome = _judge(self._pool.returned)
@@ -119,6 +151,21 @@ class InlineWorker:
             self._requeue(again)
             outcome = Outcome("requeued", outcome.exception)
         return outcome
+
+    def _fast_trace(self, *args: Any, **kwargs: Any) -> Any:
+        accept = prepare_accept_content(self.app.conf.accept_content)
+        return celery_trace.fast_trace_task(*args, _loc=[self.app.tasks, accept, self.hostname], **kwargs)
+
+    def _expiring(self, envelope: Envelope) -> Envelope:
+        """``expires`` as a real moment as far ahead of now as it is ahead of the virtual clock (or behind).
+
+        Celery's own request then judges it, as on a worker: discarded, revoked, "Discarding revoked task".
+        """
+        if envelope.expires_at is None:
+            return envelope
+        left = timedelta(seconds=envelope.expires_at - self.clock.now)
+        expires = (datetime.now(timezone.utc) + left).isoformat()
+        return replace(envelope, headers={**envelope.headers, "expires": expires})
 
     def _task(self, name: str) -> Any:
         try:
@@ -149,6 +196,23 @@ def _message(envelope: Envelope) -> Message:
         properties=dict(envelope.properties),
         headers=envelope.headers,
     )
+
+
+def _redelivered(envelope: Envelope) -> Envelope:
+    return replace(envelope, delivery_info={**envelope.delivery_info, "redelivered": True})
+
+
+def _log_received(request: Any) -> None:
+    """The line a worker's strategy logs for each message it takes ("Task shop.add[id] received")."""
+    if strategy.logger.isEnabledFor(logging.INFO):
+        context = {
+            "id": request.id,
+            "name": request.name,
+            "args": request.argsrepr,
+            "kwargs": request.kwargsrepr,
+            "eta": request.eta,
+        }
+        strategy.logger.info(celery_trace.LOG_RECEIVED, context, extra={"data": context})
 
 
 def _ignore(*_: object) -> None:
