@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 
 import pytest
-from helpers import mismatch
+from helpers import headline, mismatch
 from inline_snapshot import snapshot
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Span, SpanKind, StatusCode
@@ -385,3 +385,32 @@ def test_exact_on_a_job(pytester: pytest.Pytester) -> None:
     assert line[line.index("FIRST:") :] == snapshot(
         "FIRST:span tree does not match: unexpected child 'send' under 'send default' > 'process default' (job 'ReceiptJob' has exact=True)"
     )
+
+
+# --- issue 17, item 21: a span-name pattern that matches only part of the name ------------------------
+
+
+def test_a_name_pattern_that_matches_part_of_a_child_name_says_so(checkout: InMemorySpanExporter) -> None:
+    message = mismatch(span("POST /orders", children=[span(re.compile("payment"))]), checkout)
+    assert headline(message) == snapshot(
+        "span tree does not match: missing child matching /payment/ under 'POST /orders'; its children are 'payment.charge', 'inventory.reserve', 'send_receipt'; /payment/ matches only part of 'payment.charge': a name pattern must match the whole name (re.fullmatch)"
+    )
+
+
+def test_a_name_pattern_that_matches_part_of_a_root_name_says_so(checkout: InMemorySpanExporter) -> None:
+    message = mismatch(span(re.compile("POST")), checkout)
+    assert headline(message) == snapshot(
+        "span tree does not match: no captured span matches /POST/; /POST/ matches only part of 'POST /orders': a name pattern must match the whole name (re.fullmatch)"
+    )
+
+
+def test_a_name_pattern_that_matches_part_of_the_closest_span_says_so(checkout: InMemorySpanExporter) -> None:
+    message = mismatch(span(re.compile("charge"), kind=SpanKind.CLIENT), checkout)
+    assert headline(message) == snapshot(
+        "span tree does not match: no captured span matches /charge/; /charge/ matches only part of 'payment.charge': a name pattern must match the whole name (re.fullmatch)"
+    )
+
+
+def test_a_name_pattern_that_matches_no_part_gets_no_part_hint(checkout: InMemorySpanExporter) -> None:
+    message = mismatch(span("POST /orders", children=[span(re.compile("refund"))]), checkout)
+    assert "only part" not in message

@@ -6,11 +6,12 @@ Runs only when an assertion has already failed, so it favours clear answers over
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 
 from pytest_jobtrace._core.deep import DEEP, post_order
-from pytest_jobtrace._core.expect import Expected
+from pytest_jobtrace._core.expect import Expected, ExpectedSpan
 from pytest_jobtrace._core.forest import SpanNode
 from pytest_jobtrace._core.match import Difference, Matcher, crowded_groups, sibling_groups
 from pytest_jobtrace._core.values import show
@@ -60,6 +61,20 @@ def _misread_hint(name: str) -> str:
             "given as span()'s keywords"
         )
     return ""
+
+
+def _partial_name_hint(node: Expected, nodes: Sequence[SpanNode]) -> str:
+    """A name pattern that finds a span name but does not match all of it: say so (patterns use re.fullmatch)."""
+    pattern = node.name if isinstance(node, ExpectedSpan) else None
+    if not isinstance(pattern, re.Pattern):
+        return ""
+    partial = [n for n in nodes if isinstance(n.name, str) and pattern.search(n.name)]
+    if not partial:
+        return ""
+    return (
+        f"; {show(pattern)} matches only part of {names(partial, 3)}: a name pattern must match the whole name "
+        "(re.fullmatch)"
+    )
 
 
 class Diagnoser:
@@ -142,7 +157,7 @@ class Diagnoser:
             return self._missing_root(node)
         kids = f"; {node.siblings(actual)}"
         name = node.exact_name()
-        kids += _misread_hint(name) if name is not None else ""
+        kids += _misread_hint(name) if name is not None else _partial_name_hint(node, actual)
         elsewhere = node.whereabouts(self.m.forest)
         message = f"missing child matching {node.label()} under {where(parent)}{kids}"
         message += f"; {elsewhere}" if elsewhere else ""
@@ -164,7 +179,7 @@ class Diagnoser:
     def _similar(self, node: Expected) -> str:
         name = node.exact_name()
         if name is None:
-            return ""
+            return _partial_name_hint(node, self.m.forest.display_order)
         known = sorted({n.name for n in self.m.forest.nodes})
         close = difflib.get_close_matches(name, known, n=3)
         hint = f" (similar names captured: {', '.join(map(repr, close))})" if close else ""

@@ -250,7 +250,9 @@ class ExpectedSpan(Expected):
     def _name_diff(self, node: SpanNode) -> str | None:
         if self.name is None or value_matches(self.name, node.name):
             return None
-        return f"name: expected {show_name(self.name)}, got {node.name!r}"
+        part = isinstance(self.name, re.Pattern) and self.name.search(node.name) is not None
+        why = " (it matches only part of it: a name pattern must match the whole name, re.fullmatch)" if part else ""
+        return f"name: expected {show_name(self.name)}, got {node.name!r}{why}"
 
     def _kind_diff(self, node: SpanNode) -> str | None:
         if self.kind is None or node.kind == self.kind:
