@@ -383,7 +383,7 @@ def test_exact_on_a_job(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1)
     line = next(line for line in result.stdout.str().splitlines() if "FIRST:" in line)
     assert line[line.index("FIRST:") :] == snapshot(
-        "FIRST:span tree does not match: unexpected child 'send' under 'send default' > 'process default' (job 'ReceiptJob' has exact=True)"
+        "FIRST:span tree does not match: unexpected child 'send' under job 'ReceiptJob' (job 'ReceiptJob' has exact=True)"
     )
 
 
@@ -414,3 +414,45 @@ def test_a_name_pattern_that_matches_part_of_the_closest_span_says_so(checkout: 
 def test_a_name_pattern_that_matches_no_part_gets_no_part_hint(checkout: InMemorySpanExporter) -> None:
     message = mismatch(span("POST /orders", children=[span(re.compile("refund"))]), checkout)
     assert "only part" not in message
+
+
+# --- issue 17, item 20: a place inside a retried job is given from the job ------------------------------
+
+
+def test_a_difference_inside_a_retried_attempt_is_placed_from_the_job(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from opentelemetry import trace
+        from pytest_jobtrace import SpanTreeMismatch, assert_span_tree, job, span
+        from pytest_jobtrace.builtin import Job
+
+        tracer = trace.get_tracer("shop")
+
+        class SyncToLedgerJob(Job):
+            retry_on = (ConnectionError,)
+            attempts = 2
+
+            def perform(self):
+                with tracer.start_as_current_span("ledger.sync", attributes={"attempt": self.executions}):
+                    if self.executions == 1:
+                        raise ConnectionError("ledger unreachable")
+
+        def test_place(job_spans, builtin_jobs):
+            with tracer.start_as_current_span("POST /sync"):
+                with tracer.start_as_current_span("sync.batch"):
+                    SyncToLedgerJob.perform_later()
+            builtin_jobs.drain()
+            expected = span("POST /sync", children=[span("sync.batch", children=[
+                job("SyncToLedgerJob", children=[span("ledger.sync", attributes={"attempt": 3})])])])
+            with pytest.raises(SpanTreeMismatch) as excinfo:
+                assert_span_tree(expected)
+            print("FIRST:" + str(excinfo.value).splitlines()[0])
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly", "-s")
+    result.assert_outcomes(passed=1)
+    line = next(line for line in result.stdout.str().splitlines() if "FIRST:" in line)
+    assert line[line.index("FIRST:") :] == snapshot(
+        "FIRST:span tree does not match: nothing under job 'SyncToLedgerJob' matches 'ledger.sync' with {attempt=3}; 2 spans come equally close, the first: at job 'SyncToLedgerJob', attempt 1 > 'ledger.sync': attributes['attempt']: expected 3, got 1"
+    )

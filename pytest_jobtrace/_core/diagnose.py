@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from pytest_jobtrace._core.deep import DEEP, post_order
@@ -19,13 +19,30 @@ from pytest_jobtrace._core.values import show
 _MAX_CANDIDATES = 50
 
 
+Scope = Callable[[SpanNode], "tuple[SpanNode, str] | None"]
+SCOPES: dict[str, Scope] = {}
+"""Where a path may start from something the user named rather than the trace root, by kind (e.g. "job"):
+a function given a span returns the ancestor (or the span) to start from and how to call it, or None."""
+
+
 def where(node: SpanNode, keep: int = 3) -> str:
-    """``'root' > 'child' > 'span'``; a deep path keeps its first and last ``keep`` levels."""
+    """``'root' > 'child' > 'span'``; a deep path keeps its first and last ``keep`` levels.
+
+    Inside a scope the user named (a job's attempt), the path starts there: ``job 'X', attempt 1 > 'span'``.
+    """
     path = node.path()
-    if len(path) > 2 * keep + 1:
-        skipped = f"... {len(path) - 2 * keep} levels ..."
-        return " > ".join([*(show(n.name) for n in path[:keep]), skipped, *(show(n.name) for n in path[-keep:])])
-    return " > ".join(show(n.name) for n in path)
+    head: list[str] = []
+    for scope in SCOPES.values():
+        found = scope(node)
+        if found is not None:
+            start, head = found[0], [found[1]]
+            path = path[next(i for i, n in enumerate(path) if n is start) + 1 :]
+            break
+    if len(head) + len(path) > 2 * keep + 1:
+        first = path[: keep - len(head)]
+        skipped = f"... {len(path) - len(first) - keep} levels ..."
+        return " > ".join([*head, *(show(n.name) for n in first), skipped, *(show(n.name) for n in path[-keep:])])
+    return " > ".join([*head, *(show(n.name) for n in path)])
 
 
 def names(nodes: Sequence[SpanNode], limit: int = 6) -> str:

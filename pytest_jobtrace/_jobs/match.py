@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pytest_jobtrace._core.diagnose import where
+from pytest_jobtrace._core.diagnose import SCOPES, where
 from pytest_jobtrace._core.expect import ExceptionSpec, Expected, attributes_diff, exception_difference, show_attrs
 from pytest_jobtrace._core.forest import SpanForest, SpanNode
 from pytest_jobtrace._core.notation import Groups, NotationError, Reader, looks_like_regex, quote, write_value
@@ -301,6 +301,25 @@ def _job_from_dict(data: Mapping[str, Any]) -> Expected:
 
 
 DICT_BUILDERS["job"] = _job_from_dict
+
+
+def _job_scope(node: SpanNode) -> tuple[SpanNode, str] | None:
+    """A span an attempt made is placed from its job (``job 'X', attempt 1 > 'span'``), not from the trace
+    root: the attempts of a retried job sit side by side, six levels down in a real trace."""
+    attempts = job_index(node.forest).attempt_of
+    for ancestor in reversed(node.path()):
+        found = attempts.get(ancestor.index)
+        if found is not None:
+            job, number = found
+            label = job_label(job.short_name)
+            # The last attempt stands for the job itself (its children are matched there).
+            if len(job.attempt_nodes) > 1 and not (ancestor is node and number == len(job.attempt_nodes)):
+                label += f", attempt {number}"
+            return ancestor, label
+    return None
+
+
+SCOPES["job"] = _job_scope
 
 
 # --- the text-tree line ``job NAME [notes] {attributes}`` -------------------------------------------

@@ -124,6 +124,11 @@ class JobIndex:
                 job.parent = parent
                 parent.enqueued.append(job)
 
+    @functools.cached_property
+    def attempt_of(self) -> dict[int, tuple[JobView, int]]:
+        """Each attempt span's job and 1-based attempt number."""
+        return {node.index: (job, n) for job in self.jobs for n, node in enumerate(job.attempt_nodes, 1)}
+
     def job_at(self, node: SpanNode) -> JobView | None:
         return self.by_site.get(node.index)
 
