@@ -157,6 +157,14 @@ class AdapterUnavailable(ImportError):
 
 
 _registry: dict[str, JobAdapter] = {}
+_active: dict[str, ActiveAdapter] = {}
+
+
+def active_adapter(name: str) -> ActiveAdapter | None:
+    """The activation of adapter ``name`` for the running test (its fixture's value), or None."""
+    return _active.get(name)
+
+
 _entry_points_loaded = False
 
 

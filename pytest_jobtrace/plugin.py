@@ -168,9 +168,11 @@ def _adapter_fixture(adapter: _adapters.JobAdapter) -> Callable[..., Any]:
         __tracebackhide__ = True
         context = _adapters.AdapterContext(jobtrace_options, job_clock, request, jobtrace_tracer_provider)
         active = adapter.activate(context)
+        _adapters._active[adapter.name] = active  # failure notes ask it where a job went
         try:
             yield active
         finally:
+            _adapters._active.pop(adapter.name, None)
             active.close()
         if getattr(active, "chain_error", None) is None:  # after a JobChainError, what is pending was reported
             report_undrained(request.node, adapter, active.pending)

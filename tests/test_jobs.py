@@ -225,9 +225,7 @@ def test_missing_child_job(pytester: pytest.Pytester, run: str) -> None:
     )
     result = run_shop(pytester, run)
     result.assert_outcomes(failed=1)
-    assert "missing child matching job 'SendInvoiceJob' under job 'ProcessOrderJob'" in (
-        result.stdout.str()
-    )
+    assert "missing child matching job 'SendInvoiceJob' under job 'ProcessOrderJob'" in (result.stdout.str())
 
 
 @both_modes

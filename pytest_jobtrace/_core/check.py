@@ -97,8 +97,14 @@ def _notes(forest: SpanForest, still_open: Sequence[str]) -> list[str]:
         names = ", ".join(repr(name) for name in still_open[:5])
         notes.append(f"note: not ended yet, so not captured yet: {names}; assert after the `with` block ends")
     pending: dict[str, list[str]] = {}
-    for job in job_index(forest).jobs:
-        if not job.attempt_nodes:
+    index = job_index(forest)
+    for job in index.jobs:
+        if job.attempt_nodes or index.reused_by(job) is not None:
+            continue  # a job whose id a later enqueue reused never runs: its own difference says so
+        elsewhere = job.went_elsewhere()
+        if elsewhere is not None:
+            notes.append(f"note: {job.short_name!r} was never processed: {elsewhere}")
+        else:
             fixture = job.adapter.fixture_name if job.adapter is not None else "its job system"
             pending.setdefault(fixture, []).append(repr(job.short_name))
     for fixture, jobs in pending.items():

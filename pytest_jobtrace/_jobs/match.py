@@ -122,7 +122,9 @@ class ExpectedJob(Expected):
         site = job.publish_node
         under = site.parent.name if site is not None and site.parent is not None else None
         where = f" under {under!r}" if under else ""
-        return f"job {job.short_name!r} was enqueued{where} but never processed"
+        reused = job_index(site.forest).reused_by(job) if site is not None else None
+        why = f": a later enqueue reused its id {job.id!r}" if reused is not None else ""
+        return f"job {job.short_name!r} was enqueued{where} but never processed{why}"
 
     def _attempts_diff(self, job: JobView) -> str | None:
         found = len(job.attempt_nodes)

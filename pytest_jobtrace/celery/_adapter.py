@@ -47,6 +47,21 @@ class CeleryAdapter:
         jobs.open()
         return jobs
 
+    def elsewhere(self, active: Any, job_id: str) -> str | None:
+        """Why task ``job_id`` is not in celery_jobs' queue: it was published past the app celery_jobs runs."""
+        app = getattr(active, "app", None)
+        if app is None:
+            return None
+        with app.producer_or_acquire() as producer:
+            received = getattr(producer, "received", None)
+        if not isinstance(received, set) or job_id in received:
+            return None
+        return (
+            f"it was published through a Celery app other than celery_jobs' app {app.main!r} (or with a producer "
+            "or connection of its own), so celery_jobs never received it; publish through that app, or name the "
+            "app that publishes it in jobtrace_celery_app"
+        )
+
 
 def find_app(context: AdapterContext) -> Any:
     """The option ``celery_app``, else the test's ``celery_app`` fixture, else ``celery.current_app``."""

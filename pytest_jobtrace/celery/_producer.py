@@ -63,6 +63,8 @@ class InMemoryProducer(Producer):
         super().__init__(None, auto_declare=False)
         self._deliver = deliver
         self._stand_in = _StandInConnection()
+        self.received: set[str] = set()
+        """The ids of the tasks published through it: one published elsewhere never reaches ``celery_jobs``."""
 
     @property
     def connection(self) -> _StandInConnection:
@@ -83,6 +85,7 @@ class InMemoryProducer(Producer):
             options.get("compression"),
             headers,
         )
+        self.received.add(str(headers.get("id")))
         self._deliver(_envelope(payload, content_type, content_encoding, routing_key, options))
 
 

@@ -7,7 +7,7 @@ imports RQ only when a test asks for ``rq_jobs``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -51,6 +51,20 @@ class RQAdapter:
         )
         runtime.open()
         return runtime
+
+    def elsewhere(self, active: Any, job_id: str) -> str | None:
+        """Why job ``job_id`` is not in rq_jobs' queues: it was enqueued on a Redis rq_jobs does not drain."""
+        connection = getattr(active, "connection", None)
+        if connection is None:
+            return None
+        from rq.job import Job
+
+        if connection.exists(Job.key_for(job_id)):
+            return None
+        return (
+            "it was enqueued on a Redis connection other than rq_jobs', so rq_jobs never saw it; enqueue on "
+            "rq_jobs.queue() or a Queue built on rq_jobs.connection"
+        )
 
 
 ADAPTER = RQAdapter()
