@@ -177,7 +177,7 @@ class Diagnoser:
         kids += _misread_hint(name) if name is not None else _partial_name_hint(node, actual)
         elsewhere = node.whereabouts(self.m.forest)
         message = f"missing child matching {node.label()} under {where(parent)}{kids}"
-        message += f"; {elsewhere}" if elsewhere else ""
+        message += "".join(f"; {hint}" for hint in (node.missing_hint(parent), elsewhere) if hint)
         return Difference(message, parent, (0,), f"missing child matching {node.label()}")
 
     def _missing_root(self, node: Expected) -> Difference:

@@ -60,6 +60,10 @@ class Expected:
         """Where the thing meant is, when it is not where it was expected (a job enqueued elsewhere)."""
         return None
 
+    def missing_hint(self, parent: SpanNode) -> str | None:
+        """Why this node may be missing under ``parent`` (a job under one that failed), or None."""
+        return None
+
     def siblings(self, actual: Sequence[SpanNode]) -> str:
         """What is there instead, when nothing under a span matches this node: its children."""
         shown = ", ".join(show_name(n.name) for n in actual[:6])

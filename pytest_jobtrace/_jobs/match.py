@@ -15,6 +15,7 @@ from pytest_jobtrace._core.parse import DICT_BUILDERS, check_count, check_flag, 
 from pytest_jobtrace._core.texttree import LINE_KINDS, LineKind, note_exception
 from pytest_jobtrace._core.values import show, show_name, value_matches
 from pytest_jobtrace._jobs.views import (
+    JobIndex,
     JobView,
     describe_jobs,
     folded_children,
@@ -23,6 +24,7 @@ from pytest_jobtrace._jobs.views import (
     name_matches,
     written_job_name,
 )
+from pytest_jobtrace.adapters import active_adapter
 
 # Errors raised here are about the caller's input: pytest shows the caller's line, not these frames.
 __tracebackhide__ = True
@@ -57,7 +59,8 @@ class ExpectedJob(Expected):
         jobs = job_index(forest).jobs
         if any(name_matches(self.name, j.name) for j in jobs):
             return None
-        return f"no job {show_name(self.name)} was enqueued; jobs captured: {describe_jobs(jobs)}"
+        message = f"no job {show_name(self.name)} was enqueued; jobs captured: {describe_jobs(jobs)}"
+        return message + "".join(f"; {hint}" for hint in _not_a_job(self.name, jobs))
 
     def covered_roots(self, forest: SpanForest) -> set[int]:
         jobs = [j for j in job_index(forest).jobs if name_matches(self.name, j.name)]
@@ -65,11 +68,19 @@ class ExpectedJob(Expected):
         return {n.index for n in nodes if n.parent is None}
 
     def whereabouts(self, forest: SpanForest) -> str | None:
-        sites = [j.site for j in job_index(forest).jobs if name_matches(self.name, j.name) and j.site]
+        index = job_index(forest)
+        sites = [j.site for j in index.jobs if name_matches(self.name, j.name) and j.site]
         if not sites:
             return None
         places = " and ".join(f"under {where(s.parent)}" if s.parent else "as a trace root" for s in sites[:3])
-        return f"{self.label()} was enqueued {places}"
+        return f"{self.label()} was enqueued {places}" + _last_of_its_kind(index, sites[0])
+
+    def missing_hint(self, parent: SpanNode) -> str | None:
+        found = job_index(parent.forest).attempt_of.get(parent.index)
+        if found is None or found[0].outcome != "failed":
+            return None
+        # A link callback (Celery's link=, RQ's dependents) is enqueued only once its job succeeded.
+        return f"job {found[0].short_name!r} failed, so its link callbacks did not run"
 
     def siblings(self, actual: Sequence[SpanNode]) -> str:
         """The jobs enqueued where this one was expected (not the spans there)."""
@@ -303,6 +314,46 @@ def _job_from_dict(data: Mapping[str, Any]) -> Expected:
 
 
 DICT_BUILDERS["job"] = _job_from_dict
+
+
+def _not_a_job(name: object, jobs: Sequence[JobView]) -> list[str]:
+    """What the job systems say about a name that is no job: a callback that runs inside a job's attempt."""
+    hints = []
+    for adapter in {id(j.adapter): j.adapter for j in jobs if j.adapter is not None}.values():
+        explain = getattr(adapter, "not_a_job", None)
+        active = active_adapter(adapter.name)
+        if explain is not None and active is not None:
+            hint = explain(active, name, [j for j in jobs if j.adapter is adapter])
+            hints += [hint] if isinstance(hint, str) else []
+    return hints
+
+
+def _last_of_its_kind(index: JobIndex, site: SpanNode) -> str:
+    """A job sent from one of several look-alike jobs (a chord body, sent by the header task that finished
+    last): say which of them it was."""
+    found = next((index.attempt_of[n.index] for n in reversed(site.path()[:-1]) if n.index in index.attempt_of), None)
+    if found is None:
+        return ""
+    sender = found[0]
+    place = sender.site.parent if sender.site is not None else None
+    alike = [j for j in index.jobs if j.name == sender.name and j.site is not None and j.site.parent is place]
+    if len(alike) < 2 or not all(_ended(sender) >= _ended(j) for j in alike):
+        return ""
+    number = alike.index(sender) + 1
+    there = f"under {where(place)}" if place is not None else "at the root"
+    return (
+        f" (the {_ordinal(number)} of the {len(alike)} {sender.short_name!r} jobs {there}, id {sender.id!r}, the "
+        "last to finish: a chord body runs under the header task that finished last)"
+    )
+
+
+def _ended(job: JobView) -> int:
+    return max((node.span.end_time or 0 for node in job.attempt_nodes), default=0)
+
+
+def _ordinal(number: int) -> str:
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
 
 
 def _job_scope(node: SpanNode) -> tuple[SpanNode, str] | None:
