@@ -123,8 +123,8 @@ class JobIndex:
                 job = JobView(info.job_name, info.system, info.job_id, info.queue, None)
                 job.adapter = self.adapter_of[node.index]
                 ordered.append(job)
-            if info.role == "send":
-                self._job_of_send[node.index] = job
+            owner = self._job_of_send if info.role == "send" else self._attempt_owner
+            owner[node.index] = job
             _add_span(job, node, info)
         for job in ordered:
             _sort_attempts(job)
@@ -150,8 +150,6 @@ class JobIndex:
         if job is None:
             open_jobs = (j for j in ordered if _same_job(j, info) and info.job_id is not None and _may_run(j))
             job = next(open_jobs, None)
-        if job is not None:
-            self._attempt_owner[node.index] = job
         return job
 
     def _sent_by(self, node: SpanNode, info: JobSpanInfo) -> JobView | None:
