@@ -132,11 +132,15 @@ class JobIndex:
 
     def _republished(self, node: SpanNode, info: JobSpanInfo) -> JobView | None:
         """The job a send span re-publishes: one sent from an attempt of the same job that is being retried
-        (Celery workers and RQ re-publish a retry from inside the failed attempt). Any other send, even
+        (Celery workers and RQ re-publish a retry from inside the failed attempt), or one sent under the
+        job's own send (RQ re-enqueues a dependent when its dependency finished). Any other send, even
         with the same id (``Task.replace``, two enqueues with one ``task_id``), starts a job of its own."""
         attempt = self._nearest(node, info.system)
-        if attempt is None or attempt.index in self._job_of_send:
+        if attempt is None:
             return None
+        sent = self._job_of_send.get(attempt.index)
+        if sent is not None:  # a send under the job's own send (RQ releasing a dependent) is the same job
+            return sent if _same_job(sent, info) else None
         attempt_info = self.info[attempt.index]
         job = self._attempt_owner.get(attempt.index)
         if job is None or not _same_job(job, info) or attempt_info.attempt_outcome not in ("retried", None):
