@@ -16,6 +16,7 @@ from pytest_jobtrace._core.capture import ROUTER, CaptureSink
 from pytest_jobtrace._core.clock import VirtualClock
 from pytest_jobtrace._core.hygiene import report_leaks, report_unfinished, warn_at
 from pytest_jobtrace._core.options import JobtraceOptions, OptionSet, options_for
+from pytest_jobtrace._jobs import registry as _registry
 from pytest_jobtrace._jobs.jobspans import JobSpans, _current
 from pytest_jobtrace._jobs.registry import checked_activation
 from pytest_jobtrace._report import add_options as add_report_options
@@ -169,9 +170,11 @@ def _adapter_fixture(adapter: _adapters.JobAdapter) -> Callable[..., Any]:
         __tracebackhide__ = True
         context = _adapters.AdapterContext(jobtrace_options, job_clock, request, jobtrace_tracer_provider)
         active = checked_activation(adapter, adapter.activate(context))
+        _registry.activated(adapter.name, active)  # failure notes ask it where a job went
         try:
             yield active
         finally:
+            _registry.activated(adapter.name, None)
             active.close()
         if active.chain_error is None:  # after a JobChainError, what is pending was reported
             report_undrained(request.node, adapter, active.pending)

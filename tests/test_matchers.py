@@ -57,7 +57,10 @@ def test_a_string_name_must_equal_the_span_name(order: InMemorySpanExporter) -> 
 def test_a_pattern_name_must_match_the_whole_name(order: InMemorySpanExporter) -> None:
     assert_span_tree(span(re.compile(r"run/\w+")), order)
     message = mismatch(span(re.compile("run")), order)
-    assert headline(message) == "span tree does not match: no captured span matches /run/"
+    assert headline(message) == (
+        "span tree does not match: no captured span matches /run/; /run/ matches only part of 'run/process_order': "
+        "a name pattern must match the whole name (re.fullmatch)"
+    )
 
 
 def test_any_other_name_object_compares_with_equals(order: InMemorySpanExporter) -> None:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 
 import pytest
-from helpers import mismatch
+from helpers import headline, mismatch
 from inline_snapshot import snapshot
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Span, SpanKind, StatusCode
@@ -383,5 +383,76 @@ def test_exact_on_a_job(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1)
     line = next(line for line in result.stdout.str().splitlines() if "FIRST:" in line)
     assert line[line.index("FIRST:") :] == snapshot(
-        "FIRST:span tree does not match: unexpected child 'send' under 'send default' > 'process default' (job 'ReceiptJob' has exact=True)"
+        "FIRST:span tree does not match: unexpected child 'send' under job 'ReceiptJob' (job 'ReceiptJob' has exact=True)"
+    )
+
+
+# --- issue 17, item 21: a span-name pattern that matches only part of the name ------------------------
+
+
+def test_a_name_pattern_that_matches_part_of_a_child_name_says_so(checkout: InMemorySpanExporter) -> None:
+    message = mismatch(span("POST /orders", children=[span(re.compile("payment"))]), checkout)
+    assert headline(message) == snapshot(
+        "span tree does not match: missing child matching /payment/ under 'POST /orders'; its children are 'payment.charge', 'inventory.reserve', 'send_receipt'; /payment/ matches only part of 'payment.charge': a name pattern must match the whole name (re.fullmatch)"
+    )
+
+
+def test_a_name_pattern_that_matches_part_of_a_root_name_says_so(checkout: InMemorySpanExporter) -> None:
+    message = mismatch(span(re.compile("POST")), checkout)
+    assert headline(message) == snapshot(
+        "span tree does not match: no captured span matches /POST/; /POST/ matches only part of 'POST /orders': a name pattern must match the whole name (re.fullmatch)"
+    )
+
+
+def test_a_name_pattern_that_matches_part_of_the_closest_span_says_so(checkout: InMemorySpanExporter) -> None:
+    message = mismatch(span(re.compile("charge"), kind=SpanKind.CLIENT), checkout)
+    assert headline(message) == snapshot(
+        "span tree does not match: no captured span matches /charge/; /charge/ matches only part of 'payment.charge': a name pattern must match the whole name (re.fullmatch)"
+    )
+
+
+def test_a_name_pattern_that_matches_no_part_gets_no_part_hint(checkout: InMemorySpanExporter) -> None:
+    message = mismatch(span("POST /orders", children=[span(re.compile("refund"))]), checkout)
+    assert "only part" not in message
+
+
+# --- issue 17, item 20: a place inside a retried job is given from the job ------------------------------
+
+
+def test_a_difference_inside_a_retried_attempt_is_placed_from_the_job(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from opentelemetry import trace
+        from pytest_jobtrace import SpanTreeMismatch, assert_span_tree, job, span
+        from pytest_jobtrace.builtin import Job
+
+        tracer = trace.get_tracer("shop")
+
+        class SyncToLedgerJob(Job):
+            retry_on = (ConnectionError,)
+            attempts = 2
+
+            def perform(self):
+                with tracer.start_as_current_span("ledger.sync", attributes={"attempt": self.executions}):
+                    if self.executions == 1:
+                        raise ConnectionError("ledger unreachable")
+
+        def test_place(job_spans, builtin_jobs):
+            with tracer.start_as_current_span("POST /sync"):
+                with tracer.start_as_current_span("sync.batch"):
+                    SyncToLedgerJob.perform_later()
+            builtin_jobs.drain()
+            expected = span("POST /sync", children=[span("sync.batch", children=[
+                job("SyncToLedgerJob", children=[span("ledger.sync", attributes={"attempt": 3})])])])
+            with pytest.raises(SpanTreeMismatch) as excinfo:
+                assert_span_tree(expected)
+            print("FIRST:" + str(excinfo.value).splitlines()[0])
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly", "-s")
+    result.assert_outcomes(passed=1)
+    line = next(line for line in result.stdout.str().splitlines() if "FIRST:" in line)
+    assert line[line.index("FIRST:") :] == snapshot(
+        "FIRST:span tree does not match: nothing under job 'SyncToLedgerJob' matches 'ledger.sync' with {attempt=3}; 2 spans come equally close, the first: at job 'SyncToLedgerJob', attempt 1 > 'ledger.sync': attributes['attempt']: expected 3, got 1"
     )

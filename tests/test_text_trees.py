@@ -220,7 +220,10 @@ def test_brackets_that_are_not_annotations_stay_in_the_name(
 def test_a_slashed_name_is_a_regex_that_must_fullmatch(shop: InMemorySpanExporter) -> None:
     assert_span_tree("/run/.*/\n  /charge \\w+/", shop)
     message = mismatch("/run/", shop)
-    assert headline(message) == "span tree does not match: no captured span matches /run/"
+    assert headline(message) == (
+        "span tree does not match: no captured span matches /run/; /run/ matches only part of 'run/process_order': "
+        "a name pattern must match the whole name (re.fullmatch)"
+    )
 
 
 def test_a_star_is_any_name(shop: InMemorySpanExporter) -> None:

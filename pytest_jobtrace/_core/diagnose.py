@@ -6,11 +6,13 @@ Runs only when an assertion has already failed, so it favours clear answers over
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from pytest_jobtrace._core import extensions
 from pytest_jobtrace._core.deep import DEEP, post_order
-from pytest_jobtrace._core.expect import Expected
+from pytest_jobtrace._core.expect import Expected, ExpectedSpan
 from pytest_jobtrace._core.forest import SpanNode
 from pytest_jobtrace._core.match import Difference, Matcher, crowded_groups, sibling_groups
 from pytest_jobtrace._core.values import show
@@ -18,13 +20,31 @@ from pytest_jobtrace._core.values import show
 _MAX_CANDIDATES = 50
 
 
+Scope = Callable[[SpanNode], "tuple[SpanNode, str] | None"]
+SCOPES: dict[str, Scope] = {}
+"""Where a path may start from something the user named rather than the trace root, by kind (e.g. "job"):
+a function given a span returns the ancestor (or the span) to start from and how to call it, or None."""
+
+
 def where(node: SpanNode, keep: int = 3) -> str:
-    """``'root' > 'child' > 'span'``; a deep path keeps its first and last ``keep`` levels."""
+    """``'root' > 'child' > 'span'``; a deep path keeps its first and last ``keep`` levels.
+
+    Inside a scope the user named (a job's attempt), the path starts there: ``job 'X', attempt 1 > 'span'``.
+    """
     path = node.path()
-    if len(path) > 2 * keep + 1:
-        skipped = f"... {len(path) - 2 * keep} levels ..."
-        return " > ".join([*(show(n.name) for n in path[:keep]), skipped, *(show(n.name) for n in path[-keep:])])
-    return " > ".join(show(n.name) for n in path)
+    head: list[str] = []
+    extensions.load()
+    for scope in SCOPES.values():
+        found = scope(node)
+        if found is not None:
+            start, head = found[0], [found[1]]
+            path = path[next(i for i, n in enumerate(path) if n is start) + 1 :]
+            break
+    if len(head) + len(path) > 2 * keep + 1:
+        first = path[: keep - len(head)]
+        skipped = f"... {len(path) - len(first) - keep} levels ..."
+        return " > ".join([*head, *(show(n.name) for n in first), skipped, *(show(n.name) for n in path[-keep:])])
+    return " > ".join([*head, *(show(n.name) for n in path)])
 
 
 def names(nodes: Sequence[SpanNode], limit: int = 6) -> str:
@@ -60,6 +80,20 @@ def _misread_hint(name: str) -> str:
             "given as span()'s keywords"
         )
     return ""
+
+
+def _partial_name_hint(node: Expected, nodes: Sequence[SpanNode]) -> str:
+    """A name pattern that finds a span name but does not match all of it: say so (patterns use re.fullmatch)."""
+    pattern = node.name if isinstance(node, ExpectedSpan) else None
+    if not isinstance(pattern, re.Pattern):
+        return ""
+    partial = [n for n in nodes if isinstance(n.name, str) and pattern.search(n.name)]
+    if not partial:
+        return ""
+    return (
+        f"; {show(pattern)} matches only part of {names(partial, 3)}: a name pattern must match the whole name "
+        "(re.fullmatch)"
+    )
 
 
 class Diagnoser:
@@ -142,10 +176,10 @@ class Diagnoser:
             return self._missing_root(node)
         kids = f"; {node.siblings(actual)}"
         name = node.exact_name()
-        kids += _misread_hint(name) if name is not None else ""
+        kids += _misread_hint(name) if name is not None else _partial_name_hint(node, actual)
         elsewhere = node.whereabouts(self.m.forest)
         message = f"missing child matching {node.label()} under {where(parent)}{kids}"
-        message += f"; {elsewhere}" if elsewhere else ""
+        message += "".join(f"; {hint}" for hint in (node.missing_hint(parent), elsewhere) if hint)
         return Difference(message, parent, (0,), f"missing child matching {node.label()}")
 
     def _missing_root(self, node: Expected) -> Difference:
@@ -164,7 +198,7 @@ class Diagnoser:
     def _similar(self, node: Expected) -> str:
         name = node.exact_name()
         if name is None:
-            return ""
+            return _partial_name_hint(node, self.m.forest.display_order)
         known = sorted({n.name for n in self.m.forest.nodes})
         close = difflib.get_close_matches(name, known, n=3)
         hint = f" (similar names captured: {', '.join(map(repr, close))})" if close else ""

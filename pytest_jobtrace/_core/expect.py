@@ -60,6 +60,10 @@ class Expected:
         """Where the thing meant is, when it is not where it was expected (a job enqueued elsewhere)."""
         return None
 
+    def missing_hint(self, parent: SpanNode) -> str | None:
+        """Why this node may be missing under ``parent`` (a job under one that failed), or None."""
+        return None
+
     def siblings(self, actual: Sequence[SpanNode]) -> str:
         """What is there instead, when nothing under a span matches this node: its children."""
         shown = ", ".join(show_name(n.name) for n in actual[:6])
@@ -250,7 +254,9 @@ class ExpectedSpan(Expected):
     def _name_diff(self, node: SpanNode) -> str | None:
         if self.name is None or value_matches(self.name, node.name):
             return None
-        return f"name: expected {show_name(self.name)}, got {node.name!r}"
+        part = isinstance(self.name, re.Pattern) and self.name.search(node.name) is not None
+        why = " (it matches only part of it: a name pattern must match the whole name, re.fullmatch)" if part else ""
+        return f"name: expected {show_name(self.name)}, got {node.name!r}{why}"
 
     def _kind_diff(self, node: SpanNode) -> str | None:
         if self.kind is None or node.kind == self.kind:

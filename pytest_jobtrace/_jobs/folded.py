@@ -44,11 +44,17 @@ def detailed_job_line(job: JobView, details: Details) -> str:
 def pending_notes(forest: SpanForest) -> list[str]:
     """A failure's likely cause: jobs enqueued and never processed, by the fixture that drains them."""
     pending: dict[str, list[str]] = {}
-    for job in job_index(forest).jobs:
-        if not job.attempt_nodes:
+    notes = []
+    index = job_index(forest)
+    for job in index.jobs:
+        if job.attempt_nodes or index.reused_by(job) is not None:
+            continue  # a job whose id a later enqueue reused never runs: its own difference says so
+        elsewhere = job.went_elsewhere()
+        if elsewhere is not None:
+            notes.append(f"note: {job.short_name!r} was never processed: {elsewhere}")
+        else:
             fixture = job.adapter.fixture_name if job.adapter is not None else "its job system"
             pending.setdefault(fixture, []).append(repr(job.short_name))
-    notes = []
     for fixture, jobs in pending.items():
         names = ", ".join(jobs[:5]) + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
         notes.append(f"note: enqueued but never processed: {names}; drain the queue first ({fixture}.drain())")

@@ -14,7 +14,9 @@ from pytest_jobtrace._core.notation import Groups, NotationError, Reader, looks_
 from pytest_jobtrace._core.parse import check_count, check_flag, exception_spec, expected_list
 from pytest_jobtrace._core.texttree import LineKind, note_exception
 from pytest_jobtrace._core.values import show, show_name, value_matches
+from pytest_jobtrace._jobs.registry import active_adapter
 from pytest_jobtrace._jobs.views import (
+    JobIndex,
     JobView,
     describe_jobs,
     folded_children,
@@ -57,7 +59,8 @@ class ExpectedJob(Expected):
         jobs = job_index(forest).jobs
         if any(name_matches(self.name, j.name) for j in jobs):
             return None
-        return f"no job {show_name(self.name)} was enqueued; jobs captured: {describe_jobs(jobs)}"
+        message = f"no job {show_name(self.name)} was enqueued; jobs captured: {describe_jobs(jobs)}"
+        return message + "".join(f"; {hint}" for hint in _not_a_job(self.name, jobs))
 
     def covered_roots(self, forest: SpanForest) -> set[int]:
         jobs = [j for j in job_index(forest).jobs if name_matches(self.name, j.name)]
@@ -65,11 +68,19 @@ class ExpectedJob(Expected):
         return {n.index for n in nodes if n.parent is None}
 
     def whereabouts(self, forest: SpanForest) -> str | None:
-        sites = [j.site for j in job_index(forest).jobs if name_matches(self.name, j.name) and j.site]
+        index = job_index(forest)
+        sites = [j.site for j in index.jobs if name_matches(self.name, j.name) and j.site]
         if not sites:
             return None
         places = " and ".join(f"under {where(s.parent)}" if s.parent else "as a trace root" for s in sites[:3])
-        return f"{self.label()} was enqueued {places}"
+        return f"{self.label()} was enqueued {places}" + _last_of_its_kind(index, sites[0])
+
+    def missing_hint(self, parent: SpanNode) -> str | None:
+        found = job_index(parent.forest).attempt_of.get(parent.index)
+        if found is None or found[0].outcome != "failed":
+            return None
+        # A link callback (Celery's link=, RQ's dependents) is enqueued only once its job succeeded.
+        return f"job {found[0].short_name!r} failed, so its link callbacks did not run"
 
     def siblings(self, actual: Sequence[SpanNode]) -> str:
         """The jobs enqueued where this one was expected (not the spans there)."""
@@ -122,7 +133,9 @@ class ExpectedJob(Expected):
         site = job.publish_node
         under = site.parent.name if site is not None and site.parent is not None else None
         where = f" under {under!r}" if under else ""
-        return f"job {job.short_name!r} was enqueued{where} but never processed"
+        reused = job_index(site.forest).reused_by(job) if site is not None else None
+        why = f": a later enqueue reused its id {job.id!r}" if reused is not None else ""
+        return f"job {job.short_name!r} was enqueued{where} but never processed{why}"
 
     def _attempts_diff(self, job: JobView) -> str | None:
         found = len(job.attempt_nodes)
@@ -298,6 +311,62 @@ def job_from_dict(data: Mapping[str, Any]) -> Expected:
         raise ValueError(f"unknown key(s) {names} in an expected job; valid keys: {', '.join(JOB_KEYS)}")
     values = dict(data)
     return job(values.pop("job"), **values)
+
+
+def _not_a_job(name: object, jobs: Sequence[JobView]) -> list[str]:
+    """What the job systems say about a name that is no job: a callback that runs inside a job's attempt."""
+    hints = []
+    for adapter in {id(j.adapter): j.adapter for j in jobs if j.adapter is not None}.values():
+        explain = getattr(adapter, "not_a_job", None)
+        active = active_adapter(adapter.name)
+        if explain is not None and active is not None:
+            hint = explain(active, name, [j for j in jobs if j.adapter is adapter])
+            hints += [hint] if isinstance(hint, str) else []
+    return hints
+
+
+def _last_of_its_kind(index: JobIndex, site: SpanNode) -> str:
+    """A job sent from one of several look-alike jobs (a chord body, sent by the header task that finished
+    last): say which of them it was."""
+    found = next((index.attempt_of[n.index] for n in reversed(site.path()[:-1]) if n.index in index.attempt_of), None)
+    if found is None:
+        return ""
+    sender = found[0]
+    place = sender.site.parent if sender.site is not None else None
+    alike = [j for j in index.jobs if j.name == sender.name and j.site is not None and j.site.parent is place]
+    if len(alike) < 2 or not all(_ended(sender) >= _ended(j) for j in alike):
+        return ""
+    number = alike.index(sender) + 1
+    there = f"under {where(place)}" if place is not None else "at the root"
+    return (
+        f" (the {_ordinal(number)} of the {len(alike)} {sender.short_name!r} jobs {there}, id {sender.id!r}, the "
+        "last to finish: a chord body runs under the header task that finished last)"
+    )
+
+
+def _ended(job: JobView) -> int:
+    return max((node.span.end_time or 0 for node in job.attempt_nodes), default=0)
+
+
+def _ordinal(number: int) -> str:
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+def job_scope(node: SpanNode) -> tuple[SpanNode, str] | None:
+    """A span an attempt made is placed from its job (``job 'X', attempt 1 > 'span'``), not from the trace
+    root: the attempts of a retried job sit side by side, six levels down in a real trace."""
+    attempts = job_index(node.forest).attempt_of
+    for ancestor in reversed(node.path()):
+        found = attempts.get(ancestor.index)
+        if found is not None:
+            job, number = found
+            label = job_label(job.short_name)
+            # The last attempt stands for the job itself (its children are matched there).
+            if len(job.attempt_nodes) > 1 and not (ancestor is node and number == len(job.attempt_nodes)):
+                label += f", attempt {number}"
+            return ancestor, label
+    return None
 
 
 # --- the text-tree line ``job NAME [notes] {attributes}`` -------------------------------------------

@@ -29,6 +29,20 @@ _ACTIVE_MEMBERS = ("pending", "drain", "perform_one", "failed", "chain_error", "
 
 _registry: dict[str, JobAdapter] = {}
 _entry_points_loaded = False
+_active: dict[str, ActiveAdapter] = {}  # the running test's activations, by adapter name
+
+
+def activated(name: str, active: ActiveAdapter | None) -> None:
+    """Note adapter ``name``'s activation for the running test (None once its fixture is torn down)."""
+    if active is None:
+        _active.pop(name, None)
+    else:
+        _active[name] = active
+
+
+def active_adapter(name: str) -> ActiveAdapter | None:
+    """The activation of adapter ``name`` for the running test (its fixture's value), or None."""
+    return _active.get(name)
 
 
 def register_adapter(adapter: JobAdapter) -> None:

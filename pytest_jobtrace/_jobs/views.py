@@ -19,7 +19,7 @@ from pytest_jobtrace._core.values import show_name
 from pytest_jobtrace._jobs.info import JobSpanInfo
 from pytest_jobtrace._jobs.names import job_name_matches, short_name
 from pytest_jobtrace._jobs.protocol import JobAdapter
-from pytest_jobtrace._jobs.registry import recognise
+from pytest_jobtrace._jobs.registry import active_adapter, recognise
 
 Outcome = Literal["succeeded", "failed", "discarded", "pending"]
 
@@ -73,6 +73,16 @@ class JobView:
         """Where the job is matched: its publish span, or its first attempt when it was never enqueued."""
         return self.publish_node or (self.attempt_nodes[0] if self.attempt_nodes else None)
 
+    def went_elsewhere(self) -> str | None:
+        """Why a job that was never processed is not in its fixture's queue, as its adapter tells it (say,
+        published through another Celery app): None when the fixture has it, or cannot tell."""
+        tell = getattr(self.adapter, "elsewhere", None)
+        active = active_adapter(self.adapter.name) if self.adapter is not None else None
+        if tell is None or active is None or self.id is None or self.attempt_nodes:
+            return None
+        answer = tell(active, self.id)
+        return answer if isinstance(answer, str) else None
+
     def describe_attempts(self) -> str:
         states = [info.attempt_outcome or "?" for info in self.attempt_infos]
         return ", ".join(f"attempt {i} {state}" for i, state in enumerate(states, 1))
@@ -95,27 +105,77 @@ class JobIndex:
             found = recognise(node.span)
             if found is not None:
                 self.adapter_of[node.index], self.info[node.index] = found
+        self._job_of_send: dict[int, JobView] = {}  # send span -> the job it enqueued or re-published
+        self._attempt_owner: dict[int, JobView] = {}  # process span -> its job
         self.jobs = self._group()
         self.by_site = {job.site.index: job for job in self.jobs if job.site is not None}
         self._link_enqueued()
 
     def _group(self) -> list[JobView]:
-        jobs: dict[tuple[str, str], JobView] = {}
+        """Jobs told apart by execution: a send span starts a job, an attempt joins the job whose send it
+        descends from or links to; the job id (with the name) decides only where ancestry says nothing."""
         ordered: list[JobView] = []
         for node in sorted(self.forest.nodes, key=_start):
             info = self.info.get(node.index)
             if info is None:
                 continue
-            key = (info.system, info.job_id or f"span:{node.index}")
-            job = jobs.get(key)
+            job = self._republished(node, info) if info.role == "send" else self._attempted(node, info, ordered)
             if job is None:
-                job = jobs[key] = JobView(info.job_name, info.system, info.job_id, info.queue, None)
+                job = JobView(info.job_name, info.system, info.job_id, info.queue, None)
                 job.adapter = self.adapter_of[node.index]
                 ordered.append(job)
+            owner = self._job_of_send if info.role == "send" else self._attempt_owner
+            owner[node.index] = job
             _add_span(job, node, info)
         for job in ordered:
             _sort_attempts(job)
         return ordered
+
+    def _republished(self, node: SpanNode, info: JobSpanInfo) -> JobView | None:
+        """The job a send span re-publishes: one sent from an attempt of the same job that is being retried
+        (Celery workers and RQ re-publish a retry from inside the failed attempt), or one sent under the
+        job's own send (RQ re-enqueues a dependent when its dependency finished). Any other send, even
+        with the same id (``Task.replace``, two enqueues with one ``task_id``), starts a job of its own."""
+        attempt = self._nearest(node, info.system)
+        if attempt is None:
+            return None
+        sent = self._job_of_send.get(attempt.index)
+        if sent is not None:  # a send under the job's own send (RQ releasing a dependent) is the same job
+            return sent if _same_job(sent, info) else None
+        attempt_info = self.info[attempt.index]
+        job = self._attempt_owner.get(attempt.index)
+        if job is None or not _same_job(job, info) or attempt_info.attempt_outcome not in ("retried", None):
+            return None
+        return job
+
+    def _attempted(self, node: SpanNode, info: JobSpanInfo, ordered: list[JobView]) -> JobView | None:
+        """The job an attempt belongs to: the one whose send it descends from or links to, else (no
+        ancestry: eager runs, detached traces) the first job with its id and name that may still run."""
+        job = self._sent_by(node, info)
+        if job is None:
+            open_jobs = (j for j in ordered if _same_job(j, info) and info.job_id is not None and _may_run(j))
+            job = next(open_jobs, None)
+        return job
+
+    def _sent_by(self, node: SpanNode, info: JobSpanInfo) -> JobView | None:
+        nearest = self._nearest(node, info.system)
+        sends = [nearest] if nearest is not None else []
+        sends += [target for target in node.links if target.index in self._job_of_send]
+        for send in sends:
+            job = self._job_of_send.get(send.index)
+            if job is not None and _same_job(job, info):
+                return job
+        return None
+
+    def _nearest(self, node: SpanNode, system: str) -> SpanNode | None:
+        """The closest ancestor recognised as a span of ``system``'s jobs."""
+        current = node.parent
+        while current is not None:
+            found = self.info.get(current.index)
+            if found is not None and found.system == system:
+                return current
+            current = current.parent
+        return None
 
     def _link_enqueued(self) -> None:
         owner = {node.index: job for job in self.jobs for node in job.attempt_nodes}
@@ -124,6 +184,19 @@ class JobIndex:
             if parent is not None and parent is not job:
                 job.parent = parent
                 parent.enqueued.append(job)
+
+    @functools.cached_property
+    def attempt_of(self) -> dict[int, tuple[JobView, int]]:
+        """Each attempt span's job and 1-based attempt number."""
+        return {node.index: (job, n) for job in self.jobs for n, node in enumerate(job.attempt_nodes, 1)}
+
+    def reused_by(self, job: JobView) -> JobView | None:
+        """A later job enqueued under the same id and name (RQ keeps one job per id: the later enqueue
+        overwrites the earlier one, which then never runs), or None."""
+        later = self.jobs[self.jobs.index(job) + 1 :]
+        return next(
+            (j for j in later if j.id is not None and (j.system, j.id, j.name) == (job.system, job.id, job.name)), None
+        )
 
     def job_at(self, node: SpanNode) -> JobView | None:
         return self.by_site.get(node.index)
@@ -145,6 +218,17 @@ def job_index(forest: SpanForest) -> JobIndex:
 
 def _start(node: SpanNode) -> tuple[int, int]:
     return (node.span.start_time or 0, node.index)
+
+
+def _same_job(job: JobView, info: JobSpanInfo) -> bool:
+    """A span may belong to ``job``: same system, id and name (a different name under one id is another
+    job, as with Celery's ``Task.replace``)."""
+    return (job.system, job.id, job.name) == (info.system, info.job_id, info.job_name)
+
+
+def _may_run(job: JobView) -> bool:
+    """The job has not ended: never attempted, or its last attempt is being retried (or still running)."""
+    return not job.attempt_infos or job.attempt_infos[-1].attempt_outcome in ("retried", None)
 
 
 def _add_span(job: JobView, node: SpanNode, info: JobSpanInfo) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from pytest_jobtrace.adapters import (
     AdapterOption,
     AdapterUnavailable,
     JobSpanInfo,
+    job_name_matches,
 )
 from pytest_jobtrace.celery._recognise import recognise
 
@@ -67,6 +69,31 @@ class CeleryAdapter:
         jobs.label = self.fixture_name
         jobs.open()
         return jobs
+
+    def not_a_job(self, active: Any, name: object, jobs: Sequence[Any]) -> str | None:
+        """An errback that takes ``(request, exc, traceback)`` is called inline by Celery, not published."""
+        app = getattr(active, "app", None)
+        failed = [job for job in jobs if job.outcome == "failed" and job.attempt_nodes]
+        if app is None or not failed:
+            return None
+        task = next((t for n, t in app.tasks.items() if job_name_matches(name, n)), None)
+        if task is None or not _takes_request_exc_traceback(task):
+            return None
+        where = ", ".join(repr(job.attempt_nodes[-1].name) for job in failed[:3])
+        return (
+            f"if {task.name!r} is a link_error errback: Celery calls an errback that takes (request, exc, "
+            f"traceback) inline, inside the failed job's process span ({where}), so it is not a job"
+        )
+
+
+def _takes_request_exc_traceback(task: Any) -> bool:
+    """Celery's own test (``_errback_arity_greater(errback, 1)``): more than one positional parameter."""
+    try:
+        parameters = inspect.signature(task.run).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) > 1 or any(p.kind is p.VAR_POSITIONAL for p in parameters)
 
 
 def find_app(context: AdapterContext) -> Any:

@@ -7,11 +7,18 @@ imports RQ only when a test asks for ``rq_jobs``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from pytest_jobtrace.adapters import EXPECT_FAILURES, AdapterContext, AdapterOption, AdapterUnavailable, JobSpanInfo
+from pytest_jobtrace.adapters import (
+    EXPECT_FAILURES,
+    AdapterContext,
+    AdapterOption,
+    AdapterUnavailable,
+    JobSpanInfo,
+    job_name_matches,
+)
 from pytest_jobtrace.rq._names import VOLATILE_ATTRIBUTES, recognise_span
 
 if TYPE_CHECKING:
@@ -58,6 +65,39 @@ class RQAdapter:
 
             context.request.addfinalizer(_importable.install())
         return runtime
+
+    def not_a_job(self, active: Any, name: object, jobs: Sequence[Any]) -> str | None:
+        """An ``on_success``/``on_failure``/``on_stopped`` callback runs inside the job's process span."""
+        connection = getattr(active, "connection", None)
+        ids = [job.id for job in jobs if job.id is not None]
+        if connection is None or not ids:
+            return None
+        from rq.job import Job
+
+        for view, stored in zip([j for j in jobs if j.id is not None], Job.fetch_many(ids, connection=connection)):
+            for kind in ("success", "failure", "stopped"):
+                callback = getattr(stored, f"_{kind}_callback_name", None) if stored is not None else None
+                if isinstance(callback, str) and job_name_matches(name, callback):
+                    where = repr(view.attempt_nodes[-1].name) if view.attempt_nodes else "its process span"
+                    return (
+                        f"{callback!r} is the on_{kind} callback of job {view.short_name!r}: RQ runs it inside the "
+                        f"job's process span ({where}), so it is not a job"
+                    )
+        return None
+
+    def elsewhere(self, active: Any, job_id: str) -> str | None:
+        """Why job ``job_id`` is not in rq_jobs' queues: it was enqueued on a Redis rq_jobs does not drain."""
+        connection = getattr(active, "connection", None)
+        if connection is None:
+            return None
+        from rq.job import Job
+
+        if connection.exists(Job.key_for(job_id)):
+            return None
+        return (
+            "it was enqueued on a Redis connection other than rq_jobs', so rq_jobs never saw it; enqueue on "
+            "rq_jobs.queue() or a Queue built on rq_jobs.connection"
+        )
 
 
 ADAPTER = RQAdapter()
