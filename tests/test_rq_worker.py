@@ -196,3 +196,39 @@ def test_a_queued_job_left_waiting_past_its_ttl_is_gone(runtime: RQRuntime) -> N
 
     assert [item.describe() for item in runtime.pending] == ["test_rq_worker.echo('fresh') on queue 'default'"]
     assert [run.job.return_value() for run in runtime.drain()] == ["fresh"]
+
+
+def _push_unregistered(runtime: RQRuntime, queue_name: str, value: str) -> str:
+    """A job pushed straight onto ``queue_name`` (``push_job_id``): RQ never adds the queue to ``rq:queues``."""
+    from rq import Queue
+
+    saved = Job.create(echo, args=(value,), connection=runtime.connection, origin=queue_name)
+    saved.save()
+    Queue(queue_name, connection=runtime.connection).push_job_id(saved.id)
+    assert runtime.connection.smembers(Queue.redis_queues_keys) == set()
+    return saved.id
+
+
+def test_a_job_on_the_default_queue_rq_never_registered_is_pending_as_drain_runs_it(runtime: RQRuntime) -> None:
+    job_id = _push_unregistered(runtime, "default", "unregistered")
+
+    assert [(item.job_id, item.describe()) for item in runtime.pending] == [
+        (job_id, "test_rq_worker.echo('unregistered') on queue 'default'")
+    ]
+    assert [run.job.return_value() for run in runtime.drain()] == ["unregistered"]
+    assert runtime.pending == []
+
+
+def test_drain_only_finds_a_job_on_the_default_queue_rq_never_registered(runtime: RQRuntime) -> None:
+    _push_unregistered(runtime, "default", "unregistered")
+
+    assert [run.job.return_value() for run in runtime.drain(only=echo)] == ["unregistered"]
+    assert runtime.pending == []
+
+
+def test_pending_and_drain_agree_on_a_job_pushed_onto_another_queue_rq_never_registered(runtime: RQRuntime) -> None:
+    # no worker listens to "elsewhere": a deployment's `rq worker` (default queue) would not run it either
+    _push_unregistered(runtime, "elsewhere", "unheard")
+
+    assert runtime.pending == []
+    assert runtime.drain() == []

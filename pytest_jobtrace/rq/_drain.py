@@ -140,7 +140,7 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
         self._expire()
         self._adopt()
         found: list[PendingRQJob] = []
-        for queue in self._all_queues():
+        for queue in self._listened():
             for job in queue.get_jobs():
                 found.append(PendingRQJob(str(job.func_name), job.id, queue.name, _description(job)))
         ordered = sorted(self._schedule.due.items(), key=lambda item: item[1])
@@ -222,7 +222,7 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
     def _dequeue(self) -> _Step | None:
         """The first job of the first non-empty queue, in the order a worker listens to them, read with that
         queue's job class and serializer."""
-        for queue in self._all_queues() or [self.queue()]:
+        for queue in self._listened():
             worker = self._worker_for(queue)
             step = worker.queue_class.dequeue_any(
                 [queue],
@@ -237,7 +237,7 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
         return None
 
     def _dequeue_selected(self, selected: Selected) -> _Step | None:
-        for queue in self._all_queues():
+        for queue in self._listened():
             for job in queue.get_jobs():
                 if selected(str(job.func_name), job.id):
                     queue.remove(job.id)
@@ -304,6 +304,11 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
 
     def _all_queues(self) -> list[Any]:
         return list(self._queues.values())
+
+    def _listened(self) -> list[Any]:
+        """The queues drained and listed, in order: with none known yet, ``default``, as ``rq worker`` without
+        queue names listens to it (a job pushed there without RQ registering the queue is found too)."""
+        return self._all_queues() or [self.queue()]
 
     def _adopt(self) -> bool:
         """Listen to queues created on this connection by other code too (a job enqueuing on another queue).
