@@ -232,3 +232,22 @@ def test_pending_and_drain_agree_on_a_job_pushed_onto_another_queue_rq_never_reg
 
     assert runtime.pending == []
     assert runtime.drain() == []
+
+
+def test_a_job_pushed_onto_a_queue_its_origin_does_not_name_is_pending_as_drain_runs_it(runtime: RQRuntime) -> None:
+    # Queue.get_jobs() leaves the job out (its origin names "elsewhere"); RQ's worker runs it all the same
+    queue = runtime.queue("reports")
+    queue.enqueue(echo, "first")
+    moved = Job.create(echo, args=("moved",), connection=runtime.connection, origin="elsewhere")
+    moved.save()
+    queue.push_job_id(moved.id)
+
+    assert [item.describe() for item in runtime.pending] == [
+        "test_rq_worker.echo('first') on queue 'reports'",
+        "test_rq_worker.echo('moved') on queue 'reports'",
+    ]
+    assert [(run.job.return_value(), run.queue) for run in runtime.drain(only=echo)] == [
+        ("first", "reports"),
+        ("moved", "reports"),
+    ]
+    assert runtime.pending == []

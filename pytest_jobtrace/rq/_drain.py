@@ -141,7 +141,7 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
         self._adopt()
         found: list[PendingRQJob] = []
         for queue in self._listened():
-            for job in queue.get_jobs():
+            for job in _queued(queue):
                 found.append(PendingRQJob(str(job.func_name), job.id, queue.name, _description(job)))
         ordered = sorted(self._schedule.due.items(), key=lambda item: item[1])
         ids = [job_id for job_id, _ in ordered]
@@ -238,7 +238,7 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
 
     def _dequeue_selected(self, selected: Selected) -> _Step | None:
         for queue in self._listened():
-            for job in queue.get_jobs():
+            for job in _queued(queue):
                 if selected(str(job.func_name), job.id):
                     queue.remove(job.id)
                     return job, queue
@@ -347,6 +347,20 @@ def _alarm_kept() -> Iterator[None]:
             signal.signal(signal.SIGALRM, handler)
         if delay > 0:  # a timer that should have fired meanwhile fires at once
             signal.setitimer(signal.ITIMER_REAL, max(delay - (time.monotonic() - started), 0.001), interval)
+
+
+def _queued(queue: Any) -> list[Any]:
+    """The jobs on ``queue`` in order, as ``dequeue_any`` takes them: every id whose job exists, whatever the
+    job's ``origin`` (``Queue.get_jobs`` leaves out a job whose origin names another queue; the worker runs it)."""
+    from rq.exceptions import NoSuchJobError
+
+    jobs = []
+    for job_id in queue.get_job_ids():
+        try:
+            jobs.append(queue.job_class.fetch(job_id, connection=queue.connection, serializer=queue.serializer))
+        except NoSuchJobError:
+            continue  # expired or deleted: the worker skips it too
+    return jobs
 
 
 def _attempt(job: Any) -> int:
