@@ -1,4 +1,4 @@
-"""The runner contract (/work/notes/runner-contract.md), checked on every job system.
+"""The runner contract (docs/adapters.md, "Running jobs for a test"), checked on every job system.
 
 Written into the pytester project as test_contract.py by tests/test_runner_contract.py: each test takes
 `kit` (parametrised over builtin, celery, rq and minique) and checks whole message texts.
