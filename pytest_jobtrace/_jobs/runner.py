@@ -138,10 +138,6 @@ class JobRunner(Generic[Step, Record, Reported]):
             self._open_now = False
             self._close()
 
-    @property
-    def is_open(self) -> bool:
-        return self._open_now
-
     # -- the contract -------------------------------------------------------------------------------
 
     @property
