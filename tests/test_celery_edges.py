@@ -13,24 +13,10 @@ from celery.result import AsyncResult
 from celery.utils.nodenames import default_nodename
 from celery_scenarios import make_app
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pytest_jobtrace import JobFailedError
 from pytest_jobtrace.celery import CeleryJobs
-
-
-@pytest.fixture(name="exporter")
-def _exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture(name="provider")
-def _provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield provider
-    provider.shutdown()
 
 
 @pytest.fixture(name="app")
@@ -52,8 +38,8 @@ def task(app: Celery, name: str) -> Any:
     return app.tasks[name]
 
 
-def span_names(exporter: InMemorySpanExporter) -> list[str]:
-    return [span.name for span in exporter.get_finished_spans()]
+def span_names(spans: InMemorySpanExporter) -> list[str]:
+    return [span.name for span in spans.get_finished_spans()]
 
 
 # Item 1: no publish leaves the test.
@@ -105,13 +91,13 @@ def test_eager_mode_is_off_under_celery_jobs_and_restored_after(app: Celery, pro
 
 
 def test_under_eager_mode_a_retried_task_makes_a_workers_tree(
-    app: Celery, provider: TracerProvider, exporter: InMemorySpanExporter
+    app: Celery, provider: TracerProvider, spans: InMemorySpanExporter
 ) -> None:
     app.conf.task_always_eager = True
     with open_jobs(app, provider) as jobs:
         task(app, "shop.process_order").delay(42)
         jobs.drain()
-    names = span_names(exporter)
+    names = span_names(spans)
     assert names.count("apply_async/shop.process_order") == 3
     assert names.count("run/shop.process_order") == 3
 
@@ -181,14 +167,14 @@ def test_a_requeued_message_is_redelivered_flagged(app: Celery, jobs: CeleryJobs
 
 
 def test_a_message_that_expires_before_it_is_due_is_discarded(
-    app: Celery, jobs: CeleryJobs, exporter: InMemorySpanExporter, caplog: pytest.LogCaptureFixture
+    app: Celery, jobs: CeleryJobs, spans: InMemorySpanExporter, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="celery.worker.request")
     result = task(app, "shop.add").apply_async((1, 2), countdown=60, expires=10)
     (run,) = jobs.drain()
     assert run.verdict == "revoked"
     assert result.state == "REVOKED"
-    assert span_names(exporter) == ["apply_async/shop.add"]  # the instrumentation records no run span
+    assert span_names(spans) == ["apply_async/shop.add"]  # the instrumentation records no run span
     assert f"Discarding revoked task: shop.add[{result.id}]" in caplog.messages
 
 

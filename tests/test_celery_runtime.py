@@ -13,24 +13,10 @@ from celery.worker import state as worker_state
 from celery_scenarios import PaymentError, make_app
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pytest_jobtrace import JobChainError, JobFailedError
 from pytest_jobtrace.celery import CeleryJobs, UnregisteredTaskError
-
-
-@pytest.fixture(name="exporter")
-def _exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture(name="provider")
-def _provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield provider
-    provider.shutdown()
 
 
 @pytest.fixture(name="app")
@@ -140,12 +126,12 @@ def test_only_drains_the_matching_tasks(app: Celery, jobs: CeleryJobs) -> None:
 
 
 def test_each_message_runs_in_an_empty_context_like_on_a_worker(
-    app: Celery, jobs: CeleryJobs, provider: TracerProvider, exporter: InMemorySpanExporter
+    app: Celery, jobs: CeleryJobs, provider: TracerProvider, spans: InMemorySpanExporter
 ) -> None:
     with provider.get_tracer("test").start_as_current_span("test body") as outer:
         task(app, "shop.add").delay(1, 2)
         jobs.drain()
-    spans = {span.name: span for span in exporter.get_finished_spans()}
+    spans = {span.name: span for span in spans.get_finished_spans()}
     run, publish = spans["run/shop.add"], spans["apply_async/shop.add"]
     assert publish.parent is not None
     assert publish.parent.span_id == outer.get_span_context().span_id
