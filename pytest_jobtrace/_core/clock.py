@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import math
+import time
 
 
 class VirtualClock:
@@ -13,10 +15,12 @@ class VirtualClock:
     The ``job_clock`` fixture is this test's clock; ``job_clock.advance(60)`` makes later jobs due sooner.
     """
 
-    __slots__ = ("_now",)
+    __slots__ = ("_now", "origin")
 
-    def __init__(self, start: float = 0.0) -> None:
+    def __init__(self, start: float = 0.0, *, origin: float | None = None) -> None:
         self._now = _check_moment("VirtualClock()", start)
+        #: The wall-clock time (epoch seconds) at virtual 0: what a far moment is shown against as a date.
+        self.origin = time.time() if origin is None else origin
 
     @property
     def now(self) -> float:
@@ -36,8 +40,59 @@ class VirtualClock:
         self._now = max(self._now, _check_moment("VirtualClock.advance_to()", moment))
         return self._now
 
+    def show(self, moment: float | None = None) -> str:
+        """``moment`` (default: now) as a person reads it: ``+1h30m``, or a date when a month or more away."""
+        return readable_time(self._now if moment is None else moment, self.origin)
+
     def __repr__(self) -> str:
         return f"<VirtualClock now={self._now}>"
+
+
+_UNITS = (("d", 86400), ("h", 3600), ("m", 60))
+DATE_AFTER = 30 * 86400.0
+"""Moments this far (30 days) or further from virtual 0 read as dates (an ``eta`` in 2030), not durations."""
+
+
+def readable_time(seconds: float, origin: float | None = None) -> str:
+    """A moment on a virtual clock as a person reads it at once, the same in every report and message.
+
+    ``+0s``, ``+0.25s``, ``+10s``, ``+2m30s``, ``+1h``, ``+1h0m5s`` are offsets from virtual 0 (the test's
+    start); from :data:`DATE_AFTER` on, with the wall-clock ``origin`` of virtual 0 known, the moment is an
+    ISO 8601 date in UTC to the second, ``2030-01-01T00:00:00Z``, and without it whole days, ``+400d``.
+    """
+    if not math.isfinite(seconds):
+        return str(seconds)
+    if seconds >= DATE_AFTER and origin is not None:
+        try:
+            moment = datetime.datetime.fromtimestamp(round(origin + seconds), tz=datetime.timezone.utc)
+        except (OverflowError, OSError, ValueError):  # beyond year 9999: still say how far
+            pass
+        else:
+            return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ("-" if seconds < 0 else "+") + readable_duration(abs(seconds))
+
+
+def readable_duration(seconds: float) -> str:
+    """A span of time in its largest units: ``0s``, ``0.25s``, ``90s`` reads ``1m30s``, ``3600`` reads ``1h``.
+
+    Below a minute it keeps up to three decimals (``1.5s``, ``0.001s``); from a minute on it is whole seconds,
+    leaving out trailing zero units (``1h``, ``1h0m5s``, ``2d3h``).
+    """
+    if not math.isfinite(seconds):
+        return f"{seconds}s"
+    if seconds < 60:
+        text = f"{seconds:.3f}".rstrip("0").rstrip(".")
+        return f"{text if text not in ('', '-0') else '0'}s"
+    left = round(seconds)
+    parts: list[str] = []
+    for unit, size in _UNITS:
+        count, left = divmod(left, size)
+        if count or parts:
+            parts.append(f"{count}{unit}")
+    parts.append(f"{left}s")
+    while len(parts) > 1 and parts[-1][0] == "0":  # drop trailing zero units: 1h0m0s reads 1h
+        parts.pop()
+    return "".join(parts)
 
 
 def _check_moment(owner: str, value: float) -> float:
