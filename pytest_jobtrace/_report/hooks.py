@@ -54,18 +54,21 @@ class ReportPlugin:
         report = yield
         capture = _capture_of(item)
         if capture is not None:
-            self._add_show_section(report, capture)
+            self._add_show_section(item, report, capture)
             if report.when == "teardown":
                 self._finish_test(item, report, capture)
         return report
 
-    def _add_show_section(self, report: pytest.TestReport, capture: JobSpans) -> None:
+    def _add_show_section(self, item: pytest.Item, report: pytest.TestReport, capture: JobSpans) -> None:
         show = self.settings.show
         if show is None or not (report.failed or (show == "all" and report.when == "call")):
             return
         from pytest_jobtrace._report.show import section_title, show_text
 
         text = show_text(capture.spans, capture._sink.unfinished_names())
+        job_time = _job_time_of(item)
+        if job_time:
+            text += "\n\n" + job_time
         report.sections.append((section_title(report.when), text))
 
     def _finish_test(self, item: pytest.Item, report: pytest.TestReport, capture: JobSpans) -> None:
@@ -97,6 +100,26 @@ class ReportPlugin:
             terminalreporter.write_line(f"jobtrace: HTML report written to {self.settings.html}")
         if self.settings.export is not None and not self.is_worker:
             terminalreporter.write_line(f"jobtrace: OTLP JSON written to {self.settings.export}")
+
+
+def _job_time_of(item: pytest.Item) -> str:
+    """The test's job timeline on its clock, with what its job runners still hold (``--jobtrace-show``)."""
+    from pytest_jobtrace._core.clock import VirtualClock
+    from pytest_jobtrace._jobs.registry import adapters
+    from pytest_jobtrace._report.jobtime import job_time_text
+
+    funcargs = getattr(item, "funcargs", None) or {}
+    clock = funcargs.get("job_clock")
+    if not isinstance(clock, VirtualClock):
+        return ""
+    pending: list[object] = []
+    for adapter in adapters().values():
+        runner = funcargs.get(adapter.fixture_name)
+        try:
+            pending += list(runner.pending) if runner is not None else []
+        except Exception:  # a runner whose broker went away: its timeline still says what happened
+            continue
+    return job_time_text(clock, pending)
 
 
 def _capture_of(item: pytest.Item) -> JobSpans | None:
