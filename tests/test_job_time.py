@@ -11,6 +11,7 @@ from helpers import assert_in_order, run_pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from pytest_jobtrace import TimelineEvent, VirtualClock
+from pytest_jobtrace._core.errors import failures_message
 from pytest_jobtrace._core.texttree import parse_text_tree
 from pytest_jobtrace._report.jobtime import SHOWN_EVENTS, job_time_text
 from pytest_jobtrace.builtin import Job, JobRuntime
@@ -206,3 +207,24 @@ def test_the_section_pasted_whole_is_an_expectation_that_holds(pytester: pytest.
     )
     pytester.makeini("[pytest]\njobtrace_celery_app = test_pasted:app\n")
     pytester.runpytest("test_pasted.py").assert_outcomes(passed=1)
+
+
+class _Failed:
+    job_id = "a1"
+    attempts = 8
+    exception = ValueError("declined")
+
+    def describe(self) -> str:
+        return "charge(7)"
+
+
+def test_a_failure_says_when_its_attempts_ran_where_the_clock_moved() -> None:
+    def line(times: list[str]) -> str:
+        return failures_message([_Failed()], "w()", "r", {"a1": times}).splitlines()[1]
+
+    assert line(["+0s"] * 8) == "  charge(7) id=a1 failed after 8 attempts: ValueError: declined"
+    assert line(["+0s", "+1h"]) == "  charge(7) id=a1 failed after 8 attempts at +0s, +1h: ValueError: declined"
+    many = [f"+{n}m" for n in range(8)]
+    assert line(many) == (
+        "  charge(7) id=a1 failed after 8 attempts at +0m, +1m, +2m, ..., +6m, +7m: ValueError: declined"
+    )

@@ -75,6 +75,12 @@ class _Running:
 _RUNNING: ContextVar[_Running | None] = ContextVar("pytest_jobtrace_running_job", default=None)
 _INFER: Any = object()
 
+
+def performing_an_attempt() -> bool:
+    """Whether a job runner is performing an attempt in this context (a worker is at work)."""
+    return _RUNNING.get() is not None
+
+
 Selected = Callable[[str, str], bool]
 """``drain(only=...)``'s choice: whether the job of this name and id is to be performed."""
 
@@ -409,7 +415,16 @@ class JobRunner(Generic[Step, Record, Reported]):
         failed: list[Any] = [record for record in records if self._failed_for_good(record)]
         if not failed or (self._expect_failures if expect is None else expect):
             return
-        raise JobFailedError(failures_message(failed, where, remedy), failed) from failed[0].exception
+        message = failures_message(failed, where, remedy, self._attempt_times(failed))
+        raise JobFailedError(message, failed) from failed[0].exception
+
+    def _attempt_times(self, failed: Sequence[Any]) -> dict[str, list[str]]:
+        """When each failed job's attempts ran on the clock, as they read (``+1h``), by job id."""
+        times: dict[str, list[str]] = {getattr(run, "job_id", ""): [] for run in failed}
+        for event in self._clock.timeline:
+            if event.kind == "attempt" and event.job_id in times:
+                times[event.job_id].append(self._clock.show(event.moment))
+        return times
 
 
 _R = TypeVar("_R", bound=JobRunner[Any, Any, Any])
