@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from pytest_jobtrace import TimelineEvent, VirtualClock
 from pytest_jobtrace._core.errors import failures_message
 from pytest_jobtrace._core.texttree import parse_text_tree
+from pytest_jobtrace._jobs.runner import _exception_text
 from pytest_jobtrace._report.jobtime import SHOWN_EVENTS, job_time_text
 from pytest_jobtrace.builtin import Job, JobRuntime
 from pytest_jobtrace.celery import CeleryJobs
@@ -228,3 +229,15 @@ def test_a_failure_says_when_its_attempts_ran_where_the_clock_moved() -> None:
     assert line(many) == (
         "  charge(7) id=a1 failed after 8 attempts at +0m, +1m, +2m, ..., +6m, +7m: ValueError: declined"
     )
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+def test_an_exception_that_cannot_be_shown_is_named() -> None:
+    # The built-in adapter's span recording fails on such an exception first (its own issue); the timeline
+    # must not add a failure of its own wherever an adapter gets this far.
+    assert _exception_text(Unprintable()) == "Unprintable"
+    assert _exception_text(ValueError("x" * 400)) == "ValueError: " + "x" * 288 + "... (112 more characters)"

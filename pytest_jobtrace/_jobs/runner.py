@@ -328,8 +328,7 @@ class JobRunner(Generic[Step, Record, Reported]):
     def _attempted(self, info: StepInfo, record: Record, before: float, noted: int) -> None:
         """Note the attempt on the job timeline, before what it noted itself (a retry it scheduled)."""
         moment = self._clock.now if info.due is None else max(before, info.due)
-        exc = self._exception(record)
-        detail = clip(f"{type(exc).__qualname__}: {exc}", _MAX_DETAIL) if exc is not None else ""
+        detail = _exception_text(self._exception(record))
         label = self._names.get(info.job_id, info.label)  # as its enqueue named it
         outcome = self._outcome(record)
         event = TimelineEvent(moment, "attempt", label, info.job_id, info.attempt, None, outcome, detail, self.label)
@@ -428,6 +427,16 @@ class JobRunner(Generic[Step, Record, Reported]):
 
 
 _R = TypeVar("_R", bound=JobRunner[Any, Any, Any])
+
+
+def _exception_text(exc: BaseException | None) -> str:
+    if exc is None:
+        return ""
+    try:
+        text = f"{type(exc).__qualname__}: {exc}"
+    except Exception:  # an exception whose __str__ fails: the timeline must not fail the drain
+        text = type(exc).__qualname__
+    return clip(text, _MAX_DETAIL)
 
 
 def due_of(item: object) -> float | None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_jobtrace._core.clock import VirtualClock
 from pytest_jobtrace._jobs.jobspans import JobSpans
 
 if TYPE_CHECKING:  # the report modules are imported only when their option is on
@@ -104,22 +105,32 @@ class ReportPlugin:
 
 def _job_time_of(item: pytest.Item) -> str:
     """The test's job timeline on its clock, with what its job runners still hold (``--jobtrace-show``)."""
-    from pytest_jobtrace._core.clock import VirtualClock
-    from pytest_jobtrace._jobs.registry import adapters
     from pytest_jobtrace._report.jobtime import job_time_text
 
+    clock = clock_of(item)
+    return job_time_text(clock, pending_of(item)) if clock is not None else ""
+
+
+def clock_of(item: pytest.Item) -> VirtualClock | None:
+    """The test's ``job_clock`` (its ``timeline`` is the job time), if the test had one."""
     funcargs = getattr(item, "funcargs", None) or {}
     clock = funcargs.get("job_clock")
-    if not isinstance(clock, VirtualClock):
-        return ""
-    pending: list[object] = []
+    return clock if isinstance(clock, VirtualClock) else None
+
+
+def pending_of(item: pytest.Item) -> list[Any]:
+    """The jobs the test's job runners still hold (``PendingItem``s: ``describe()``, ``due`` where known)."""
+    from pytest_jobtrace._jobs.registry import adapters
+
+    funcargs = getattr(item, "funcargs", None) or {}
+    pending: list[Any] = []
     for adapter in adapters().values():
         runner = funcargs.get(adapter.fixture_name)
         try:
             pending += list(runner.pending) if runner is not None else []
         except Exception:  # a runner whose broker went away: its timeline still says what happened
             continue
-    return job_time_text(clock, pending)
+    return pending
 
 
 def _capture_of(item: pytest.Item) -> JobSpans | None:
