@@ -163,18 +163,17 @@ def test_charge_is_retried_in_a_minute(job_spans, celery_jobs, job_clock):
     assert job_clock.now == 60
 """
 
-XDIST = pytest.mark.parametrize("run", ["inprocess", "subprocess", "xdist"], ids=["in-process", "subprocess", "xdist"])
+RUNS = pytest.mark.parametrize("run", ["inprocess", "subprocess", "xdist"], ids=["in-process", "subprocess", "xdist"])
 
 
-@XDIST
+@RUNS
 def test_a_failing_celery_retry_test_shows_its_job_time(pytester: pytest.Pytester, run: str) -> None:
     pytester.makepyfile(test_orders=RETRY_PROJECT)
     pytester.makeini("[pytest]\njobtrace_celery_app = test_orders:app\n")
     pytester.syspathinsert()
     args = ["--jobtrace-show=failed", "-p", "no:randomly"]
-    result = run_pytest(pytester, "inprocess" if run == "inprocess" else "subprocess", *args)
-    if run == "xdist":
-        result = pytester.runpytest_subprocess(*args, "-n", "2")
+    xdist = ("-n", "2") if run == "xdist" else ()
+    result = run_pytest(pytester, "inprocess" if run == "inprocess" else "subprocess", *args, *xdist)
     result.assert_outcomes(failed=1)
     assert_in_order(
         result,
