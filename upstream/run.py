@@ -11,7 +11,8 @@ A suite is a folder ``upstream/SUITE/`` holding:
   ``conftest.py`` goes into; an upstream ``conftest.py`` there is kept as ``upstream_conftest.py`` for ours to
   import from), optional ``config`` (the pytest config file in the work tree; default an empty ``pytest.ini``,
   so this project's own pytest settings never apply) and ``workers`` (pytest-xdist workers, default 2; 0 = none).
-- ``conftest.py``: the adaptation layer (app, broker and worker fixtures for each mode).
+- ``conftest.py``: the adaptation layer (app, broker and worker fixtures for each mode). The mode is the
+  ``--upstream-mode`` option and, for choices made at import time, the ``JOBTRACE_UPSTREAM_MODE`` variable.
 - ``expected.toml``: the tests expected to differ or excluded, each with its reason (see ``upstream/_expect.py``).
 
 The sdist of the installed version is fetched by ``upstream/fetch.py``; the work tree is rebuilt on every run
@@ -110,8 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a job system's own tests (see upstream/run.py).")
     parser.add_argument("suite", help=f"one of: {', '.join(suites())}")
     parser.add_argument("--mode", choices=MODES, required=True)
-    parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    ours, pytest_args = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    parser.epilog = "Arguments after -- go to pytest."
+    args = parser.parse_args(ours)
     suite = load_suite(args.suite)
     try:
         source = fetch(str(suite["package"]))
@@ -119,9 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run: {error}", file=sys.stderr)
         return 2
     work = build_work_tree(args.suite, args.mode, suite, source)
-    command = pytest_command(args.suite, args.mode, suite, work, args.pytest_args)
+    command = pytest_command(args.suite, args.mode, suite, work, pytest_args)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["JOBTRACE_UPSTREAM_MODE"] = args.mode  # for conftests that choose their fixtures at import time
     print(f"run: {args.suite} ({suite['package']} from {source.name}), mode {args.mode}, in {work}", flush=True)
     started = time.monotonic()
     status = subprocess.run(command, cwd=work, env=env, check=False).returncode
