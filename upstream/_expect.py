@@ -123,14 +123,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     stats = terminalreporter.stats
-    count = {key: len([r for r in stats.get(key, []) if getattr(r, "when", "call") in ("call", "setup")])
-             for key in ("passed", "failed", "error", "xfailed", "xpassed", "skipped")}  # fmt: skip
-    excluded = len([r for r in stats.get("skipped", []) if "excluded by upstream list" in str(r.longrepr)])
+    keys = ("passed", "failed", "error", "xfailed", "xpassed", "skipped")
+    ids = {key: {report.nodeid for report in stats.get(key, [])} for key in keys}
+    excluded = {r.nodeid for r in stats.get("skipped", []) if "excluded by upstream list" in str(r.longrepr)}
+    failed = ids["failed"] | ids["error"]  # an error in setup or teardown fails the test too
     mode = terminalreporter.config.getoption("upstream_mode")
-    total = sum(count.values())
     terminalreporter.write_sep("=", f"upstream suite, {mode} mode")
     terminalreporter.write_line(
-        f"tests {total}: passed {count['passed']}, expected to differ {count['xfailed']}, excluded {excluded}, "
-        f"skipped upstream {count['skipped'] - excluded}, failed {count['failed'] + count['error']}, "
-        f"listed but passed {count['xpassed']}"
+        f"tests {len(set().union(*ids.values()))}: passed {len(ids['passed'] - failed)},"
+        f" expected to differ {len(ids['xfailed'])}, excluded {len(excluded)},"
+        f" skipped upstream {len(ids['skipped'] - excluded)}, failed {len(failed)},"
+        f" listed but passed {len(ids['xpassed'])}"
     )

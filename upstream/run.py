@@ -3,6 +3,7 @@
     python upstream/run.py celery --mode fixture          # under celery_jobs (what .ci/run runs)
     python upstream/run.py celery --mode reference        # against a real worker on the Redis here
     python upstream/run.py rq --mode fixture -- -k retry -x   # anything after -- goes to pytest
+    python upstream/run.py celery --mode fixture -- t/integration/test_tasks.py::test_tasks   # these tests only
 
 A suite is a folder ``upstream/SUITE/`` holding:
 
@@ -10,7 +11,8 @@ A suite is a folder ``upstream/SUITE/`` holding:
   into the work tree), ``tests`` (paths or node ids to run), ``adapt`` (the folder of the work tree our
   ``conftest.py`` goes into; an upstream ``conftest.py`` there is kept as ``upstream_conftest.py`` for ours to
   import from), optional ``config`` (the pytest config file in the work tree; default an empty ``pytest.ini``,
-  so this project's own pytest settings never apply) and ``workers`` (pytest-xdist workers, default 2; 0 = none).
+  so this project's own pytest settings never apply), ``workers`` (pytest-xdist workers, default 2; 0 = none)
+  and ``args`` (more pytest arguments, e.g. ``["-p", "celery.contrib.pytest"]``).
 - ``conftest.py``: the adaptation layer (app, broker and worker fixtures for each mode). The mode is the
   ``--upstream-mode`` option and, for choices made at import time, the ``JOBTRACE_UPSTREAM_MODE`` variable.
 - ``expected.toml``: the tests expected to differ or excluded, each with its reason (see ``upstream/_expect.py``).
@@ -38,7 +40,7 @@ from upstream.fetch import CACHE, ROOT, FetchError, fetch
 
 HERE = Path(__file__).resolve().parent
 MODES = ("fixture", "reference")
-SUITE_KEYS = {"package", "copy", "tests", "adapt", "config", "workers"}
+SUITE_KEYS = {"package", "copy", "tests", "adapt", "config", "workers", "args"}
 
 
 def suites() -> list[str]:
@@ -98,7 +100,10 @@ def pytest_command(name: str, mode: str, suite: dict[str, object], work: Path, e
         command += ["-n", str(workers)]
     if not extra:
         command.append("--upstream-check-list")  # a full run: every listed test must exist
-    return [*command, *_strings(suite["tests"]), *extra]
+    # node ids or test files among the extra arguments replace the suite's own list
+    chosen = any("::" in arg or arg.endswith(".py") for arg in extra if not arg.startswith("-"))
+    tests = [] if chosen else _strings(suite["tests"])
+    return [*command, *_strings(suite.get("args", [])), *tests, *extra]
 
 
 def _strings(value: object) -> list[str]:
