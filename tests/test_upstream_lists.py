@@ -42,8 +42,8 @@ def _anchors(markdown: Path) -> set[str]:
     return anchors
 
 
-def test_there_are_lists_for_the_celery_suites() -> None:
-    assert {path.parent.name for path in LISTS} >= {"celery", "otel_celery"}
+def test_there_are_lists_for_the_three_suites() -> None:
+    assert {path.parent.name for path in LISTS} >= {"celery", "otel_celery", "rq"}
 
 
 @pytest.mark.parametrize("path", LISTS, ids=lambda path: path.parent.name)
