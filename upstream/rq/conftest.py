@@ -17,9 +17,10 @@ that holds no RQ keys, and the lease deletes what the test wrote (``flushdb`` wo
 and other clients' keys). ``find_empty_redis_database`` (any empty database of 4-16, flushed) fails instead.
 
 Which tests run: those of the suite's files (suite.toml) that run a worker (their code calls a worker's
-``.work(``, not ``scheduler.work()``), less
-those RQ marks ``slow`` or ``ssl_test`` (RQ skips them by default). The others check RQ's API against Redis and
-would test fakeredis, not rq_jobs. expected.toml lists the ones expected to differ.
+``.work(``, not ``scheduler.work()``), less those RQ marks ``slow`` or ``ssl_test`` (RQ skips them by default).
+The others check RQ's API against Redis and would test fakeredis, not rq_jobs. In fixture mode a test that never
+calls ``work()`` fails at teardown, so none passes without rq_jobs running its jobs. expected.toml lists the
+tests expected to differ.
 """
 
 from __future__ import annotations
