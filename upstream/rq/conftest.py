@@ -10,7 +10,8 @@
 - ``reference``: RQ's tests as written, their own workers (``Worker`` forks a work horse, ``SimpleWorker`` does
   not) on the Redis at ``JOBTRACE_UPSTREAM_REDIS_URL`` (default ``redis://127.0.0.1:6379/1-15``), each test in
   a database leased as ``rq_jobs`` leases one (``pytest_jobtrace.rq._connection``): never database 0, never a
-  database another test or run holds.
+  database another test or run holds. The worker's command channel polls every second, not every 60 s (see
+  ``_poll_commands_often``).
 
 In both modes RQTestCase's ``flushdb`` in setUp/tearDown is dropped: each test starts on a database of its own
 that holds no RQ keys, and the lease deletes what the test wrote (``flushdb`` would also delete the lease key
@@ -57,6 +58,25 @@ def pytest_configure(config: pytest.Config) -> None:
     for marker in LEFT_OUT_MARKERS:
         config.addinivalue_line("markers", f"{marker}: RQ's marker (left out of this suite)")
     _adapt(tests)
+    if _mode(config) == "reference":
+        _poll_commands_often()
+
+
+def _poll_commands_often() -> None:
+    """A real worker's command channel polls every second instead of every 60 s.
+
+    RQ 3.0 runs its pubsub thread with ``sleep_time=60``; when the worker stops, redis-py 8's ``stop()`` joins
+    that thread, which can sit out the whole 60 s after ``unsubscribe()``. A burst then ends a minute late, and
+    RQ's tests that time it fail at random: a callback's key set with ``ex=60`` is gone, a retry due in 10 s is
+    already due. Commands are still received, only sooner."""
+    from redis.client import PubSub
+
+    original = PubSub.run_in_thread
+
+    def run_in_thread(pubsub: Any, sleep_time: float = 0.0, *args: Any, **kwargs: Any) -> Any:
+        return original(pubsub, min(sleep_time, 1.0), *args, **kwargs)
+
+    PubSub.run_in_thread = run_in_thread  # type: ignore[method-assign, assignment]
 
 
 def _adapt(tests: Any) -> None:
