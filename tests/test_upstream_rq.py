@@ -66,40 +66,23 @@ from tests import RQTestCase, min_redis_version
 from tests.jobs import say_hello, where
 
 
-class Quiet:
-    # Without the command channel, whose pubsub thread can make a real Redis worker wait 60 s at its end.
-    def subscribe(self):
-        pass
-
-    def unsubscribe(self):
-        pass
-
-
-class QuietWorker(Quiet, Worker):
-    pass
-
-
-class QuietSimpleWorker(Quiet, SimpleWorker):
-    pass
-
-
 class TestWorkers(RQTestCase):
     def test_burst(self):
         q = Queue(connection=self.connection)
         job = q.enqueue(say_hello, "Ada")
-        self.assertTrue(QuietWorker([q], connection=self.connection).work(burst=True))
+        self.assertTrue(Worker([q], connection=self.connection).work(burst=True))
         self.assertEqual(job.get_status(), JobStatus.FINISHED)
         self.assertEqual(job.return_value(), "Hi there, Ada!")
 
     def test_max_jobs(self):
         q = Queue(connection=self.connection)
         first, second = q.enqueue(say_hello), q.enqueue(say_hello)
-        QuietSimpleWorker([q], connection=self.connection).work(burst=True, max_jobs=1)
+        SimpleWorker([q], connection=self.connection).work(burst=True, max_jobs=1)
         self.assertEqual([first.get_status(), second.get_status()], [JobStatus.FINISHED, JobStatus.QUEUED])
 
     def test_database(self):
         job = Queue(connection=self.connection).enqueue(where)
-        QuietSimpleWorker([job.origin], connection=self.connection).work(burst=True)
+        SimpleWorker([job.origin], connection=self.connection).work(burst=True)
         system, database = job.return_value()
         if os.environ.get("JOBTRACE_UPSTREAM_MODE") == "reference":  # a leased database: never 0, never 4
             self.assertEqual(system, "redis")
