@@ -70,6 +70,25 @@ def test_another_app_publishes_normally_again_after_the_test(app: Celery, provid
         assert producer is not None
 
 
+def test_a_send_task_set_on_the_app_before_the_test_is_put_back_after_it(app: Celery, provider: TracerProvider) -> None:
+    sent: list[str] = []
+    send_task = app.send_task
+
+    def recording_send_task(name: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(name)
+        return send_task(name, *args, **kwargs)
+
+    app.send_task = recording_send_task  # type: ignore[method-assign]
+    try:
+        with open_jobs(app, provider) as jobs:
+            task(app, "shop.add").delay(1, 2)
+            jobs.drain()
+        assert vars(app)["send_task"] is recording_send_task
+        assert sent == ["shop.add"]
+    finally:
+        vars(app).pop("send_task", None)
+
+
 def test_a_publish_with_its_own_connection_is_refused(app: Celery, jobs: CeleryJobs) -> None:
     with pytest.raises(RuntimeError, match=r"its own producer= or connection=: the message would go to the broker"):
         task(app, "shop.add").apply_async((1, 2), connection=app.connection_for_write())

@@ -108,6 +108,25 @@ def test_a_queue_s_serializer_reads_its_jobs(runtime: RQRuntime, job_spans: JobS
     assert [view.outcome for view in job_spans.jobs()] == ["succeeded", "succeeded"]
 
 
+def test_a_queue_the_test_builds_on_the_connection_keeps_its_serializer(runtime: RQRuntime) -> None:
+    """A queue made with ``Queue(..., connection=rq_jobs.connection, serializer=...)``, not ``rq_jobs.queue()``:
+    its jobs are read with its serializer, as a worker started for it with ``--serializer`` reads them (RQ's own
+    ``test_work_and_quit_custom_serializer`` found this failing with ``DeserializationError``)."""
+    from rq import Queue
+
+    Queue("json", connection=runtime.connection, serializer=JSONSerializer).enqueue(echo, "made by the test")
+    Queue("json2", connection=runtime.connection, serializer=JSONSerializer).enqueue_in(
+        timedelta(seconds=5), echo, "scheduled"
+    )
+
+    runs = runtime.drain()
+
+    assert [(run.queue, run.status, run.job.return_value()) for run in runs] == [
+        ("json", "finished", "made by the test"),
+        ("json2", "finished", "scheduled"),
+    ]
+
+
 def test_a_queue_s_job_class_performs_its_jobs(runtime: RQRuntime) -> None:
     enqueued = runtime.queue("audited", job_class=AuditedJob).enqueue(echo, 5)
     (run,) = runtime.drain()

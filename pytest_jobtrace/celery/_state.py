@@ -71,6 +71,8 @@ def watch_publish_time(restorer: Restorer, app: Any, seen: threading.local) -> N
     one Celery adds a countdown to when it computes the message's eta.
     """
     send_task, now = app.send_task, app.now
+    # what the instance itself held (a wrapper of the caller's, a mock): put back at teardown, not dropped
+    before = {name: vars(app)[name] for name in ("send_task", "now") if name in vars(app)}
 
     def watched_send_task(*args: Any, **kwargs: Any) -> Any:
         if int(app.conf.task_protocol) == 1:  # set during the test: refused before the publish span starts
@@ -86,8 +88,9 @@ def watch_publish_time(restorer: Restorer, app: Any, seen: threading.local) -> N
     app.send_task, app.now = watched_send_task, watched_now
 
     def undo() -> None:
-        vars(app).pop("send_task", None)
-        vars(app).pop("now", None)
+        for name in ("send_task", "now"):
+            vars(app).pop(name, None)
+        vars(app).update(before)
 
     restorer.add(undo)
 

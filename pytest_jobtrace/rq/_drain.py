@@ -269,7 +269,13 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
 
     def _heard_of(self, job: Any) -> None:
         """RQ queued or scheduled ``job``: note its queue, who enqueued it, and when its ``ttl`` runs out (RQ
-        sets the key's expiry anew each time it queues or schedules the job)."""
+        sets the key's expiry anew each time it queues or schedules the job).
+
+        A queue first heard of here is drained with this job's serializer and class: a queue the test built
+        itself (``Queue("q", connection=rq_jobs.connection, serializer=JSONSerializer)``) stores jobs so, and
+        a worker started for it would be given them."""
+        if job.origin not in self._queues:
+            self.queue(job.origin, serializer=job.serializer, job_class=type(job))
         self._origins[job.id] = job.origin
         scheduled = self._schedule.due.get(job.id)
         due = None if self._promoting else scheduled[0] if scheduled is not None else self.clock.now
