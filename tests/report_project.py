@@ -101,12 +101,26 @@ def make_shop(pytester: pytest.Pytester) -> None:
 
 
 def report_data(path: Path) -> dict[str, Any]:
-    """The data a report page carries, read back from its JSON script element."""
+    """The data a report page carries, read back from its JSON script element, spans read as the page does."""
     html = path.read_text(encoding="utf-8")
     found = re.search(r'<script type="application/json" id="jobtrace-data">(.*?)</script>', html, re.S)
     assert found is not None, "no data element in the report"
     data: dict[str, Any] = json.loads(found.group(1))
+    for test in data["tests"]:
+        if test["trace"] is not None:
+            test["trace"]["spans"] = [read_span(span) for span in test["trace"]["spans"]]
     return data
+
+
+def read_span(span: list[Any]) -> dict[str, Any]:
+    """A span of the page's data as an object, as the page's ``spansOf`` reads it."""
+    name, start, end, trace, span_id, parent, attributes, *more = span
+    read = {"n": name, "s": start, "e": end, "t": trace, "id": span_id, **(more[0] if more else {})}
+    if parent >= 0:
+        read["p"] = parent
+    if attributes:
+        read["a"] = [[attributes[i], attributes[i + 1]] for i in range(0, len(attributes), 2)]
+    return read
 
 
 def by_test_name(data: dict[str, Any]) -> dict[str, dict[str, Any]]:

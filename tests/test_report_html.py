@@ -6,11 +6,12 @@ from typing import Any
 
 import pytest
 from conftest import MakeSpan
-from report_project import OUTCOMES, by_test_name, make_shop, report_data
+from opentelemetry.trace import SpanKind, StatusCode
+from report_project import OUTCOMES, by_test_name, make_shop, read_span, report_data
 
 from pytest_jobtrace._core.forest import SpanForest
 from pytest_jobtrace._jobs.views import job_index
-from pytest_jobtrace._report.data import trace_data, waterfall_rows
+from pytest_jobtrace._report.data import plain_trace_data, trace_data, waterfall_rows
 from pytest_jobtrace._report.html import script_json
 from pytest_jobtrace._report.safe import neutral
 
@@ -96,8 +97,8 @@ def test_no_spans(make_span: MakeSpan) -> None:
 def test_hostile_text_is_neutralised_and_cannot_close_the_script(make_span: MakeSpan) -> None:
     span = make_span("a\x1b[31m\u202eb", attributes={"x": "</script><script>alert(1)</script>\n"})
     data = trace_data(SpanForest([span]))  # type: ignore[list-item]
-    assert data["spans"][0]["n"] == "a\\x1b[31m\\u202eb"
-    assert data["spans"][0]["a"] == [["x", "</script><script>alert(1)</script>\\x0a"]]
+    assert read_span(data["spans"][0])["n"] == "a\\x1b[31m\\u202eb"
+    assert read_span(data["spans"][0])["a"] == [["x", "</script><script>alert(1)</script>\\x0a"]]
     text = script_json(data)
     assert "<" not in text
     assert ">" not in text
@@ -118,3 +119,43 @@ def test_hostile_text_is_neutralised_and_cannot_close_the_script(make_span: Make
 )
 def test_neutral(raw: str, shown: str) -> None:
     assert neutral(raw) == shown
+
+
+def _shapes(make_span: MakeSpan) -> list[Any]:
+    """Spans of no job in every shape the layout has to get right: ties, traces, links, errors, events."""
+    root = make_span("root", at=5, kind=SpanKind.SERVER, attributes={"route": "/x", "n": 3, "ok": True})
+    other = make_span("other trace", at=1, attributes={"tags": ("a", "b"), "ratio": 0.5})
+    spans = [
+        root,
+        make_span("b", root, at=6, status=(StatusCode.ERROR, "boom"), exception=ValueError("bad")),
+        make_span("a", root, at=6, events=["cache.miss", ("retry", {"n": 2})]),  # same start: by name
+        make_span("a", root, at=6),
+        other,
+        make_span("linked", other, at=2, links=[root]),
+        make_span("z root", at=1),  # another root of its own trace, same start as "other trace"
+    ]
+    return spans
+
+
+def test_without_a_forest_the_data_is_the_forests(make_span: MakeSpan) -> None:
+    spans = _shapes(make_span)
+    for order in (spans, spans[::-1], spans[2:] + spans[:2]):
+        plain = plain_trace_data(order)  # type: ignore[arg-type]
+        assert plain is not None
+        assert plain == trace_data(SpanForest(order))  # type: ignore[arg-type]
+    spans_of_one = plain_trace_data(spans)  # type: ignore[arg-type]
+    assert spans_of_one is not None
+    assert [read_span(span)["n"] for span in spans_of_one["spans"]] == [span.name for span in spans]
+
+
+def test_a_job_or_colliding_ids_take_the_forests_way(make_span: MakeSpan) -> None:
+    job = make_span(
+        "send jobs",
+        kind=SpanKind.PRODUCER,
+        attributes={"messaging.system": "jobtrace", "messaging.operation.type": "send", "jobtrace.job.class": "J"},
+    )
+    assert plain_trace_data([job]) is None  # type: ignore[list-item]
+    assert [j["n"] for j in trace_data(SpanForest([job]))["jobs"]] == ["J"]  # type: ignore[list-item]
+    twice = make_span("twice")
+    assert plain_trace_data([twice, twice]) is None  # type: ignore[list-item]
+    assert plain_trace_data([]) == trace_data(SpanForest([]))

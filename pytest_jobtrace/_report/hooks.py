@@ -1,9 +1,10 @@
 """The report hooks, registered as their own plugin only when a report option is on.
 
 On an xdist worker (or a run without xdist) ``pytest_runtest_makereport`` adds to each test's reports
-what the options ask for: a report section (``--jobtrace-show``) and, on the teardown report, the test's
-spans as plain data (``jobtrace_trace``). Reports carry extra attributes across xdist, so the controller
-gathers the data from ``pytest_runtest_logreport`` and writes the session's HTML file at the end.
+what the options ask for: a report section (``--jobtrace-show``) and, for the HTML report, on the teardown
+report the test's spans as the page's JSON text (``jobtrace_trace``: text crosses from an xdist worker at
+no cost) and on a failed report its failure (``jobtrace_failure``). Reports carry extra attributes across
+xdist, so the controller gathers them from ``pytest_runtest_logreport`` and writes the file at the end.
 OTLP files are written where the spans are (the worker), since they need the SDK's span objects.
 """
 
@@ -17,12 +18,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_jobtrace._jobs.jobspans import JobSpans
+from pytest_jobtrace._jobs.registry import adapters
 
 if TYPE_CHECKING:  # the report modules are imported only when their option is on
     from pytest_jobtrace._report.html import SessionLog
 
 PLUGIN_NAME = "jobtrace-report"
 TRACE_KEY = "jobtrace_trace"
+FAILURE_KEY = "jobtrace_failure"
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,10 @@ class ReportPlugin:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
+        if report.failed and self.settings.html is not None:
+            from pytest_jobtrace._report.failure import failure_data
+
+            setattr(report, FAILURE_KEY, failure_data(report, call))
         capture = _capture_of(item)
         if capture is not None:
             self._add_show_section(report, capture)
@@ -70,9 +77,10 @@ class ReportPlugin:
 
     def _finish_test(self, item: pytest.Item, report: pytest.TestReport, capture: JobSpans) -> None:
         if self.settings.html is not None:
-            from pytest_jobtrace._report.data import trace_data
+            from pytest_jobtrace._report.data import capture_data
+            from pytest_jobtrace._report.html import script_json
 
-            setattr(report, TRACE_KEY, trace_data(capture.forest()))
+            setattr(report, TRACE_KEY, script_json(capture_data(capture, _uses_job_fixture(item))))
         if self.settings.export is not None:
             from pytest_jobtrace._report.otlp import export_test
 
@@ -81,7 +89,7 @@ class ReportPlugin:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.session_log is not None:  # on the controller (a worker's reports still have to travel)
             # Taken off the report, which pytest keeps until the session ends: the log keeps it as text.
-            self.session_log.add(report, report.__dict__.pop(TRACE_KEY, None))
+            self.session_log.add(report, report.__dict__.pop(TRACE_KEY, None), report.__dict__.pop(FAILURE_KEY, None))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -97,6 +105,11 @@ class ReportPlugin:
             terminalreporter.write_line(f"jobtrace: HTML report written to {self.settings.html}")
         if self.settings.export is not None and not self.is_worker:
             terminalreporter.write_line(f"jobtrace: OTLP JSON written to {self.settings.export}")
+
+
+def _uses_job_fixture(item: pytest.Item) -> bool:
+    names = getattr(item, "fixturenames", ())
+    return any(adapter.fixture_name in names for adapter in adapters().values())
 
 
 def _capture_of(item: pytest.Item) -> JobSpans | None:

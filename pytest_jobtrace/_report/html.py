@@ -31,14 +31,17 @@ class SessionLog:
         self.tests: dict[str, dict[str, Any]] = {}
         self.traces: dict[str, str] = {}
 
-    def add(self, report: pytest.TestReport, trace: dict[str, Any] | None) -> None:
+    def add(self, report: pytest.TestReport, trace: str | None, failure: dict[str, Any] | None = None) -> None:
+        """Note one of a test's reports; ``trace`` is its spans' data as :func:`script_json` text."""
         entry = self.tests.get(report.nodeid)
         if entry is None:
             entry = self.tests[report.nodeid] = {"id": neutral(report.nodeid), "o": "passed", "d": 0.0}
         entry["d"] += report.duration
         entry["o"] = outcome_after(entry["o"], report)
+        if failure is not None:
+            entry.setdefault("f", []).append(failure)
         if trace is not None:
-            self.traces[report.nodeid] = script_json(trace)
+            self.traces[report.nodeid] = trace
 
     def write(self, path: Path, config: pytest.Config) -> None:
         head = {
