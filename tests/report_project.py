@@ -125,3 +125,31 @@ def read_span(span: list[Any]) -> dict[str, Any]:
 
 def by_test_name(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {test["id"].split("::")[-1]: test for test in data["tests"]}
+
+
+FAILURES = r"""
+from opentelemetry import trace
+
+from pytest_jobtrace import assert_span_tree, span
+
+tracer = trace.get_tracer("shop")
+
+
+def test_message(job_spans):
+    with tracer.start_as_current_span("lookup"):
+        pass
+    assert 1 + 1 == 3, "</script><script>alert('x')</script> & \x1b[31mred"
+
+
+def test_tree(job_spans):
+    with tracer.start_as_current_span("checkout"):
+        with tracer.start_as_current_span("charge", attributes={"amount": 5}):
+            pass
+        with tracer.start_as_current_span("email"):
+            pass
+    assert_span_tree(span("checkout", children=[span("charge", attributes={"amount": 6}), span("email")]))
+
+
+def test_without_capture():
+    raise RuntimeError("no spans & no <b>capture</b>")
+"""

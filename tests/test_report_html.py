@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from conftest import MakeSpan
 from opentelemetry.trace import SpanKind, StatusCode
-from report_project import OUTCOMES, by_test_name, make_shop, read_span, report_data
+from report_project import FAILURES, OUTCOMES, by_test_name, make_shop, read_span, report_data
 
 from pytest_jobtrace._core.forest import SpanForest
 from pytest_jobtrace._jobs.views import job_index
@@ -159,3 +159,54 @@ def test_a_job_or_colliding_ids_take_the_forests_way(make_span: MakeSpan) -> Non
     twice = make_span("twice")
     assert plain_trace_data([twice, twice]) is None  # type: ignore[list-item]
     assert plain_trace_data([]) == trace_data(SpanForest([]))
+
+
+@pytest.mark.parametrize("run", ["inline", "subprocess", "xdist"])
+def test_a_failed_tests_message_and_trees_are_in_the_file(pytester: pytest.Pytester, run: str) -> None:
+    pytester.makepyfile(test_failures=FAILURES)
+    args = ["--jobtrace-html=report.html", "-p", "no:randomly"]
+    if run == "inline":
+        result = pytester.runpytest(*args)
+    else:
+        result = pytester.runpytest_subprocess(*args, *(["-n", "2", "-p", "xdist"] if run == "xdist" else []))
+    result.assert_outcomes(failed=3)
+    tests = by_test_name(report_data(pytester.path / "report.html"))
+    (message,) = tests["test_message"]["f"]
+    assert message["w"] == "call"
+    assert message["m"].startswith("AssertionError: </script><script>alert('x')</script> & \\x1b[31mred\nassert (1 + 1) == 3")
+    assert "e" not in message  # no expected tree: not a span tree mismatch
+    (tree,) = tests["test_tree"]["f"]
+    difference = "attributes['amount']: expected 6, got 5"
+    assert tree["m"].startswith(
+        f"pytest_jobtrace.SpanTreeMismatch: span tree does not match: at 'checkout' > 'charge': {difference}\n"
+    )
+    assert tree["e"] == [["checkout", ""], ["├── charge {amount=6}", difference], ["└── email", ""]]
+    charge = next(span for span in tests["test_tree"]["trace"]["spans"] if span["n"] == "charge")
+    assert tree["a"] == [[charge["id"], difference]]
+    (error,) = tests["test_without_capture"]["f"]
+    assert error["m"] == "RuntimeError: no spans & no <b>capture</b>"
+    assert tests["test_without_capture"]["trace"] is None
+    html = (pytester.path / "report.html").read_text()
+    assert "<b>" not in html
+    assert "</script><script>" not in html.split('id="jobtrace-data">', 1)[1].split("</script>\n<script>", 1)[0]
+
+
+def test_a_long_message_is_bounded_as_in_the_terminal(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_long="""
+        def test_long():
+            raise AssertionError("x" * 5000 + "\\n" + "line\\n" * 1000)
+        """
+    )
+    pytester.runpytest("--jobtrace-html=report.html").assert_outcomes(failed=1)
+    (failure,) = by_test_name(report_data(pytester.path / "report.html"))["test_long"]["f"]
+    lines = failure["m"].split("\n")
+    assert lines[0] == "AssertionError: " + "x" * (1000 - 16) + "... (4016 more characters)"
+    assert len(lines) == 401
+    assert lines[-1] == "... 601 more lines"
+
+
+def test_a_passing_test_has_no_failure(pytester: pytest.Pytester) -> None:
+    make_shop(pytester)
+    pytester.runpytest("--jobtrace-html=report.html", "-k", "checkout_passes").assert_outcomes(passed=1)
+    assert "f" not in by_test_name(report_data(pytester.path / "report.html"))["test_checkout_passes"]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_jobtrace._core.clock import VirtualClock
 from pytest_jobtrace._jobs.jobspans import JobSpans
 from pytest_jobtrace._jobs.registry import adapters
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # the report modules are imported only when their option is o
 PLUGIN_NAME = "jobtrace-report"
 TRACE_KEY = "jobtrace_trace"
 FAILURE_KEY = "jobtrace_failure"
+TIME_KEY = "jobtrace_job_time"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class ReportPlugin:
             from pytest_jobtrace._report.failure import failure_data
 
             setattr(report, FAILURE_KEY, failure_data(report, call))
+        if report.when == "teardown" and self.settings.html is not None:
+            self._add_job_time(item, report)
         capture = _capture_of(item)
         if capture is not None:
             self._add_show_section(report, capture)
@@ -75,6 +79,15 @@ class ReportPlugin:
         text = show_text(capture.spans, capture._sink.unfinished_names())
         report.sections.append((section_title(report.when), text))
 
+    def _add_job_time(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        found = _clock_and_pending(item)
+        if found is not None:
+            from pytest_jobtrace._report.timeline import job_time_data
+
+            data = job_time_data(*found)
+            if data is not None:
+                setattr(report, TIME_KEY, data)
+
     def _finish_test(self, item: pytest.Item, report: pytest.TestReport, capture: JobSpans) -> None:
         if self.settings.html is not None:
             from pytest_jobtrace._report.data import capture_data
@@ -89,7 +102,10 @@ class ReportPlugin:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.session_log is not None:  # on the controller (a worker's reports still have to travel)
             # Taken off the report, which pytest keeps until the session ends: the log keeps it as text.
-            self.session_log.add(report, report.__dict__.pop(TRACE_KEY, None), report.__dict__.pop(FAILURE_KEY, None))
+            extra = report.__dict__
+            self.session_log.add(
+                report, extra.pop(TRACE_KEY, None), extra.pop(FAILURE_KEY, None), extra.pop(TIME_KEY, None)
+            )
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -105,6 +121,22 @@ class ReportPlugin:
             terminalreporter.write_line(f"jobtrace: HTML report written to {self.settings.html}")
         if self.settings.export is not None and not self.is_worker:
             terminalreporter.write_line(f"jobtrace: OTLP JSON written to {self.settings.export}")
+
+
+def _clock_and_pending(item: pytest.Item) -> tuple[VirtualClock, list[object]] | None:
+    """The test's virtual clock (``job_clock``), if it had one, and what its job runners still hold."""
+    funcargs = getattr(item, "funcargs", None) or {}
+    clock = funcargs.get("job_clock")
+    if not isinstance(clock, VirtualClock):
+        return None
+    pending: list[object] = []
+    for adapter in adapters().values():
+        runner = funcargs.get(adapter.fixture_name)
+        try:
+            pending += list(runner.pending) if runner is not None else []
+        except Exception:  # a runner whose broker went away: its timeline still says what happened
+            continue
+    return clock, pending
 
 
 def _uses_job_fixture(item: pytest.Item) -> bool:

@@ -31,7 +31,13 @@ class SessionLog:
         self.tests: dict[str, dict[str, Any]] = {}
         self.traces: dict[str, str] = {}
 
-    def add(self, report: pytest.TestReport, trace: str | None, failure: dict[str, Any] | None = None) -> None:
+    def add(
+        self,
+        report: pytest.TestReport,
+        trace: str | None,
+        failure: dict[str, Any] | None = None,
+        job_time: dict[str, Any] | None = None,
+    ) -> None:
         """Note one of a test's reports; ``trace`` is its spans' data as :func:`script_json` text."""
         entry = self.tests.get(report.nodeid)
         if entry is None:
@@ -40,6 +46,8 @@ class SessionLog:
         entry["o"] = outcome_after(entry["o"], report)
         if failure is not None:
             entry.setdefault("f", []).append(failure)
+        if job_time is not None:
+            entry["jt"] = job_time
         if trace is not None:
             self.traces[report.nodeid] = trace
 
