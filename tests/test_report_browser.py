@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from report_project import SHOP
+from report_project import FAILURES, SHOP
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "docs" / "images" / "html-report.png"
@@ -240,6 +240,74 @@ def test_screenshot_for_the_docs(page: Page, tmp_path: Path) -> None:
     page.page.evaluate("window.scrollTo(0, 0)")
     page.page.screenshot(path=str(target))
     assert target.read_bytes().startswith(b"\x89PNG")
+    assert page.problems == []
+
+
+@pytest.fixture(scope="module", name="failures_report")
+def _failures_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_report(tmp_path_factory.mktemp("failures", numbered=False), FAILURES)
+
+
+def test_a_failed_tests_message_is_shown_as_text(browser: Any, failures_report: Path) -> None:
+    page = Page(browser, failures_report)
+    test = page.page.locator("section.test", has_text="test_message")
+    message = test.locator(".failure pre.message")  # open from the start, as every failed test
+    assert message.inner_text().startswith(
+        "AssertionError: </script><script>alert('x')</script> & \\x1b[31mred\nassert (1 + 1) == 3"
+    )
+    assert test.locator(".failure h4").inner_text() == "failed: message"
+    without = page.page.locator("section.test", has_text="test_without_capture")
+    assert without.locator("pre.message").inner_text() == "RuntimeError: no spans & no <b>capture</b>"
+    assert page.page.eval_on_selector_all("b", "bold => bold.length") == 0
+    assert page.page.eval_on_selector_all("script", "s => s.length") == 2
+    assert page.problems == []
+
+
+def test_a_tree_mismatch_marks_the_difference_on_both_sides(browser: Any, failures_report: Path) -> None:
+    page = Page(browser, failures_report)
+    test = page.page.locator("section.test", has_text="test_tree")
+    difference = "attributes['amount']: expected 6, got 5"
+    assert test.locator("pre.expected").inner_text().split("\n") == [
+        "checkout",
+        f"├── charge {{amount=6}}    <-- {difference}",
+        "└── email",
+        "",
+    ]
+    assert test.locator("pre.expected .line.differs").all_inner_texts() == ["├── charge {amount=6}"]
+    marked = test.locator(".row.differs")
+    assert marked.count() == 1
+    assert marked.locator(".name").inner_text() == "charge"
+    assert marked.locator(".mark").inner_text() == f"<-- {difference}"
+    assert test.locator(".row:not(.differs) .name").all_inner_texts() == ["checkout", "email"]
+    assert page.problems == []
+
+
+MANY = """
+import pytest
+from opentelemetry import trace
+
+tracer = trace.get_tracer("many")
+
+
+@pytest.mark.parametrize("i", range(1000))
+def test_it(job_spans, i):
+    with tracer.start_as_current_span("request", attributes={"i": i}):
+        for n in range(19):
+            with tracer.start_as_current_span("step", attributes={"step": n}):
+                pass
+    assert i % 100 != 7, f"test {i} fails"
+"""
+
+
+def test_a_report_of_1000_tests_opens_quickly(browser: Any, tmp_path: Path) -> None:
+    report = make_report(tmp_path, MANY)
+    page = Page(browser, report)
+    page.page.wait_for_selector("section.test[data-outcome=failed] .row")
+    load = page.page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd")
+    print(f"\n1,000-test report ({report.stat().st_size / 1e6:.1f} MB): loaded, 10 failing tests open, in {load:.0f} ms")
+    assert page.page.locator("section.test").count() == 1000
+    assert page.page.locator("section.test > .body").count() == 10  # only the failed ones are open
+    assert load < 5000  # a generous bound on a shared machine; the figure to read is the one printed (< 1 s)
     assert page.problems == []
 
 
