@@ -19,6 +19,7 @@ from pytest_jobtrace._core.options import JobtraceOptions, OptionSet, options_fo
 from pytest_jobtrace._jobs import registry as _registry
 from pytest_jobtrace._jobs.jobspans import JobSpans, _current
 from pytest_jobtrace._jobs.registry import checked_activation
+from pytest_jobtrace._jobs.runner import pending_line
 from pytest_jobtrace._report import add_options as add_report_options
 from pytest_jobtrace._report import configure as configure_report
 
@@ -138,7 +139,10 @@ def _job_spans() -> Iterator[JobSpans]:
 @pytest.fixture(name="job_clock")
 def _job_clock() -> VirtualClock:
     """This test's virtual clock, shared by every job adapter: countdowns, retries and schedules run on it."""
-    return VirtualClock()
+    clock = VirtualClock()
+    if _running:  # also when asked for through request.getfixturevalue(): --jobtrace-show reads its timeline
+        getattr(_running[-1], "funcargs", {}).setdefault("job_clock", clock)
+    return clock
 
 
 @pytest.fixture(name="jobtrace_tracer_provider")
@@ -177,7 +181,7 @@ def _adapter_fixture(adapter: _adapters.JobAdapter) -> Callable[..., Any]:
             _registry.activated(adapter.name, None)
             active.close()
         if active.chain_error is None:  # after a JobChainError, what is pending was reported
-            report_undrained(request.node, adapter, active.pending)
+            report_undrained(request.node, adapter, active.pending, job_clock)
 
     fixture.__doc__ = (
         f"Run {adapter.name} jobs in-process for this test; drain them with {adapter.fixture_name}.drain()."
@@ -186,11 +190,15 @@ def _adapter_fixture(adapter: _adapters.JobAdapter) -> Callable[..., Any]:
 
 
 def report_undrained(
-    item: pytest.Item, adapter: _adapters.JobAdapter, pending: Sequence[_adapters.PendingItem]
+    item: pytest.Item,
+    adapter: _adapters.JobAdapter,
+    pending: Sequence[_adapters.PendingItem],
+    clock: VirtualClock,
 ) -> None:
-    """Warn about the jobs an adapter still holds at teardown, naming its fixture's drain()."""
+    """Warn about the jobs an adapter still holds at teardown, naming its fixture's drain() (and when each
+    is due, on the test's clock)."""
     if pending:
-        shown = ", ".join(p.describe() for p in pending[:10])
+        shown = ", ".join(pending_line(p, clock) for p in pending[:10])
         more = f" and {len(pending) - 10} more" if len(pending) > 10 else ""
         extra = adapter.undrained_hint
         warn_at(

@@ -65,18 +65,21 @@ class ReportPlugin:
             self._add_job_time(item, report)
         capture = _capture_of(item)
         if capture is not None:
-            self._add_show_section(report, capture)
+            self._add_show_section(item, report, capture)
             if report.when == "teardown":
                 self._finish_test(item, report, capture)
         return report
 
-    def _add_show_section(self, report: pytest.TestReport, capture: JobSpans) -> None:
+    def _add_show_section(self, item: pytest.Item, report: pytest.TestReport, capture: JobSpans) -> None:
         show = self.settings.show
         if show is None or not (report.failed or (show == "all" and report.when == "call")):
             return
         from pytest_jobtrace._report.show import section_title, show_text
 
         text = show_text(capture.spans, capture._sink.unfinished_names())
+        job_time = _job_time_of(item)
+        if job_time:
+            text += "\n\n" + job_time
         report.sections.append((section_title(report.when), text))
 
     def _add_job_time(self, item: pytest.Item, report: pytest.TestReport) -> None:
@@ -121,6 +124,16 @@ class ReportPlugin:
             terminalreporter.write_line(f"jobtrace: HTML report written to {self.settings.html}")
         if self.settings.export is not None and not self.is_worker:
             terminalreporter.write_line(f"jobtrace: OTLP JSON written to {self.settings.export}")
+
+
+def _job_time_of(item: pytest.Item) -> str:
+    """The test's job timeline on its clock, with what its job runners still hold (``--jobtrace-show``)."""
+    found = _clock_and_pending(item)
+    if found is None:
+        return ""
+    from pytest_jobtrace._report.jobtime import job_time_text
+
+    return job_time_text(*found)
 
 
 def _clock_and_pending(item: pytest.Item) -> tuple[VirtualClock, list[object]] | None:
