@@ -153,3 +153,39 @@ def test_tree(job_spans):
 def test_without_capture():
     raise RuntimeError("no spans & no <b>capture</b>")
 """
+
+
+CELERY_APP = r"""
+from celery import Celery
+from opentelemetry import trace
+
+tracer = trace.get_tracer("shop")
+app = Celery("shop", broker="memory://", backend="cache+memory://", set_as_current=False)
+WAITS = [10, 30, 60]  # seconds before each retry
+
+
+@app.task(bind=True, shared=False, max_retries=3)
+def charge(self, order_id):
+    with tracer.start_as_current_span("call_gateway"):
+        if self.request.retries < 3:
+            raise self.retry(countdown=WAITS[self.request.retries], exc=ConnectionError("gateway timed out"))
+"""
+
+CELERY_TEST = r"""
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from pytest_jobtrace import assert_span_tree, job, span
+from shop_app import charge
+
+tracer = trace.get_tracer("shop")
+
+
+def test_charge_is_retried(celery_jobs, job_spans):
+    with tracer.start_as_current_span("POST /orders", kind=SpanKind.SERVER):
+        charge.apply_async((7,), countdown=3600)  # charged in an hour
+    celery_jobs.drain()
+    assert_span_tree(span("POST /orders", children=[job("charge", attempts=2, outcome="succeeded")]))
+"""
+
+CELERY_INI = "[pytest]\njobtrace_celery_app = shop_app:app\n"

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from conftest import MakeSpan
 from opentelemetry.trace import SpanKind, StatusCode
-from report_project import FAILURES, OUTCOMES, by_test_name, make_shop, read_span, report_data
+from report_project import CELERY_APP, CELERY_INI, CELERY_TEST, FAILURES, OUTCOMES, by_test_name, make_shop, read_span, report_data
 
 from pytest_jobtrace._core.forest import SpanForest
 from pytest_jobtrace._jobs.views import job_index
@@ -211,3 +211,39 @@ def test_a_passing_test_has_no_failure(pytester: pytest.Pytester) -> None:
     make_shop(pytester)
     pytester.runpytest("--jobtrace-html=report.html", "-k", "checkout_passes").assert_outcomes(passed=1)
     assert "f" not in by_test_name(report_data(pytester.path / "report.html"))["test_checkout_passes"]
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2", "-p", "xdist"]], ids=["subprocess", "xdist"])
+def test_a_celery_retry_with_a_countdown_shows_its_virtual_times(pytester: pytest.Pytester, xdist: list[str]) -> None:
+    pytester.makepyfile(shop_app=CELERY_APP, test_shop=CELERY_TEST)
+    pytester.makeini(CELERY_INI)
+    result = pytester.runpytest_subprocess("--jobtrace-html=report.html", "-p", "no:randomly", *xdist)
+    result.assert_outcomes(failed=1)
+    test = by_test_name(report_data(pytester.path / "report.html"))["test_charge_is_retried"]
+    (failure,) = test["f"]
+    difference = (
+        "job 'charge': expected 2 attempts, found 4 (attempt 1 retried, attempt 2 retried, attempt 3 retried, "
+        "attempt 4 succeeded)"
+    )
+    assert failure["m"].split("\n")[0].endswith(f" > 'apply_async/shop_app.charge': {difference}")
+    assert failure["e"] == [["POST /orders", ""], ['└── job charge [attempts 2, outcome "succeeded"]', difference]]
+    send = next(span for span in test["trace"]["spans"] if span["n"] == "apply_async/shop_app.charge")
+    assert failure["a"] == [[send["id"], difference]]
+    time = test["jt"]
+    assert time["end"] == "+1h1m40s"
+    events = [(at, kind, attempt, due, wait, outcome) for at, kind, _, _, attempt, due, wait, outcome, *_ in time["ev"]]
+    assert events == [
+        ("+0s", "enqueued", 1, "+1h", "1h", ""),
+        ("+1h", "attempt", 1, "", "", "retried"),
+        ("+1h", "retry", 2, "+1h0m10s", "10s", ""),
+        ("+1h0m10s", "attempt", 2, "", "", "retried"),
+        ("+1h0m10s", "retry", 3, "+1h0m40s", "30s", ""),
+        ("+1h0m40s", "attempt", 3, "", "", "retried"),
+        ("+1h0m40s", "retry", 4, "+1h1m40s", "1m", ""),
+        ("+1h1m40s", "attempt", 4, "", "", "succeeded"),
+    ]
+    assert {event[2] for event in time["ev"]} == {"charge"}
+    assert [event[8] for event in time["ev"] if event[1] == "attempt"] == ["ConnectionError: gateway timed out"] * 3 + [""]
+    assert [event[10] for event in time["ev"]] == [0, 3600, 3600, 3610, 3610, 3640, 3640, 3700]
+    assert time["pe"] == []
+    assert "9.70989e+07" not in (pytester.path / "report.html").read_text()
