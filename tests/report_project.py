@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from pytest_jobtrace._report.safe import neutral
+
 SHOP = r"""
 import pytest
 from opentelemetry import trace
@@ -118,9 +120,13 @@ def read_span(span: list[Any]) -> dict[str, Any]:
     read = {"n": name, "s": start, "e": end, "t": trace, "id": span_id, **(more[0] if more else {})}
     if parent >= 0:
         read["p"] = parent
-    if attributes:
-        read["a"] = [[attributes[i], attributes[i + 1]] for i in range(0, len(attributes), 2)]
+    if attributes:  # the page escapes control characters in attributes, as neutral() does
+        read["a"] = [[neutral(key), _value_text(value)] for key, value in attributes.items()]
     return read
+
+
+def _value_text(value: object) -> str:
+    return neutral(value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False))
 
 
 def by_test_name(data: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -258,3 +259,12 @@ def test_a_celery_retry_with_a_countdown_shows_its_virtual_times(pytester: pytes
     assert [event[10] for event in time["ev"]] == [0, 3600, 3600, 3610, 3610, 3640, 3640, 3700]
     assert time["pe"] == []
     assert "9.70989e+07" not in (pytester.path / "report.html").read_text()
+
+
+def test_a_value_json_cannot_hold_is_written_as_text(make_span: MakeSpan) -> None:
+    span = make_span("odd", attributes={"ratio": float("nan"), "big": float("inf"), "ok": 0.5})
+    text = script_json(trace_data(SpanForest([span])))  # type: ignore[list-item]
+    assert "NaN" not in text
+    assert "Infinity" not in text
+    (read,) = [read_span(s) for s in json.loads(text)["spans"]]
+    assert read["a"] == [["ratio", "nan"], ["big", "inf"], ["ok", "0.5"]]

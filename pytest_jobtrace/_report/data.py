@@ -4,7 +4,7 @@ Times are whole microseconds from the test's first span start; each span is a li
 Rows are the waterfall in display order: a span's row is ``[span index, depth]``; a job's header row is
 ``[-1 - job index, depth]``, with the job's send span and every attempt under it (the folded order of
 ``render(format="jobs")``, attempts kept).
-All text is free of control characters.
+All text is free of control characters, except the spans' attribute values, which the page escapes.
 
 Cost: a test that asserted has its forest (and job index) built already, and its data comes from them.
 Otherwise, when none of its spans is a job's, :func:`plain_trace_data` lays the spans out as the forest
@@ -77,14 +77,14 @@ def plain_trace_data(spans: Sequence[ReadableSpan]) -> dict[str, Any] | None:
     """
     if not spans:
         return dict(EMPTY)
-    if any(span.kind in _JOB_KINDS and recognise(span) is not None for span in spans):
-        return None
     at: dict[tuple[int, int], int] = {}
+    keys = []  # the forest's order of siblings: start time, name, index
     for i, span in enumerate(spans):
         context = span.context
-        if context is None:
+        if context is None or (span.kind in _JOB_KINDS and recognise(span) is not None):
             return None
         at[(context.trace_id, context.span_id)] = i
+        keys.append((span.start_time or 0, span.name, i))
     if len(at) < len(spans):
         return None
     children: list[list[int]] = [[] for _ in spans]
@@ -99,19 +99,19 @@ def plain_trace_data(spans: Sequence[ReadableSpan]) -> dict[str, Any] | None:
         else:
             children[parent].append(i)
         parents.append(parent)
-    return _plain_layout(spans, at, parents, children, roots)
+    return _plain_layout(spans, at, keys, parents, children, roots)
 
 
 def _plain_layout(
     spans: Sequence[ReadableSpan],
     at: dict[tuple[int, int], int],
+    keys: list[tuple[int, str, int]],
     parents: list[int | None],
     children: list[list[int]],
     roots: list[int],
 ) -> dict[str, Any] | None:
     """The forest's order (see SpanForest): siblings and roots by start time, name, index; traces by their
     first root; depth first."""
-    keys = [(span.start_time or 0, span.name, i) for i, span in enumerate(spans)]
     for kids in children:
         if len(kids) > 1:
             kids.sort(key=keys.__getitem__)
@@ -164,21 +164,21 @@ def _links(span: ReadableSpan) -> Sequence[Any]:
     return () if held is not None and not len(held) else span.links
 
 
-def _attribute_items(span: ReadableSpan) -> Any:
+def _attributes(span: ReadableSpan) -> dict[str, Any]:
+    # Handed to the JSON encoder as they are (read before the test's next span can end: the data is encoded
+    # in the same hook); the page escapes control characters in them, as neutral() does here.
     inner = getattr(getattr(span, "_attributes", None), "_dict", None)
-    return inner.items() if isinstance(inner, dict) else (span.attributes or {}).items()
+    return inner if type(inner) is dict else dict(span.attributes or {})
 
 
 def _span(span: ReadableSpan, t0: int, trace: int, parent: int | None, links: list[int], unresolved: int) -> list[Any]:
-    """``[name, start, end, trace, span id, parent or -1, [key, value, key, value...]]`` and, when there is
-    more to say, a dict of it: ``k`` kind, ``st``/``sd``/``x`` status and exception, ``ev`` events,
-    ``l``/``ul`` links. A list is cheaper to build and to encode than a dict; the page reads it when shown.
+    """``[name, start, end, trace, span id, parent or -1, {attributes}]`` and, when there is more to say, a
+    dict of it: ``k`` kind, ``st``/``sd``/``x`` status and exception, ``ev`` events, ``l``/``ul`` links. A
+    list is cheaper to build and to encode than a dict; the page reads it when the test is shown. The
+    attributes are the span's own values (the only text not neutralised here: the page does it).
     """
     start = span.start_time or t0
     context = span.context
-    attributes: list[str] = []
-    for key, value in _attribute_items(span):
-        attributes += (neutral(key), _text(value))
     data = [
         neutral(span.name),
         (start - t0) // 1000,
@@ -186,14 +186,15 @@ def _span(span: ReadableSpan, t0: int, trace: int, parent: int | None, links: li
         trace,
         f"{context.span_id:016x}" if context else "",
         -1 if parent is None else parent,
-        attributes,
+        _attributes(span),
     ]
+    kind, events, code = span.kind, _events(span), span.status.status_code
+    if kind is SpanKind.INTERNAL and code is StatusCode.UNSET and not events and not links and not unresolved:
+        return data  # most spans: nothing more to say
     more: dict[str, Any] = {}
-    kind = span.kind
     if kind is not SpanKind.INTERNAL:
         more["k"] = kind.name.lower()
-    events = _events(span)
-    if span.status.status_code is not StatusCode.UNSET:
+    if code is not StatusCode.UNSET:
         _add_status(more, span, events)
     if events:
         more["ev"] = [[neutral(e.name), (e.timestamp - t0) // 1000, attribute_rows(e.attributes)] for e in events]
@@ -201,8 +202,7 @@ def _span(span: ReadableSpan, t0: int, trace: int, parent: int | None, links: li
         more["l"] = links
     if unresolved:
         more["ul"] = unresolved
-    if more:
-        data.append(more)
+    data.append(more)
     return data
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,25 @@ def page(data_json: str) -> str:
 
 
 def script_json(data: object) -> str:
-    """JSON that is safe inside a ``<script>`` element: ASCII only, and no ``<``, ``>`` or ``&``."""
-    text = json.dumps(data, ensure_ascii=True, separators=(",", ":"))
+    """JSON that is safe inside a ``<script>`` element: ASCII only, and no ``<``, ``>`` or ``&``.
+
+    A value JSON cannot hold (an attribute of NaN or infinity, which ``JSON.parse`` refuses) is written as
+    its text, so one odd value cannot break the page.
+    """
+    try:
+        text = json.dumps(data, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    except (ValueError, TypeError):
+        text = json.dumps(_plain(data), ensure_ascii=True, separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return str(value)
