@@ -20,9 +20,11 @@ from report_project import (
     report_data,
 )
 
+from pytest_jobtrace import SpanTreeMismatch, assert_span_tree, span
 from pytest_jobtrace._core.forest import SpanForest
 from pytest_jobtrace._jobs.views import job_index
 from pytest_jobtrace._report.data import plain_trace_data, trace_data, waterfall_rows
+from pytest_jobtrace._report.failure import captured_marks, expected_lines
 from pytest_jobtrace._report.html import script_json
 from pytest_jobtrace._report.safe import neutral
 
@@ -268,3 +270,23 @@ def test_a_value_json_cannot_hold_is_written_as_text(make_span: MakeSpan) -> Non
     assert "Infinity" not in text
     (read,) = [read_span(s) for s in json.loads(text)["spans"]]
     assert read["a"] == [["ratio", "nan"], ["big", "inf"], ["ok", "0.5"]]
+
+
+def test_a_missing_child_is_marked_in_the_expected_tree_and_its_parent_in_the_capture(make_span: MakeSpan) -> None:
+    root = make_span("checkout", at=0)
+    spans = [root, make_span("charge", root, at=1)]
+    with pytest.raises(SpanTreeMismatch) as raised:
+        assert_span_tree(span("checkout", children=[span("charge"), span("email")]), spans)
+    detail = "missing child matching 'email'"
+    assert expected_lines(raised.value) == [["checkout", ""], ["├── charge", ""], ["└── email", detail]]
+    assert captured_marks(raised.value) == [[f"{root.get_span_context().span_id:016x}", detail]]
+
+
+def test_an_unexpected_span_is_marked_in_the_capture_only(make_span: MakeSpan) -> None:
+    root = make_span("checkout", at=0)
+    extra = make_span("audit", root, at=2)
+    with pytest.raises(SpanTreeMismatch) as raised:
+        assert_span_tree(span("checkout", children=[]), [root, make_span("charge", root, at=1), extra], exact=True)
+    assert all(mark == "" for _, mark in expected_lines(raised.value))
+    marked = {span_id for span_id, _ in captured_marks(raised.value)}
+    assert f"{extra.get_span_context().span_id:016x}" in marked
