@@ -11,7 +11,9 @@ from helpers import assert_in_order, run_pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from pytest_jobtrace import TimelineEvent, VirtualClock
+from pytest_jobtrace._core.errors import failures_message
 from pytest_jobtrace._core.texttree import parse_text_tree
+from pytest_jobtrace._jobs.runner import _exception_text
 from pytest_jobtrace._report.jobtime import SHOWN_EVENTS, job_time_text
 from pytest_jobtrace.builtin import Job, JobRuntime
 from pytest_jobtrace.celery import CeleryJobs
@@ -161,18 +163,17 @@ def test_charge_is_retried_in_a_minute(job_spans, celery_jobs, job_clock):
     assert job_clock.now == 60
 """
 
-XDIST = pytest.mark.parametrize("run", ["inprocess", "subprocess", "xdist"], ids=["in-process", "subprocess", "xdist"])
+RUNS = pytest.mark.parametrize("run", ["inprocess", "subprocess", "xdist"], ids=["in-process", "subprocess", "xdist"])
 
 
-@XDIST
+@RUNS
 def test_a_failing_celery_retry_test_shows_its_job_time(pytester: pytest.Pytester, run: str) -> None:
     pytester.makepyfile(test_orders=RETRY_PROJECT)
     pytester.makeini("[pytest]\njobtrace_celery_app = test_orders:app\n")
     pytester.syspathinsert()
     args = ["--jobtrace-show=failed", "-p", "no:randomly"]
-    result = run_pytest(pytester, "inprocess" if run == "inprocess" else "subprocess", *args)
-    if run == "xdist":
-        result = pytester.runpytest_subprocess(*args, "-n", "2")
+    xdist = ("-n", "2") if run == "xdist" else ()
+    result = run_pytest(pytester, "inprocess" if run == "inprocess" else "subprocess", *args, *xdist)
     result.assert_outcomes(failed=1)
     assert_in_order(
         result,
@@ -206,3 +207,36 @@ def test_the_section_pasted_whole_is_an_expectation_that_holds(pytester: pytest.
     )
     pytester.makeini("[pytest]\njobtrace_celery_app = test_pasted:app\n")
     pytester.runpytest("test_pasted.py").assert_outcomes(passed=1)
+
+
+class _Failed:
+    job_id = "a1"
+    attempts = 8
+    exception = ValueError("declined")
+
+    def describe(self) -> str:
+        return "charge(7)"
+
+
+def test_a_failure_says_when_its_attempts_ran_where_the_clock_moved() -> None:
+    def line(times: list[str]) -> str:
+        return failures_message([_Failed()], "w()", "r", {"a1": times}).splitlines()[1]
+
+    assert line(["+0s"] * 8) == "  charge(7) id=a1 failed after 8 attempts: ValueError: declined"
+    assert line(["+0s", "+1h"]) == "  charge(7) id=a1 failed after 8 attempts at +0s, +1h: ValueError: declined"
+    many = [f"+{n}m" for n in range(8)]
+    assert line(many) == (
+        "  charge(7) id=a1 failed after 8 attempts at +0m, +1m, +2m, ..., +6m, +7m: ValueError: declined"
+    )
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+def test_an_exception_that_cannot_be_shown_is_named() -> None:
+    # The built-in adapter's span recording fails on such an exception first (its own issue); the timeline
+    # must not add a failure of its own wherever an adapter gets this far.
+    assert _exception_text(Unprintable()) == "Unprintable"
+    assert _exception_text(ValueError("x" * 400)) == "ValueError: " + "x" * 288 + "... (112 more characters)"

@@ -80,7 +80,7 @@ class VirtualClock:
         return readable_time(self._now if moment is None else moment, self.origin)
 
     def __repr__(self) -> str:
-        return f"<VirtualClock now={self._now}>"
+        return f"<VirtualClock now={self._now} ({self.show()})>"
 
 
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60))

@@ -75,6 +75,12 @@ class _Running:
 _RUNNING: ContextVar[_Running | None] = ContextVar("pytest_jobtrace_running_job", default=None)
 _INFER: Any = object()
 
+
+def performing_an_attempt() -> bool:
+    """Whether a job runner is performing an attempt in this context (a worker is at work)."""
+    return _RUNNING.get() is not None
+
+
 Selected = Callable[[str, str], bool]
 """``drain(only=...)``'s choice: whether the job of this name and id is to be performed."""
 
@@ -322,8 +328,7 @@ class JobRunner(Generic[Step, Record, Reported]):
     def _attempted(self, info: StepInfo, record: Record, before: float, noted: int) -> None:
         """Note the attempt on the job timeline, before what it noted itself (a retry it scheduled)."""
         moment = self._clock.now if info.due is None else max(before, info.due)
-        exc = self._exception(record)
-        detail = clip(f"{type(exc).__qualname__}: {exc}", _MAX_DETAIL) if exc is not None else ""
+        detail = _exception_text(self._exception(record))
         label = self._names.get(info.job_id, info.label)  # as its enqueue named it
         outcome = self._outcome(record)
         event = TimelineEvent(moment, "attempt", label, info.job_id, info.attempt, None, outcome, detail, self.label)
@@ -409,10 +414,29 @@ class JobRunner(Generic[Step, Record, Reported]):
         failed: list[Any] = [record for record in records if self._failed_for_good(record)]
         if not failed or (self._expect_failures if expect is None else expect):
             return
-        raise JobFailedError(failures_message(failed, where, remedy), failed) from failed[0].exception
+        message = failures_message(failed, where, remedy, self._attempt_times(failed))
+        raise JobFailedError(message, failed) from failed[0].exception
+
+    def _attempt_times(self, failed: Sequence[Any]) -> dict[str, list[str]]:
+        """When each failed job's attempts ran on the clock, as they read (``+1h``), by job id."""
+        times: dict[str, list[str]] = {getattr(run, "job_id", ""): [] for run in failed}
+        for event in self._clock.timeline:
+            if event.kind == "attempt" and event.job_id in times:
+                times[event.job_id].append(self._clock.show(event.moment))
+        return times
 
 
 _R = TypeVar("_R", bound=JobRunner[Any, Any, Any])
+
+
+def _exception_text(exc: BaseException | None) -> str:
+    if exc is None:
+        return ""
+    try:
+        text = f"{type(exc).__qualname__}: {exc}"
+    except Exception:  # an exception whose __str__ fails: the timeline must not fail the drain
+        text = type(exc).__qualname__
+    return clip(text, _MAX_DETAIL)
 
 
 def due_of(item: object) -> float | None:

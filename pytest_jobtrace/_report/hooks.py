@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -83,11 +83,11 @@ class ReportPlugin:
         report.sections.append((section_title(report.when), text))
 
     def _add_job_time(self, item: pytest.Item, report: pytest.TestReport) -> None:
-        found = _clock_and_pending(item)
-        if found is not None:
+        clock = clock_of(item)
+        if clock is not None:
             from pytest_jobtrace._report.timeline import job_time_data
 
-            data = job_time_data(*found)
+            data = job_time_data(clock, pending_of(item))
             if data is not None:
                 setattr(report, TIME_KEY, data)
 
@@ -128,28 +128,30 @@ class ReportPlugin:
 
 def _job_time_of(item: pytest.Item) -> str:
     """The test's job timeline on its clock, with what its job runners still hold (``--jobtrace-show``)."""
-    found = _clock_and_pending(item)
-    if found is None:
-        return ""
     from pytest_jobtrace._report.jobtime import job_time_text
 
-    return job_time_text(*found)
+    clock = clock_of(item)
+    return job_time_text(clock, pending_of(item)) if clock is not None else ""
 
 
-def _clock_and_pending(item: pytest.Item) -> tuple[VirtualClock, list[object]] | None:
-    """The test's virtual clock (``job_clock``), if it had one, and what its job runners still hold."""
+def clock_of(item: pytest.Item) -> VirtualClock | None:
+    """The test's ``job_clock`` (its ``timeline`` is the job time), if the test had one."""
     funcargs = getattr(item, "funcargs", None) or {}
     clock = funcargs.get("job_clock")
-    if not isinstance(clock, VirtualClock):
-        return None
-    pending: list[object] = []
+    return clock if isinstance(clock, VirtualClock) else None
+
+
+def pending_of(item: pytest.Item) -> list[Any]:
+    """The jobs the test's job runners still hold (``PendingItem``s: ``describe()``, ``due`` where known)."""
+    funcargs = getattr(item, "funcargs", None) or {}
+    pending: list[Any] = []
     for adapter in adapters().values():
         runner = funcargs.get(adapter.fixture_name)
         try:
             pending += list(runner.pending) if runner is not None else []
         except Exception:  # a runner whose broker went away: its timeline still says what happened
             continue
-    return clock, pending
+    return pending
 
 
 def _uses_job_fixture(item: pytest.Item) -> bool:
