@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from pytest_jobtrace._report.safe import neutral
+
 SHOP = r"""
 import pytest
 from opentelemetry import trace
@@ -101,13 +103,95 @@ def make_shop(pytester: pytest.Pytester) -> None:
 
 
 def report_data(path: Path) -> dict[str, Any]:
-    """The data a report page carries, read back from its JSON script element."""
+    """The data a report page carries, read back from its JSON script element, spans read as the page does."""
     html = path.read_text(encoding="utf-8")
     found = re.search(r'<script type="application/json" id="jobtrace-data">(.*?)</script>', html, re.S)
     assert found is not None, "no data element in the report"
     data: dict[str, Any] = json.loads(found.group(1))
+    for test in data["tests"]:
+        if test["trace"] is not None:
+            test["trace"]["spans"] = [read_span(span) for span in test["trace"]["spans"]]
     return data
+
+
+def read_span(span: list[Any]) -> dict[str, Any]:
+    """A span of the page's data as an object, as the page's ``spansOf`` reads it."""
+    name, start, end, trace, span_id, parent, attributes, *more = span
+    read = {"n": name, "s": start, "e": end, "t": trace, "id": span_id, **(more[0] if more else {})}
+    if parent >= 0:
+        read["p"] = parent
+    if attributes:  # the page escapes control characters in attributes, as neutral() does
+        read["a"] = [[neutral(key), _value_text(value)] for key, value in attributes.items()]
+    return read
+
+
+def _value_text(value: object) -> str:
+    return neutral(value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False))
 
 
 def by_test_name(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {test["id"].split("::")[-1]: test for test in data["tests"]}
+
+
+FAILURES = r"""
+from opentelemetry import trace
+
+from pytest_jobtrace import assert_span_tree, span
+
+tracer = trace.get_tracer("shop")
+
+
+def test_message(job_spans):
+    with tracer.start_as_current_span("lookup"):
+        pass
+    assert 1 + 1 == 3, "</script><script>alert('x')</script> & \x1b[31mred"
+
+
+def test_tree(job_spans):
+    with tracer.start_as_current_span("checkout"):
+        with tracer.start_as_current_span("charge", attributes={"amount": 5}):
+            pass
+        with tracer.start_as_current_span("email"):
+            pass
+    assert_span_tree(span("checkout", children=[span("charge", attributes={"amount": 6}), span("email")]))
+
+
+def test_without_capture():
+    raise RuntimeError("no spans & no <b>capture</b>")
+"""
+
+
+CELERY_APP = r"""
+from celery import Celery
+from opentelemetry import trace
+
+tracer = trace.get_tracer("shop")
+app = Celery("shop", broker="memory://", backend="cache+memory://", set_as_current=False)
+WAITS = [10, 30, 60]  # seconds before each retry
+
+
+@app.task(bind=True, shared=False, max_retries=3)
+def charge(self, order_id):
+    with tracer.start_as_current_span("call_gateway"):
+        if self.request.retries < 3:
+            raise self.retry(countdown=WAITS[self.request.retries], exc=ConnectionError("gateway timed out"))
+"""
+
+CELERY_TEST = r"""
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from pytest_jobtrace import assert_span_tree, job, span
+from shop_app import charge
+
+tracer = trace.get_tracer("shop")
+
+
+def test_charge_is_retried(celery_jobs, job_spans):
+    with tracer.start_as_current_span("POST /orders", kind=SpanKind.SERVER):
+        charge.apply_async((7,), countdown=3600)  # charged in an hour
+    celery_jobs.drain()
+    assert_span_tree(span("POST /orders", children=[job("charge", attempts=2, outcome="succeeded")]))
+"""
+
+CELERY_INI = "[pytest]\njobtrace_celery_app = shop_app:app\n"

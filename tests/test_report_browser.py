@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from report_project import SHOP
+from report_project import CELERY_APP, CELERY_INI, CELERY_TEST, SHOP
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "docs" / "images" / "html-report.png"
@@ -54,10 +54,12 @@ def _browser() -> Iterator[Any]:
         browser.close()
 
 
-def make_report(project: Path, source: str) -> Path:
+def make_report(project: Path, source: str, ini: str = "[pytest]\n", **modules: str) -> Path:
     """The HTML report of a session of ``source`` (run in a fresh interpreter, as users run pytest)."""
-    (project / "pytest.ini").write_text("[pytest]\n")
+    (project / "pytest.ini").write_text(ini)
     (project / "test_shop.py").write_text(source)
+    for name, text in modules.items():
+        (project / f"{name}.py").write_text(text)
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "--jobtrace-html=r.html"]
     run = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
     assert (project / "r.html").exists(), f"no report written:\n{run.stdout}\n{run.stderr}"
@@ -232,13 +234,49 @@ def test_a_large_test_has_only_the_rows_in_view(browser: Any, tmp_path: Path) ->
     assert page.problems == []
 
 
-def test_screenshot_for_the_docs(page: Page, tmp_path: Path) -> None:
-    page.page.click(f"{FAILED_TEST} .row[data-span] >> text=POST /checkout")
+@pytest.fixture(scope="module", name="celery_report")
+def _celery_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = tmp_path_factory.mktemp("celery", numbered=False)
+    return make_report(project, CELERY_TEST, CELERY_INI, shop_app=CELERY_APP)
+
+
+def test_the_job_timeline_is_on_the_virtual_clock_in_order(browser: Any, celery_report: Path) -> None:
+    page = Page(browser, celery_report)
+    test = page.page.locator(FAILED_TEST)
+    time = test.locator(".jobtime")
+    assert time.locator("h4").first.inner_text().startswith("Job time on the virtual clock (+0s is 20")
+    rows = time.locator("tr").evaluate_all("rows => rows.map(row => [...row.children].map(cell => cell.textContent))")
+    job_id = rows[0][1].split(" ")[1]
+    assert len(job_id) == 8
+    assert rows == [
+        ["+0s", f"charge {job_id}", "enqueued, due +1h"],
+        ["+1h", f"charge {job_id}", "attempt 1 retried: ConnectionError: gateway timed out"],
+        ["+1h", f"charge {job_id}", "retry: attempt 2 due +1h0m10s (wait 10s)"],
+        ["+1h0m10s", f"charge {job_id}", "attempt 2 retried: ConnectionError: gateway timed out"],
+        ["+1h0m10s", f"charge {job_id}", "retry: attempt 3 due +1h0m40s (wait 30s)"],
+        ["+1h0m40s", f"charge {job_id}", "attempt 3 retried: ConnectionError: gateway timed out"],
+        ["+1h0m40s", f"charge {job_id}", "retry: attempt 4 due +1h1m40s (wait 1m)"],
+        ["+1h1m40s", f"charge {job_id}", "attempt 4 succeeded"],
+    ]
+    assert time.locator(".end").inner_text() == "clock at the end: +1h1m40s"
+    assert "3600" not in time.inner_text()  # readable, never seconds
+    # Next to the waterfall, which stays in real time: the whole retry chain takes milliseconds there.
+    assert test.locator("h4.realtime").inner_text() == "Spans in real time"
+    assert test.locator(".axis .scale span").last.inner_text().endswith("s")
+    assert test.locator(".failure pre.message").inner_text().startswith("pytest_jobtrace.SpanTreeMismatch: ")
+    assert test.locator(".row.differs .name").all_inner_texts() == ["apply_async/shop_app.charge"]
+    assert page.problems == []
+
+
+def test_screenshot_for_the_docs(browser: Any, celery_report: Path, tmp_path: Path) -> None:
+    """The picture docs/pictures.md shows: a failing Celery retry with a countdown, message and job time."""
+    page = Page(browser, celery_report)
+    page.page.wait_for_selector(f"{FAILED_TEST} .row")
     target = SCREENSHOT if os.environ.get("JOBTRACE_UPDATE_SCREENSHOTS") == "1" else tmp_path / "report.png"
     target.parent.mkdir(parents=True, exist_ok=True)
-    page.page.set_viewport_size({"width": 1100, "height": 660})
+    page.page.set_viewport_size({"width": 1100, "height": 1200})
     page.page.evaluate("window.scrollTo(0, 0)")
-    page.page.screenshot(path=str(target))
+    page.page.screenshot(path=str(target), full_page=True)
     assert target.read_bytes().startswith(b"\x89PNG")
     assert page.problems == []
 

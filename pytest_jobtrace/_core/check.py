@@ -22,11 +22,23 @@ _MAX_OTHERS = 5  # other differences listed by name
 
 
 class SpanTreeMismatch(AssertionError):
-    """Raised by assert_span_tree; carries the difference for tools that want more than text."""
+    """Raised by assert_span_tree; carries the difference for tools that want more than text.
 
-    def __init__(self, message: str, difference: Difference) -> None:
+    ``expected`` holds the expected roots and ``others`` the other differences found, so that a report can
+    draw the expected tree and mark what differs on both sides (the HTML report does).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        difference: Difference,
+        expected: Sequence[Expected] = (),
+        others: Sequence[Difference] = (),
+    ) -> None:
         super().__init__(message)
         self.difference = difference
+        self.expected = tuple(expected)
+        self.others = tuple(others)
 
 
 SpanTreeMismatch.__module__ = "pytest_jobtrace"
@@ -75,7 +87,7 @@ def check_span_tree(
     if notes:
         headline, rest = message.split("\n", 1)
         message = "\n".join([headline, *notes, rest])
-    raise SpanTreeMismatch(message, difference)
+    raise SpanTreeMismatch(message, difference, roots, others)
 
 
 def _root_pool(matcher: Matcher, roots: Sequence[Expected]) -> Sequence[SpanNode]:

@@ -141,7 +141,9 @@ class Diagnoser:
             f"{first.label()} (count={first.count}) and {second.label()} (count={second.count}) {place} both match "
             f"{shared.name!r}; a count= node takes every sibling it matches, so two of them cannot share one"
         )
-        return Difference(message, shared, (1,), f"matched by both {first.label()} and {second.label()}")
+        return Difference(
+            message, shared, (1,), f"matched by both {first.label()} and {second.label()}", expected=second
+        )
 
     def _count_difference(
         self, node: Expected, wanted: int, found: list[SpanNode], actual: Sequence[SpanNode], parent: SpanNode | None
@@ -156,7 +158,7 @@ class Diagnoser:
             if closest is not None and closest.score[0]:
                 message += f"; the closest other one differs: {closest.message}"
                 return replace(closest, message=message, score=(1, *closest.score), mark=closest.detail)
-        return Difference(message, parent or (found[0] if found else None), (1,))
+        return Difference(message, parent or (found[0] if found else None), (1,), expected=node)
 
     def _missing(self, node: Expected, actual: Sequence[SpanNode], parent: SpanNode | None) -> Difference:
         differences = self._differences(node, actual)
@@ -180,20 +182,21 @@ class Diagnoser:
         elsewhere = node.whereabouts(self.m.forest)
         message = f"missing child matching {node.label()} under {where(parent)}{kids}"
         message += "".join(f"; {hint}" for hint in (node.missing_hint(parent), elsewhere) if hint)
-        return Difference(message, parent, (0,), f"missing child matching {node.label()}")
+        return Difference(message, parent, (0,), f"missing child matching {node.label()}", expected=node)
 
     def _missing_root(self, node: Expected) -> Difference:
         elsewhere = self.loose.candidates(node, self.m.forest.display_order) if self.m.exact else []
         if not elsewhere:
             absent = node.absent(self.m.forest)
             message = absent or f"no captured span matches {node.label()}{self._similar(node)}"
-            return Difference(message, None, (0,))
+            return Difference(message, None, (0,), expected=node)
         spot = elsewhere[0]
         message = (
             f"no captured root span matches {node.label()}; {where(spot)} does, but it is not a root "
             "(exact=True: the expected roots must be the captured roots)"
         )
-        return Difference(message, spot, (0,), f"matches {node.label()}, but is not a root (exact=True)")
+        detail = f"matches {node.label()}, but is not a root (exact=True)"
+        return Difference(message, spot, (0,), detail, expected=node)
 
     def _similar(self, node: Expected) -> str:
         name = node.exact_name()
@@ -247,7 +250,7 @@ class Diagnoser:
         detail = f"no {what}{after} matches {node.label()}"
         listing = "children in start order" if parent else "spans in order"
         message = f"{place}: expected {labels(expected)} in this order, but {detail} ({listing}: {names(actual, 12)})"
-        return Difference(message, parent, (1,), detail)
+        return Difference(message, parent, (1,), detail, expected=node)
 
     def _crowded(
         self, expected: Sequence[Expected], actual: Sequence[SpanNode], parent: SpanNode | None, place: str
@@ -272,7 +275,7 @@ class Diagnoser:
                 f"{len(members)} expected {'children' if parent else 'spans'} ({labels(members)}) need "
                 f"{len(members)} different spans, but only {len(usable)} match any of them: {names(usable)}"
             )
-        return Difference(f"{place}: {detail}", parent, (1,), detail)
+        return Difference(f"{place}: {detail}", parent, (1,), detail, expected=members[0] if members else None)
 
     def _unexpected(
         self, expected: Sequence[Expected], actual: Sequence[SpanNode], parent: SpanNode | None, why: str
@@ -344,16 +347,16 @@ class Diagnoser:
         if local is not None:
             named = expected.same_name(node)
             score = (int(named), 0, expected.closeness(node))
-            return Difference(f"at {where(node)}: {local}", node, score, local)
+            return Difference(f"at {where(node)}: {local}", node, score, local, expected=expected)
         for link in expected.links:
             if not any(self.loose.matches(link, target) for target in node.links):
                 got = names(node.links) if node.links else "nothing captured"
                 detail = f"expected a link to {link.label()}, it links to {got}"
-                return Difference(f"at {where(node)}: {detail}", node, (1, 1), detail)
+                return Difference(f"at {where(node)}: {detail}", node, (1, 1), detail, expected=expected)
         if not self.loose.links_ok(expected, node):  # each found, but not each a link of its own
             labels = ", ".join(link.label() for link in expected.links)
             detail = f"expected {len(expected.links)} links ({labels}), it links to {names(node.links)}"
-            return Difference(f"at {where(node)}: {detail}", node, (1, 1), detail)
+            return Difference(f"at {where(node)}: {detail}", node, (1, 1), detail, expected=expected)
         # Messages say "under X" for the span whose children were searched (for a job: its last attempt).
         inner = self.explain_group(
             expected.children, expected.child_nodes(node), expected.children_owner(node), expected

@@ -79,9 +79,9 @@ def _closest(node: Expected, actual: Sequence[SpanNode]) -> SpanNode | None:
 def _local(diagnoser: Diagnoser, node: Expected, span: SpanNode) -> list[Difference]:
     local = node.local_mismatch(span)
     if local is not None:
-        return [Difference(f"at {where(span)}: {local}", span, (0,), local)]
+        return [Difference(f"at {where(span)}: {local}", span, (0,), local, expected=node)]
     for link in node.links:
         if not any(diagnoser.loose.matches(link, target) for target in span.links):
             detail = f"expected a link to {link.label()}"
-            return [Difference(f"at {where(span)}: {detail}", span, (0,), detail)]
+            return [Difference(f"at {where(span)}: {detail}", span, (0,), detail, expected=node)]
     return []

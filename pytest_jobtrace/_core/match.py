@@ -302,7 +302,8 @@ class Difference:
     """The first concrete difference found, where it was found, and how far matching got.
 
     ``mark`` is the shorter text shown next to ``node`` (and any ``others`` it is about) in the rendered
-    forest, when it differs.
+    forest, when it differs. ``expected`` is the expected node the difference is about, where there is one
+    (an unexpected span has none): the HTML report marks it in the expected tree.
     """
 
     message: str
@@ -310,6 +311,7 @@ class Difference:
     score: tuple[int, ...]
     mark: str = ""
     others: tuple[SpanNode, ...] = ()
+    expected: Expected | None = None
 
     @property
     def detail(self) -> str:

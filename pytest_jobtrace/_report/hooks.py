@@ -1,9 +1,10 @@
 """The report hooks, registered as their own plugin only when a report option is on.
 
 On an xdist worker (or a run without xdist) ``pytest_runtest_makereport`` adds to each test's reports
-what the options ask for: a report section (``--jobtrace-show``) and, on the teardown report, the test's
-spans as plain data (``jobtrace_trace``). Reports carry extra attributes across xdist, so the controller
-gathers the data from ``pytest_runtest_logreport`` and writes the session's HTML file at the end.
+what the options ask for: a report section (``--jobtrace-show``) and, for the HTML report, on the teardown
+report the test's spans as the page's JSON text (``jobtrace_trace``: text crosses from an xdist worker at
+no cost) and on a failed report its failure (``jobtrace_failure``). Reports carry extra attributes across
+xdist, so the controller gathers them from ``pytest_runtest_logreport`` and writes the file at the end.
 OTLP files are written where the spans are (the worker), since they need the SDK's span objects.
 """
 
@@ -18,12 +19,15 @@ import pytest
 
 from pytest_jobtrace._core.clock import VirtualClock
 from pytest_jobtrace._jobs.jobspans import JobSpans
+from pytest_jobtrace._jobs.registry import adapters
 
 if TYPE_CHECKING:  # the report modules are imported only when their option is on
     from pytest_jobtrace._report.html import SessionLog
 
 PLUGIN_NAME = "jobtrace-report"
 TRACE_KEY = "jobtrace_trace"
+FAILURE_KEY = "jobtrace_failure"
+TIME_KEY = "jobtrace_job_time"
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,12 @@ class ReportPlugin:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
+        if report.failed and self.settings.html is not None:
+            from pytest_jobtrace._report.failure import failure_data
+
+            setattr(report, FAILURE_KEY, failure_data(report, call))
+        if report.when == "teardown" and self.settings.html is not None:
+            self._add_job_time(item, report)
         capture = _capture_of(item)
         if capture is not None:
             self._add_show_section(item, report, capture)
@@ -72,11 +82,21 @@ class ReportPlugin:
             text += "\n\n" + job_time
         report.sections.append((section_title(report.when), text))
 
+    def _add_job_time(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        clock = clock_of(item)
+        if clock is not None:
+            from pytest_jobtrace._report.timeline import job_time_data
+
+            data = job_time_data(clock, pending_of(item))
+            if data is not None:
+                setattr(report, TIME_KEY, data)
+
     def _finish_test(self, item: pytest.Item, report: pytest.TestReport, capture: JobSpans) -> None:
         if self.settings.html is not None:
-            from pytest_jobtrace._report.data import trace_data
+            from pytest_jobtrace._report.data import capture_data
+            from pytest_jobtrace._report.html import script_json
 
-            setattr(report, TRACE_KEY, trace_data(capture.forest()))
+            setattr(report, TRACE_KEY, script_json(capture_data(capture, _uses_job_fixture(item))))
         if self.settings.export is not None:
             from pytest_jobtrace._report.otlp import export_test
 
@@ -85,7 +105,10 @@ class ReportPlugin:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.session_log is not None:  # on the controller (a worker's reports still have to travel)
             # Taken off the report, which pytest keeps until the session ends: the log keeps it as text.
-            self.session_log.add(report, report.__dict__.pop(TRACE_KEY, None))
+            extra = report.__dict__
+            self.session_log.add(
+                report, extra.pop(TRACE_KEY, None), extra.pop(FAILURE_KEY, None), extra.pop(TIME_KEY, None)
+            )
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -120,8 +143,6 @@ def clock_of(item: pytest.Item) -> VirtualClock | None:
 
 def pending_of(item: pytest.Item) -> list[Any]:
     """The jobs the test's job runners still hold (``PendingItem``s: ``describe()``, ``due`` where known)."""
-    from pytest_jobtrace._jobs.registry import adapters
-
     funcargs = getattr(item, "funcargs", None) or {}
     pending: list[Any] = []
     for adapter in adapters().values():
@@ -131,6 +152,11 @@ def pending_of(item: pytest.Item) -> list[Any]:
         except Exception:  # a runner whose broker went away: its timeline still says what happened
             continue
     return pending
+
+
+def _uses_job_fixture(item: pytest.Item) -> bool:
+    names = getattr(item, "fixturenames", ())
+    return any(adapter.fixture_name in names for adapter in adapters().values())
 
 
 def _capture_of(item: pytest.Item) -> JobSpans | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,14 +32,25 @@ class SessionLog:
         self.tests: dict[str, dict[str, Any]] = {}
         self.traces: dict[str, str] = {}
 
-    def add(self, report: pytest.TestReport, trace: dict[str, Any] | None) -> None:
+    def add(
+        self,
+        report: pytest.TestReport,
+        trace: str | None,
+        failure: dict[str, Any] | None = None,
+        job_time: dict[str, Any] | None = None,
+    ) -> None:
+        """Note one of a test's reports; ``trace`` is its spans' data as :func:`script_json` text."""
         entry = self.tests.get(report.nodeid)
         if entry is None:
             entry = self.tests[report.nodeid] = {"id": neutral(report.nodeid), "o": "passed", "d": 0.0}
         entry["d"] += report.duration
         entry["o"] = outcome_after(entry["o"], report)
+        if failure is not None:
+            entry.setdefault("f", []).append(failure)
+        if job_time is not None:
+            entry["jt"] = job_time
         if trace is not None:
-            self.traces[report.nodeid] = script_json(trace)
+            self.traces[report.nodeid] = trace
 
     def write(self, path: Path, config: pytest.Config) -> None:
         head = {
@@ -73,6 +85,25 @@ def page(data_json: str) -> str:
 
 
 def script_json(data: object) -> str:
-    """JSON that is safe inside a ``<script>`` element: ASCII only, and no ``<``, ``>`` or ``&``."""
-    text = json.dumps(data, ensure_ascii=True, separators=(",", ":"))
+    """JSON that is safe inside a ``<script>`` element: ASCII only, and no ``<``, ``>`` or ``&``.
+
+    A value JSON cannot hold (an attribute of NaN or infinity, which ``JSON.parse`` refuses) is written as
+    its text, so one odd value cannot break the page.
+    """
+    try:
+        text = json.dumps(data, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    except (ValueError, TypeError):
+        text = json.dumps(_plain(data), ensure_ascii=True, separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return str(value)
