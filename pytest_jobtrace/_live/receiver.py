@@ -21,7 +21,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pytest_jobtrace._core.capture import ROUTER
 from pytest_jobtrace._live.decode import BadRequest, decode_request
 from pytest_jobtrace._live.routing import LiveRouter
 
@@ -70,7 +69,7 @@ class OTLPReceiver:
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="jobtrace-otlp-receiver", daemon=True)
         self._thread.start()
-        ROUTER.watchers.append(self.router)
+        self.router.captures.watchers.append(self.router)
         return self
 
     def stop(self) -> None:
@@ -82,8 +81,8 @@ class OTLPReceiver:
         server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        if self.router in ROUTER.watchers:
-            ROUTER.watchers.remove(self.router)
+        if self.router in self.router.captures.watchers:
+            self.router.captures.watchers.remove(self.router)
         self.router.finish()
 
     def refuse(self, times: int = 1, *, status: int = 503, retry_after: float = 0.0) -> None:

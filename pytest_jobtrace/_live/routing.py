@@ -24,7 +24,7 @@ class LiveRouter:
     """Routes spans received over OTLP to the open captures (one per running test, per process)."""
 
     def __init__(self, router: SpanRouter = ROUTER) -> None:
-        self._router = router
+        self.captures = router  # the in-process router: its open captures, its leak reports
         self._lock = threading.Lock()
         self._owners: dict[int, CaptureSink] = {}  # trace id -> the open capture that owns it
         self._finished: dict[int, str] = {}  # trace id -> label of the finished test that owned it
@@ -71,7 +71,7 @@ class LiveRouter:
             held, self._held = self._held, {}
         for spans in held.values():
             for span in spans:
-                self._router.record_leak(LeakedSpan(span.name, "", self._router.test_label, received=True))
+                self.captures.record_leak(LeakedSpan(span.name, "", self.captures.test_label, received=True))
 
     def _place(self, span: ReadableSpan) -> bool:
         assert span.context is not None
@@ -94,10 +94,10 @@ class LiveRouter:
             self._late(span, owner.label)
 
     def _late(self, span: ReadableSpan, label: str) -> None:
-        self._router.record_leak(LeakedSpan(span.name, label, self._router.test_label, received=True))
+        self.captures.record_leak(LeakedSpan(span.name, label, self.captures.test_label, received=True))
 
     def _refresh(self) -> None:
-        for sink in self._router.sinks():
+        for sink in self.captures.sinks():
             if not sink.closed:
                 for trace in _traces_of(sink):
                     self._owners.setdefault(trace, sink)
@@ -108,7 +108,7 @@ class LiveRouter:
         if sum(len(spans) for spans in self._held.values()) > HELD_LIMIT:
             oldest = next(iter(self._held))
             for dropped in self._held.pop(oldest):
-                self._router.record_leak(LeakedSpan(dropped.name, "", self._router.test_label, received=True))
+                self.captures.record_leak(LeakedSpan(dropped.name, "", self.captures.test_label, received=True))
 
     def _release_held(self) -> None:
         """Place held spans whose trace became known; placing one may make another trace known."""
