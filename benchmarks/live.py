@@ -61,7 +61,7 @@ def _round(
     returned: list[float] = []
     waiter = threading.Thread(target=lambda: (JobSpans(sink).wait(timeout=10), returned.append(time.perf_counter())))
     waiter.start()
-    while not sink._changed._waiters:  # type: ignore[attr-defined]  # the waiter is asleep in wait()
+    while not sink._waiting:  # until the waiter is asleep in wait()
         time.sleep(0.001)
     sent = time.perf_counter()
     connection.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})

@@ -181,6 +181,7 @@ class CaptureSink:
         self.closed = False
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
+        self._waiting = 0  # threads in wait_for_change: add() notifies only then (it is on every span's path)
 
     def started(self, span: Span) -> None:
         with self._lock:
@@ -198,14 +199,19 @@ class CaptureSink:
                 self.unfinished.pop(id(span.context), None)
             self.spans.append(span)
             self.version += 1
-            self._changed.notify_all()
+            if self._waiting:
+                self._changed.notify_all()
         return True
 
     def wait_for_change(self, version: int, timeout: float) -> bool:
         """Block until a span is added after ``version`` (see :meth:`snapshot`) or ``timeout`` passes;
         True if one was."""
         with self._lock:
-            return self._changed.wait_for(lambda: self.version != version, timeout)
+            self._waiting += 1
+            try:
+                return self._changed.wait_for(lambda: self.version != version, timeout)
+            finally:
+                self._waiting -= 1
 
     def open_spans(self) -> list[Span]:
         """The spans started in this capture and not yet ended."""
@@ -231,7 +237,8 @@ class CaptureSink:
             self.spans.clear()
             self.received.clear()
             self.version += 1
-            self._changed.notify_all()
+            if self._waiting:
+                self._changed.notify_all()
 
 
 ROUTER = SpanRouter()
