@@ -153,3 +153,41 @@ def test_a_span_for_a_finished_test_is_reported_naming_it_and_given_to_no_other(
             " job_spans.wait() in the test so that it waits for its jobs' spans.",
         ]
     )
+
+
+STRAY = """
+import json, os, urllib.request
+
+
+def test_a_stray_span(jobtrace_receiver):
+    span = {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "heartbeat"}
+    body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode()
+    request = urllib.request.Request(
+        jobtrace_receiver.endpoint + "/v1/traces", body, {"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    with open(f"endpoint-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.txt", "w") as file:
+        file.write(jobtrace_receiver.endpoint)
+
+
+def test_another(jobtrace_receiver):
+    test_a_stray_span(jobtrace_receiver)
+"""
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["one-process", "xdist"])
+def test_spans_of_no_tests_trace_are_listed_at_the_end(pytester: pytest.Pytester, xdist: list[str]) -> None:
+    pytester.makepyfile(test_stray=STRAY)
+    result = pytester.runpytest_subprocess(*xdist, "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*= jobtrace: spans that ended after their test =*",
+            "'heartbeat' was received over OTLP but belongs to no test's trace",
+            "'heartbeat' was received over OTLP but belongs to no test's trace",
+        ]
+    )
+    files = sorted(pytester.path.glob("endpoint-*.txt"))
+    assert [path.name.startswith("endpoint-gw") for path in files] == [bool(xdist)] * len(files)
+    assert len({path.read_text() for path in files}) == len(files)  # each xdist worker has a receiver of its own
