@@ -132,3 +132,18 @@ def test_the_late_span_warning_names_the_test_and_what_to_do(captures: SpanRoute
         "that test had finished; it is in no test's capture. Call job_spans.wait() in the test so that it waits for "
         "its jobs' spans."
     )
+
+
+def test_a_span_sent_twice_or_sent_back_is_kept_once(
+    captures: SpanRouter, live: LiveRouter, make_span: MakeSpan
+) -> None:
+    publish = make_span("publish", kind=SpanKind.PRODUCER)
+    run = make_span("run", publish)
+    test_a = CaptureSink("test_a")
+    captures.open(test_a)
+    test_a.add(publish)
+    live.deliver([run, publish])  # the test process's own span, exported to the receiver too
+    live.deliver([run])  # the exporter's retry of a request that had arrived
+    captures.close(test_a)
+    assert _names(test_a) == ["publish", "run"]
+    assert test_a.duplicates == 2

@@ -177,6 +177,8 @@ class CaptureSink:
         self.spans: list[ReadableSpan] = []
         self.unfinished: dict[int, Span] = {}
         self.received: set[tuple[int, int]] = set()  # (trace id, span id) of spans received from other processes
+        self.duplicates = 0  # received spans dropped because the capture already held them
+        self._keys: set[tuple[int, int]] | None = None
         self.version = 0
         self.closed = False
         self._lock = threading.Lock()
@@ -189,14 +191,23 @@ class CaptureSink:
 
     def add(self, span: ReadableSpan, *, received: bool = False) -> bool:
         """Keep ``span`` unless the capture has closed (then the caller reports it); ``received``: it came
-        from another process (over OTLP), so it was never started here."""
+        from another process (over OTLP), so it was never started here, and is dropped if the capture
+        already holds a span with its ids (an exporter re-sends a batch whose answer it did not get)."""
         with self._lock:
             if self.closed:
                 return False
-            if received and span.context is not None:
-                self.received.add((span.context.trace_id, span.context.span_id))
+            key = (span.context.trace_id, span.context.span_id) if span.context is not None else None
+            if received and key is not None:
+                if self._keys is None:  # built once something is received; kept up to date from then on
+                    self._keys = {(s.context.trace_id, s.context.span_id) for s in self.spans if s.context}
+                if key in self._keys:  # sent twice (an exporter's retry), or a span of this process sent back
+                    self.duplicates += 1
+                    return True
+                self.received.add(key)
             elif span.context is not None:
                 self.unfinished.pop(id(span.context), None)
+            if self._keys is not None and key is not None:
+                self._keys.add(key)
             self.spans.append(span)
             self.version += 1
             if self._waiting:
@@ -236,6 +247,7 @@ class CaptureSink:
         with self._lock:
             self.spans.clear()
             self.received.clear()
+            self._keys = None
             self.version += 1
             if self._waiting:
                 self._changed.notify_all()
