@@ -254,3 +254,15 @@ def test_refuse_takes_only_statuses_exporters_retry(receiver: OTLPReceiver) -> N
 def test_the_endpoint_of_a_receiver_not_started_says_so() -> None:
     with pytest.raises(RuntimeError, match=r"the OTLP receiver is not started: call start\(\) first"):
         _ = OTLPReceiver().endpoint
+
+
+def test_a_routing_error_is_a_500_saying_so_not_a_silent_drop(
+    receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(spans: object) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(receiver.router, "deliver", broken)
+    status, text = _post(receiver.traces_endpoint, _json_request(), "application/json")
+    assert (status, text) == (500, "pytest-jobtrace could not route the spans: KeyError: 'boom'")
+    assert [rejection.status for rejection in receiver.rejections] == [500]

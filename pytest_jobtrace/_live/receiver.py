@@ -142,7 +142,11 @@ class _Handler(BaseHTTPRequestHandler):
         except BadRequest as error:
             self._answer(400, str(error))
             return
-        self.owner.router.deliver(spans)
+        try:
+            self.owner.router.deliver(spans)
+        except Exception as error:  # a bug of ours: say so to the sender and keep it, rather than drop the spans
+            self._answer(500, f"pytest-jobtrace could not route the spans: {type(error).__name__}: {error}")
+            return
         self.owner.requests += 1
         if content_type.split(";")[0].strip().lower() == "application/json":
             self._send(200, b"{}", "application/json")
