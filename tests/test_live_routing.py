@@ -147,3 +147,22 @@ def test_a_span_sent_twice_or_sent_back_is_kept_once(
     captures.close(test_a)
     assert _names(test_a) == ["publish", "run"]
     assert test_a.duplicates == 2
+
+
+def test_a_trace_two_tests_share_goes_to_the_one_running(
+    captures: SpanRouter, live: LiveRouter, make_span: MakeSpan
+) -> None:
+    # Both tests' spans hang under one session-wide span: the trace was test_a's, and is test_b's now.
+    session = make_span("session server")
+    a_publish, b_publish = make_span("publish a", session), make_span("publish b", session)
+    test_a = CaptureSink("test_a")
+    captures.open(test_a)
+    test_a.add(a_publish)
+    captures.close(test_a)
+    test_b = CaptureSink("test_b")
+    captures.open(test_b)
+    test_b.add(b_publish)
+    live.deliver([make_span("run b", b_publish)])
+    captures.close(test_b)
+    assert _names(test_b) == ["publish b", "run b"]
+    assert _leaks(captures) == []

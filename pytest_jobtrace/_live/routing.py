@@ -36,7 +36,9 @@ class LiveRouter:
             pending = [span for span in spans if span.context is not None]
             refreshed = False
             while pending:
-                rest = [span for span in pending if not self._place(span)]
+                # Before the open captures were asked, a finished test's trace is not taken for late: an
+                # open test may share it (both under one session-wide span).
+                rest = [span for span in pending if not self._place(span, late=refreshed)]
                 if len(rest) == len(pending):
                     if refreshed:
                         break
@@ -73,7 +75,9 @@ class LiveRouter:
             for span in spans:
                 self.captures.record_leak(LeakedSpan(span.name, "", self.captures.test_label, received=True))
 
-    def _place(self, span: ReadableSpan) -> bool:
+    def _place(self, span: ReadableSpan, late: bool = True) -> bool:
+        """Give ``span`` to the open capture owning its trace (or a linked one), or, if ``late``, report it
+        for the finished test that owned it; False if neither."""
         assert span.context is not None
         traces = [span.context.trace_id, *(link.context.trace_id for link in span.links)]
         for trace in traces:
@@ -81,6 +85,7 @@ class LiveRouter:
             if owner is not None:
                 self._join(owner, span, traces)
                 return True
+        for trace in traces if late else ():
             label = self._finished.get(trace)
             if label is not None:
                 self._late(span, label)
