@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Generator, Iterator, Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from opentelemetry.trace import TracerProvider
@@ -22,6 +22,9 @@ from pytest_jobtrace._jobs.jobspans import JobSpans, _current
 from pytest_jobtrace._jobs.registry import checked_activation
 from pytest_jobtrace._report import add_options as add_report_options
 from pytest_jobtrace._report import configure as configure_report
+
+if TYPE_CHECKING:
+    from pytest_jobtrace._live.receiver import OTLPReceiver
 
 
 def _option_set() -> OptionSet:
@@ -137,10 +140,10 @@ def _job_spans() -> Iterator[JobSpans]:
 
 
 @pytest.fixture(name="jobtrace_receiver", scope="session")
-def _jobtrace_receiver(pytestconfig: pytest.Config) -> Any:
+def _jobtrace_receiver(pytestconfig: pytest.Config) -> OTLPReceiver:
     """The OTLP/HTTP receiver of this process (started on first use): point workers' exporters at
     ``jobtrace_receiver.endpoint``; their spans join the capture of the test whose trace they continue."""
-    from pytest_jobtrace._live.receiver import session_receiver
+    from pytest_jobtrace._live.receiver import session_receiver  # on first use: http.server takes a while to import
 
     return session_receiver(pytestconfig)
 

@@ -37,7 +37,10 @@ class Rejection:
 
 
 class OTLPReceiver:
-    """An OTLP/HTTP trace receiver on ``host`` (127.0.0.1) and ``port`` (0: a free one)."""
+    """An OTLP/HTTP trace receiver on ``host`` (127.0.0.1) and ``port`` (0: a free one).
+
+    Exposed for type hints (``def test_x(jobtrace_receiver: OTLPReceiver)``); the fixture makes it.
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, router: LiveRouter | None = None) -> None:
         self.router = router or LiveRouter()
@@ -110,6 +113,9 @@ class OTLPReceiver:
     def __repr__(self) -> str:
         where = self.endpoint if self._server is not None else "stopped"
         return f"<OTLPReceiver {where}>"
+
+
+OTLPReceiver.__module__ = "pytest_jobtrace"
 
 
 def _handler_for(receiver: OTLPReceiver) -> type[BaseHTTPRequestHandler]:
