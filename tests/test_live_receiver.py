@@ -116,12 +116,14 @@ def _json_request(**span: Any) -> bytes:
 
 
 def test_json_ids_are_hex_as_the_otlp_spec_writes_them() -> None:
-    (span,) = decode_request(_json_request(parentSpanId="eee19b7ec3c1b173", kind=5), "application/json")
+    body = _json_request(parentSpanId="eee19b7ec3c1b173", kind=5, flags=0x300)  # parent known to be remote
+    (span,) = decode_request(body, "application/json")
     assert span.context is not None
     assert span.parent is not None
     assert f"{span.context.trace_id:032x}" == "5b8efff798038103d269b633813fc60c"
     assert f"{span.parent.span_id:016x}" == "eee19b7ec3c1b173"
     assert span.kind is SpanKind.CONSUMER
+    assert span.parent.is_remote
 
 
 @pytest.mark.parametrize(
@@ -266,3 +268,15 @@ def test_a_routing_error_is_a_500_saying_so_not_a_silent_drop(
     status, text = _post(receiver.traces_endpoint, _json_request(), "application/json")
     assert (status, text) == (500, "pytest-jobtrace could not route the spans: KeyError: 'boom'")
     assert [rejection.status for rejection in receiver.rejections] == [500]
+
+
+def test_reports_and_render_read_received_spans_as_the_originals(
+    worker_spans: list[ReadableSpan], exporter: InMemorySpanExporter
+) -> None:
+    from pytest_jobtrace import render
+
+    spans = _all(exporter)
+    decoded = decode_request(encode_spans(spans).SerializeToString(), PROTOBUF)
+    assert otlp_json(decoded) == otlp_json(spans)  # what --jobtrace-export writes: every field
+    assert render(decoded, details=True) == render(spans, details=True)
+    assert render(decoded, "jobs") == render(spans, "jobs")

@@ -25,6 +25,7 @@ from opentelemetry.trace.status import Status, StatusCode
 _ID_LENGTHS = {"traceId": 16, "spanId": 8, "parentSpanId": 8}
 _KINDS = {0: SpanKind.INTERNAL, 1: SpanKind.INTERNAL, 2: SpanKind.SERVER, 3: SpanKind.CLIENT}
 _KINDS.update({4: SpanKind.PRODUCER, 5: SpanKind.CONSUMER})
+_HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200  # SpanFlags in trace.proto
 
 
 class BadRequest(ValueError):
@@ -135,7 +136,8 @@ def _span(span: Any, resource: Resource, scope: InstrumentationScope) -> Readabl
     context = SpanContext(trace_id, _id(span.span_id, 8, "span_id"), False, TraceFlags(TraceFlags.SAMPLED), state)
     parent = None
     if span.parent_span_id:
-        parent = SpanContext(trace_id, _id(span.parent_span_id, 8, "parent_span_id"), True, TraceFlags(1))
+        parent_id = _id(span.parent_span_id, 8, "parent_span_id")
+        parent = SpanContext(trace_id, parent_id, _is_remote(span.flags), TraceFlags(TraceFlags.SAMPLED))
     return ReadableSpan(
         name=span.name,
         context=context,
@@ -158,13 +160,20 @@ def _id(raw: bytes, length: int, field: str) -> int:
     return int.from_bytes(raw, "big")
 
 
+def _is_remote(flags: int) -> bool:
+    """Whether the parent (or link target) was in another process, per the span's ``flags`` (bit 8: known,
+    bit 9: remote); False when the sender does not say, as for a parent in the same process."""
+    return bool(flags & _HAS_IS_REMOTE and flags & _IS_REMOTE)
+
+
 def _trace_state(header: str) -> TraceState | None:
     return TraceState.from_header([header]) if header else None
 
 
 def _link(link: Any) -> Link:
     trace_id = _id(link.trace_id, 16, "link trace_id")
-    context = SpanContext(trace_id, _id(link.span_id, 8, "link span_id"), True, TraceFlags(TraceFlags.SAMPLED))
+    span_id = _id(link.span_id, 8, "link span_id")
+    context = SpanContext(trace_id, span_id, _is_remote(link.flags), TraceFlags(TraceFlags.SAMPLED))
     return Link(context, _attributes(link.attributes))
 
 
