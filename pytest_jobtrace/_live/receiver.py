@@ -128,6 +128,7 @@ def _handler_for(receiver: OTLPReceiver) -> type[BaseHTTPRequestHandler]:
 class _Handler(BaseHTTPRequestHandler):
     owner: OTLPReceiver
     protocol_version = "HTTP/1.1"  # keep-alive: the exporter's session reuses its connection
+    timeout = 60  # seconds a connection may sit idle or stall mid-body before its thread lets it go
 
     def do_POST(self) -> None:
         body = self._body()
