@@ -156,10 +156,10 @@ def test_a_span_for_a_finished_test_is_reported_naming_it_and_given_to_no_other(
 
 
 STRAY = """
-import json, os, urllib.request
+import json, urllib.request
 
 
-def test_a_stray_span(jobtrace_receiver):
+def test_a_stray_span(jobtrace_receiver, pytestconfig):
     span = {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "heartbeat"}
     body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode()
     request = urllib.request.Request(
@@ -167,12 +167,14 @@ def test_a_stray_span(jobtrace_receiver):
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
-    with open(f"endpoint-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.txt", "w") as file:
+    # not PYTEST_XDIST_WORKER: this run inherits it from an outer run under -n 2
+    worker = getattr(pytestconfig, "workerinput", {}).get("workerid", "main")
+    with open(f"endpoint-{worker}.txt", "w") as file:
         file.write(jobtrace_receiver.endpoint)
 
 
-def test_another(jobtrace_receiver):
-    test_a_stray_span(jobtrace_receiver)
+def test_another(jobtrace_receiver, pytestconfig):
+    test_a_stray_span(jobtrace_receiver, pytestconfig)
 """
 
 
