@@ -19,7 +19,7 @@ _extensions.declare("pytest_jobtrace._jobs.register")
 
 if TYPE_CHECKING:
     from pytest_jobtrace._core.check import SpanTreeMismatch
-    from pytest_jobtrace._core.clock import VirtualClock
+    from pytest_jobtrace._core.clock import TimelineEvent, VirtualClock
     from pytest_jobtrace._core.errors import JobChainError, JobFailedError
     from pytest_jobtrace._core.forest import SpanForest, SpanNode
     from pytest_jobtrace._core.hygiene import JobtraceWarning
@@ -44,6 +44,7 @@ _WHERE = {
     "SpanNode": "_core.forest",
     "SpanTreeMismatch": "_core.check",
     "TextTreeError": "_core.texttree",
+    "TimelineEvent": "_core.clock",
     "VirtualClock": "_core.clock",
     "assert_span_tree": "_jobs.api",
     "job": "_jobs.match",
@@ -63,6 +64,7 @@ __all__ = [
     "SpanNode",
     "SpanTreeMismatch",
     "TextTreeError",
+    "TimelineEvent",
     "VirtualClock",
     "assert_span_tree",
     "job",

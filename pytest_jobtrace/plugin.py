@@ -18,8 +18,10 @@ from pytest_jobtrace._core.clock import VirtualClock
 from pytest_jobtrace._core.hygiene import report_leaks, report_unfinished, warn_at
 from pytest_jobtrace._core.options import JobtraceOptions, OptionSet, options_for
 from pytest_jobtrace._jobs import registry as _registry
+from pytest_jobtrace._jobs.failures import TB_CHOICES, WorkerFailureLogs, internal_packages, trim_job_failures
 from pytest_jobtrace._jobs.jobspans import JobSpans, _current
 from pytest_jobtrace._jobs.registry import checked_activation
+from pytest_jobtrace._jobs.runner import pending_line
 from pytest_jobtrace._report import add_options as add_report_options
 from pytest_jobtrace._report import configure as configure_report
 
@@ -54,6 +56,31 @@ def pytest_configure(config: pytest.Config) -> None:
     _install(config)  # when the initial-conftest hook did not run (a plugin registered late)
     config.pluginmanager.register(_adapter_fixtures(), "jobtrace-adapter-fixtures")
     configure_report(config)  # registers the report hooks (pytest_jobtrace/_report/hooks.py) only when asked for
+    _configure_failures(config)
+
+
+# The packages whose frames and log records a failed job's report leaves out (None: --jobtrace-tb=full).
+_TRIMMED = pytest.StashKey[tuple[str, ...] | None]()
+
+
+def _configure_failures(config: pytest.Config) -> None:
+    tb = config.getoption("jobtrace_tb", None) or config.getini("jobtrace_tb") or "short"
+    if tb not in TB_CHOICES:
+        raise pytest.UsageError(f"jobtrace_tb = {tb!r}: use one of {', '.join(TB_CHOICES)}")
+    packages = internal_packages() if tb == "short" else None
+    config.stash[_TRIMMED] = packages
+    logging_plugin = config.pluginmanager.get_plugin("logging-plugin")
+    report_handler = getattr(logging_plugin, "report_handler", None)  # not caplog's: caplog sees every record
+    if packages is not None and report_handler is not None:
+        report_handler.addFilter(WorkerFailureLogs(packages))
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, object, object]:
+    packages = item.config.stash.get(_TRIMMED, None)
+    if packages is not None and call.excinfo is not None:
+        trim_job_failures(call.excinfo.value, packages)  # before pytest renders the failure
+    return (yield)
 
 
 def _install(config: pytest.Config) -> None:
@@ -151,7 +178,10 @@ def _jobtrace_receiver(pytestconfig: pytest.Config) -> OTLPReceiver:
 @pytest.fixture(name="job_clock")
 def _job_clock() -> VirtualClock:
     """This test's virtual clock, shared by every job adapter: countdowns, retries and schedules run on it."""
-    return VirtualClock()
+    clock = VirtualClock()
+    if _running:  # also when asked for through request.getfixturevalue(): --jobtrace-show reads its timeline
+        getattr(_running[-1], "funcargs", {}).setdefault("job_clock", clock)
+    return clock
 
 
 @pytest.fixture(name="jobtrace_tracer_provider")
@@ -190,7 +220,7 @@ def _adapter_fixture(adapter: _adapters.JobAdapter) -> Callable[..., Any]:
             _registry.activated(adapter.name, None)
             active.close()
         if active.chain_error is None:  # after a JobChainError, what is pending was reported
-            report_undrained(request.node, adapter, active.pending)
+            report_undrained(request.node, adapter, active.pending, job_clock)
 
     fixture.__doc__ = (
         f"Run {adapter.name} jobs in-process for this test; drain them with {adapter.fixture_name}.drain()."
@@ -199,11 +229,15 @@ def _adapter_fixture(adapter: _adapters.JobAdapter) -> Callable[..., Any]:
 
 
 def report_undrained(
-    item: pytest.Item, adapter: _adapters.JobAdapter, pending: Sequence[_adapters.PendingItem]
+    item: pytest.Item,
+    adapter: _adapters.JobAdapter,
+    pending: Sequence[_adapters.PendingItem],
+    clock: VirtualClock,
 ) -> None:
-    """Warn about the jobs an adapter still holds at teardown, naming its fixture's drain()."""
+    """Warn about the jobs an adapter still holds at teardown, naming its fixture's drain() (and when each
+    is due, on the test's clock)."""
     if pending:
-        shown = ", ".join(p.describe() for p in pending[:10])
+        shown = ", ".join(pending_line(p, clock) for p in pending[:10])
         more = f" and {len(pending) - 10} more" if len(pending) > 10 else ""
         extra = adapter.undrained_hint
         warn_at(

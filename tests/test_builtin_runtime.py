@@ -605,7 +605,7 @@ def test_job_failed_error_lists_every_failed_job(rt: JobRuntime, spans: InMemory
     assert lines[:3] == [
         "JobRuntime.drain(): 2 jobs failed:",
         f"  Broken(7) id={broken.job_id} failed after 1 attempt: ValueError: bad input 7",
-        f"  ProcessOrderJob(3, declines=3) id={declined.job_id} failed after 3 attempts: "
+        f"  ProcessOrderJob(3, declines=3) id={declined.job_id} failed after 3 attempts at +0s, +1s, +3s: "
         "PaymentError: card declined for order 3",
     ]
     assert lines[3:] == [
@@ -809,7 +809,7 @@ def test_an_inline_job_that_fails_raises_from_perform_later(provider: TracerProv
     run = info.value.runs[0]
     assert str(info.value).splitlines()[:2] == [
         "ProcessOrderJob.perform_later() in inline mode: 1 job failed:",
-        f"  ProcessOrderJob(4, declines=3) id={run.job_id} failed after 3 attempts: "
+        f"  ProcessOrderJob(4, declines=3) id={run.job_id} failed after 3 attempts at +0s, +1s, +3s: "
         "PaymentError: card declined for order 4",
     ]
     assert isinstance(info.value.__cause__, PaymentError)

@@ -18,7 +18,7 @@ def test_it_moves_forward_only() -> None:
     assert clock.advance_to(5) == 5.0
     assert clock.advance_to(3.0) == 5.0  # a job that was due earlier runs now; time does not go back
     assert clock.advance(2) == 7.0
-    assert repr(clock) == "<VirtualClock now=7.0>"
+    assert repr(clock) == "<VirtualClock now=7.0 (+7s)>"
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -1, "5", True, None])

@@ -126,7 +126,7 @@ def test_raises(rq_jobs):
     with pytest.raises(JobFailedError) as caught:
         rq_jobs.drain()
     assert "rq_jobs.drain(): 1 job failed:" in str(caught.value)
-    assert "failed after 3 attempts: ConnectionError: gateway down" in str(caught.value)
+    assert "failed after 3 attempts at +0s, +5s, +35s: ConnectionError: gateway down" in str(caught.value)
 
 
 @pytest.mark.jobtrace(expect_failures=True)

@@ -104,8 +104,9 @@ def test_pending_lists_queued_then_scheduled_jobs(runtime: RQRuntime) -> None:
 
     assert [(p.name, p.describe()) for p in pending] == [
         ("rq_tasks.hello", "rq_tasks.hello('now') on queue 'default'"),
-        ("rq_tasks.hello", "rq_tasks.hello('later') on queue 'default' (scheduled at t=60s)"),
+        ("rq_tasks.hello", "rq_tasks.hello('later') on queue 'default'"),
     ]
+    assert [p.due for p in pending] == [None, 60.0]
 
 
 def test_perform_one_runs_one_attempt_at_a_time(runtime: RQRuntime) -> None:

@@ -5,6 +5,36 @@ from __future__ import annotations
 import datetime
 import math
 import time
+from typing import Any, NamedTuple
+
+
+class TimelineEvent(NamedTuple):
+    """One moment of job time on a test's virtual clock: plain data, the same for every job system.
+
+    ``kind`` is ``"enqueued"`` (the job entered a queue; ``due`` says when it may run), ``"retry"`` (the
+    job was queued again for ``attempt``, due at ``due``: ``due - moment`` is the retry wait),
+    ``"attempt"`` (``attempt`` ran at ``moment`` and ended with ``outcome``; ``detail`` is its exception,
+    ``"ValueError: boom"``) or ``"advanced"`` (``job_clock.advance()`` moved the clock from ``moment``
+    to ``due``; ``detail`` is the step, ``"1h"``). Moments and due times are virtual seconds;
+    :func:`readable_time` shows them.
+    """
+
+    moment: float
+    kind: str
+    job: str = ""
+    """How messages name the job (``charge``); empty for ``"advanced"``."""
+    job_id: str = ""
+    attempt: int | None = None
+    due: float | None = None
+    outcome: str = ""
+    """For an attempt: ``succeeded``, ``failed``, ``retried``, or the job system's own word (``revoked``)."""
+    detail: str = ""
+    runner: str = ""
+    """The runner that noted it (``celery_jobs``): a test may run several job systems on one clock."""
+
+    def as_data(self) -> dict[str, Any]:
+        """The event as a JSON-ready dict (the HTML report's form)."""
+        return self._asdict()
 
 
 class VirtualClock:
@@ -15,12 +45,15 @@ class VirtualClock:
     The ``job_clock`` fixture is this test's clock; ``job_clock.advance(60)`` makes later jobs due sooner.
     """
 
-    __slots__ = ("_now", "origin")
+    __slots__ = ("_now", "origin", "timeline")
 
     def __init__(self, start: float = 0.0, *, origin: float | None = None) -> None:
         self._now = _check_moment("VirtualClock()", start)
         #: The wall-clock time (epoch seconds) at virtual 0: what a far moment is shown against as a date.
         self.origin = time.time() if origin is None else origin
+        #: The job time of the test, in the order it happened: every job runner on this clock notes its
+        #: enqueues, retries and attempts here (:class:`TimelineEvent`), and ``advance()`` its moves.
+        self.timeline: list[TimelineEvent] = []
 
     @property
     def now(self) -> float:
@@ -30,7 +63,9 @@ class VirtualClock:
     def advance(self, seconds: float) -> float:
         """Move the clock forward by ``seconds`` (>= 0); returns the new time."""
         seconds = _check_moment("VirtualClock.advance()", seconds)
-        self._now += seconds
+        moved = self._now + seconds
+        self.timeline.append(TimelineEvent(self._now, "advanced", due=moved, detail=readable_duration(seconds)))
+        self._now = moved
         return self._now
 
     def advance_to(self, moment: float) -> float:
@@ -45,7 +80,7 @@ class VirtualClock:
         return readable_time(self._now if moment is None else moment, self.origin)
 
     def __repr__(self) -> str:
-        return f"<VirtualClock now={self._now}>"
+        return f"<VirtualClock now={self._now} ({self.show()})>"
 
 
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60))

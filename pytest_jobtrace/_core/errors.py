@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from pytest_jobtrace._core.notation import escape_unprintable
@@ -52,17 +52,20 @@ _MAX_FAILED = 20  # failed jobs listed by name
 _MAX_LINE = 500  # characters of one of them
 
 
-def failures_message(failed: Sequence[FailedJob], where: str, remedy: str) -> str:
+def failures_message(
+    failed: Sequence[FailedJob], where: str, remedy: str, times: Mapping[str, Sequence[str]] | None = None
+) -> str:
     """The text of a JobFailedError: every failed job with its attempts and final exception.
 
     ``where`` names the call that raised (``"celery_jobs.drain()"``); ``remedy`` says how to let jobs fail
-    without raising on that call (``"pass drain(expect_failures=True)"``).
+    without raising on that call (``"pass drain(expect_failures=True)"``). ``times`` gives, by job id, the
+    virtual times of a job's attempts as they read (``["+0s", "+1h"]``), shown where the clock had moved.
     """
     lines = [f"{where}: {len(failed)} job{_plural(len(failed))} failed:"]
     for run in failed[:_MAX_FAILED]:
         exc = run.exception
         reason = f"{type(exc).__qualname__}: {exc}" if exc is not None else "no exception"
-        attempts = f"{run.attempts} attempt{_plural(run.attempts)}"
+        attempts = f"{run.attempts} attempt{_plural(run.attempts)}" + _at((times or {}).get(run.job_id, ()))
         line = f"  {run.describe()} id={run.job_id} failed after {attempts}: {reason}"
         lines.append(clip(escape_unprintable(line), _MAX_LINE))
     if len(failed) > _MAX_FAILED:  # bounded: thousands of failures would flood the terminal
@@ -70,6 +73,17 @@ def failures_message(failed: Sequence[FailedJob], where: str, remedy: str) -> st
     lines.append(f"Their spans were recorded. To let jobs fail without raising, {remedy}, or mark the test")
     lines.append("@pytest.mark.jobtrace(expect_failures=True).")
     return "\n".join(lines)
+
+
+def _at(times: Sequence[str]) -> str:
+    """`` at +0s, +1h, +2h``: when the attempts ran, unless they all ran at the test's start."""
+    if all(time in ("+0s", "") for time in times):
+        return ""
+    shown = list(times) if len(times) <= _MAX_TIMES else [*times[:3], "...", *times[-2:]]
+    return " at " + ", ".join(shown)
+
+
+_MAX_TIMES = 6
 
 
 def chain_message(

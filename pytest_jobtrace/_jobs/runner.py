@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, TypeVar, cast
 
-from pytest_jobtrace._core.clock import VirtualClock
+from pytest_jobtrace._core.clock import TimelineEvent, VirtualClock
 from pytest_jobtrace._core.errors import (
     JobChainError,
     JobFailedError,
@@ -27,6 +27,7 @@ from pytest_jobtrace._core.errors import (
     chain_message,
     failures_message,
 )
+from pytest_jobtrace._core.values import clip
 from pytest_jobtrace._jobs.names import job_name_matches, short_name
 
 Step = TypeVar("Step")
@@ -39,6 +40,7 @@ Reported = TypeVar("Reported")
 
 DEFAULT_MAX_JOBS = 1000
 _SHOWN = 10  # pending jobs and chain links a message lists
+_MAX_DETAIL = 300  # characters of an attempt's exception the job timeline keeps
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class StepInfo:
     """How many attempts the job may make, where the job system says (None: unknown)."""
     shown: str | None = None
     """How messages name the job (default: the last component of ``name``)."""
+    due: float | None = None
+    """When the attempt is due on the virtual clock, where the adapter knows it before performing it (the
+    job timeline's moment of the attempt; without it, the clock's time after the attempt)."""
 
     @property
     def label(self) -> str:
@@ -69,6 +74,12 @@ class _Running:
 # The attempt a runner is performing in this context: who enqueues what, and drains from inside a job.
 _RUNNING: ContextVar[_Running | None] = ContextVar("pytest_jobtrace_running_job", default=None)
 _INFER: Any = object()
+
+
+def performing_an_attempt() -> bool:
+    """Whether a job runner is performing an attempt in this context (a worker is at work)."""
+    return _RUNNING.get() is not None
+
 
 Selected = Callable[[str, str], bool]
 """``drain(only=...)``'s choice: whether the job of this name and id is to be performed."""
@@ -241,18 +252,46 @@ class JobRunner(Generic[Step, Record, Reported]):
 
     # -- what an adapter calls ----------------------------------------------------------------------
 
-    def _enqueued(self, job_id: str, name: str, by: str | None = _INFER) -> None:
+    def _enqueued(
+        self, job_id: str, name: str, by: str | None = _INFER, *, due: float | None = None, attempt: int | None = None
+    ) -> None:
         """Note a job entering the queue and, unless ``by`` says, the job performing here that enqueued it.
 
-        A job id seen before (a retry, a redelivery) keeps its first enqueuer."""
+        ``due`` is when it may run on the virtual clock (now, unless a countdown, an eta or a retry wait
+        says later): given, the job timeline (``clock.timeline``) notes the enqueue, and for a job id seen
+        before (a retry) the retry of ``attempt`` (default: the attempt after the one performing it now).
+        A job id seen before keeps its first enqueuer; seen again without ``due`` (a job moved from a
+        schedule to its queue, a redelivery) it is not noted again."""
+        running = _RUNNING.get()
         if job_id in self._enqueuer:
+            if due is not None:
+                if attempt is None and running is not None and running.info.job_id == job_id:
+                    attempt = running.info.attempt + 1
+                self._note("retry", self._names[job_id], job_id, attempt, due)
             return
         if by is _INFER:
-            running = _RUNNING.get()
             by = running.info.job_id if running is not None and running.runner is self else None
         self._enqueuer[job_id] = by if by != job_id else None
-        self._names[job_id] = short_name(name)
+        label = self._names[job_id] = short_name(name)
         self._arrivals[job_id] = len(self._arrivals)
+        self._note("enqueued", label, job_id, attempt or 1, due)
+
+    def _note(self, kind: str, label: str, job_id: str, attempt: int | None, due: float | None) -> None:
+        self._clock.timeline.append(
+            TimelineEvent(self._clock.now, kind, label, job_id, attempt, due, "", "", self.label)
+        )
+
+    def _exception(self, record: Record) -> BaseException | None:
+        """The exception the attempt raised, for the job timeline (default: the record's ``exception``)."""
+        exc = getattr(record, "exception", None)
+        return exc if isinstance(exc, BaseException) else None
+
+    def _outcome(self, record: Record) -> str:
+        """How the job timeline words an attempt's end: ``succeeded``, ``failed`` or ``retried`` by default
+        (an adapter whose records say more, ``revoked`` or ``discarded``, gives its own word)."""
+        if self._failed_for_good(record):
+            return "failed"
+        return "succeeded" if self._settles(record) else "retried"
 
     def _record(self, record: Record) -> None:
         """Keep the record of an attempt performed outside ``drain()``/``perform_one()`` (inline jobs)."""
@@ -279,10 +318,21 @@ class JobRunner(Generic[Step, Record, Reported]):
         __tracebackhide__ = True
         if not (self._open_now or self.drains_when_closed):
             raise RuntimeError(f"{self.label} is not open: use it as a context manager, or call open() first")
+        before, noted = self._clock.now, len(self._clock.timeline)
         with self._performing(info):
             record = self._perform(step)
         self._records.append(record)
+        self._attempted(info, record, before, noted)
         return record
+
+    def _attempted(self, info: StepInfo, record: Record, before: float, noted: int) -> None:
+        """Note the attempt on the job timeline, before what it noted itself (a retry it scheduled)."""
+        moment = self._clock.now if info.due is None else max(before, info.due)
+        detail = _exception_text(self._exception(record))
+        label = self._names.get(info.job_id, info.label)  # as its enqueue named it
+        outcome = self._outcome(record)
+        event = TimelineEvent(moment, "attempt", label, info.job_id, info.attempt, None, outcome, detail, self.label)
+        self._clock.timeline.insert(noted, event)
 
     def _reported(self, records: Iterable[Record]) -> list[Reported]:
         kept = [record for record in records if self.returns_every_attempt or self._settles(record)]
@@ -323,7 +373,7 @@ class JobRunner(Generic[Step, Record, Reported]):
         arrived = len(self._arrivals)
         pending = list(self.pending)
         if not any(named(item.name) for item in pending):
-            listed = ", ".join(item.describe() for item in pending[:_SHOWN]) or "none"
+            listed = ", ".join(pending_line(item, self._clock) for item in pending[:_SHOWN]) or "none"
             more = f" and {len(pending) - _SHOWN} more" if len(pending) > _SHOWN else ""
             raise ValueError(f"{self.label}.drain(only={only!r}): no pending job matches; pending: {listed}{more}")
         return selected
@@ -338,7 +388,7 @@ class JobRunner(Generic[Step, Record, Reported]):
             return self._chain_message(info, attempted, reason, hint)
         pending = list(self.pending)
         count = f"{len(pending)} job{'s' * (len(pending) != 1)}"
-        listed = ", ".join(item.describe() for item in pending[:_SHOWN])
+        listed = ", ".join(pending_line(item, self._clock) for item in pending[:_SHOWN])
         more = f" and {len(pending) - _SHOWN} more" if len(pending) > _SHOWN else ""
         return "\n".join(
             [
@@ -364,10 +414,42 @@ class JobRunner(Generic[Step, Record, Reported]):
         failed: list[Any] = [record for record in records if self._failed_for_good(record)]
         if not failed or (self._expect_failures if expect is None else expect):
             return
-        raise JobFailedError(failures_message(failed, where, remedy), failed) from failed[0].exception
+        message = failures_message(failed, where, remedy, self._attempt_times(failed))
+        raise JobFailedError(message, failed) from failed[0].exception
+
+    def _attempt_times(self, failed: Sequence[Any]) -> dict[str, list[str]]:
+        """When each failed job's attempts ran on the clock, as they read (``+1h``), by job id."""
+        times: dict[str, list[str]] = {getattr(run, "job_id", ""): [] for run in failed}
+        for event in self._clock.timeline:
+            if event.kind == "attempt" and event.job_id in times:
+                times[event.job_id].append(self._clock.show(event.moment))
+        return times
 
 
 _R = TypeVar("_R", bound=JobRunner[Any, Any, Any])
+
+
+def _exception_text(exc: BaseException | None) -> str:
+    if exc is None:
+        return ""
+    try:
+        text = f"{type(exc).__qualname__}: {exc}"
+    except Exception:  # an exception whose __str__ fails: the timeline must not fail the drain
+        text = type(exc).__qualname__
+    return clip(text, _MAX_DETAIL)
+
+
+def due_of(item: object) -> float | None:
+    """A pending item's due time on the virtual clock, where it says (``due``); None otherwise."""
+    due = getattr(item, "due", None)
+    return float(due) if isinstance(due, (int, float)) and not isinstance(due, bool) else None
+
+
+def pending_line(item: Any, clock: VirtualClock) -> str:
+    """How messages list a pending job: ``send_invoice(7)``, and ``(due +1h)`` when it is due later than now."""
+    due = due_of(item)
+    text: str = item.describe()
+    return text if due is None or due <= clock.now else f"{text} (due {clock.show(due)})"
 
 
 def check_max_jobs(where: str, max_jobs: object, *, allow_none: bool = True) -> int:

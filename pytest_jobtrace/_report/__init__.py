@@ -34,7 +34,15 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         help="write each test's spans to DIR as OTLP JSON, one file per test",
     )
+    group.addoption(
+        "--jobtrace-tb",
+        choices=("short", "full"),
+        default=None,
+        help="short (default): a failed job's traceback in a test's report holds the frames of your code, without"
+        " the job system's worker frames and log records; full: all of them (ini: jobtrace_tb)",
+    )
     parser.addini("jobtrace_show", "failed or all: add tests' spans to their reports (off when empty)", default="")
+    parser.addini("jobtrace_tb", "short or full: the job system's frames in a failed job's traceback", default="")
 
 
 def configure(config: pytest.Config) -> None:

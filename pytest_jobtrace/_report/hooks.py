@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_jobtrace._core.clock import VirtualClock
 from pytest_jobtrace._jobs.jobspans import JobSpans
 
 if TYPE_CHECKING:  # the report modules are imported only when their option is on
@@ -54,18 +55,21 @@ class ReportPlugin:
         report = yield
         capture = _capture_of(item)
         if capture is not None:
-            self._add_show_section(report, capture)
+            self._add_show_section(item, report, capture)
             if report.when == "teardown":
                 self._finish_test(item, report, capture)
         return report
 
-    def _add_show_section(self, report: pytest.TestReport, capture: JobSpans) -> None:
+    def _add_show_section(self, item: pytest.Item, report: pytest.TestReport, capture: JobSpans) -> None:
         show = self.settings.show
         if show is None or not (report.failed or (show == "all" and report.when == "call")):
             return
         from pytest_jobtrace._report.show import section_title, show_text
 
         text = show_text(capture.spans, capture._sink.unfinished_names())
+        job_time = _job_time_of(item)
+        if job_time:
+            text += "\n\n" + job_time
         report.sections.append((section_title(report.when), text))
 
     def _finish_test(self, item: pytest.Item, report: pytest.TestReport, capture: JobSpans) -> None:
@@ -97,6 +101,36 @@ class ReportPlugin:
             terminalreporter.write_line(f"jobtrace: HTML report written to {self.settings.html}")
         if self.settings.export is not None and not self.is_worker:
             terminalreporter.write_line(f"jobtrace: OTLP JSON written to {self.settings.export}")
+
+
+def _job_time_of(item: pytest.Item) -> str:
+    """The test's job timeline on its clock, with what its job runners still hold (``--jobtrace-show``)."""
+    from pytest_jobtrace._report.jobtime import job_time_text
+
+    clock = clock_of(item)
+    return job_time_text(clock, pending_of(item)) if clock is not None else ""
+
+
+def clock_of(item: pytest.Item) -> VirtualClock | None:
+    """The test's ``job_clock`` (its ``timeline`` is the job time), if the test had one."""
+    funcargs = getattr(item, "funcargs", None) or {}
+    clock = funcargs.get("job_clock")
+    return clock if isinstance(clock, VirtualClock) else None
+
+
+def pending_of(item: pytest.Item) -> list[Any]:
+    """The jobs the test's job runners still hold (``PendingItem``s: ``describe()``, ``due`` where known)."""
+    from pytest_jobtrace._jobs.registry import adapters
+
+    funcargs = getattr(item, "funcargs", None) or {}
+    pending: list[Any] = []
+    for adapter in adapters().values():
+        runner = funcargs.get(adapter.fixture_name)
+        try:
+            pending += list(runner.pending) if runner is not None else []
+        except Exception:  # a runner whose broker went away: its timeline still says what happened
+            continue
+    return pending
 
 
 def _capture_of(item: pytest.Item) -> JobSpans | None:

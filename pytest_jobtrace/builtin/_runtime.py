@@ -183,6 +183,7 @@ class JobRuntime(JobRunner[Envelope, "JobRun | PendingJob", JobRun]):
         self._inline_attempted: list[str] = []
         self._closed = False  # closed and performing nothing: enqueues through a stale context are refused
         self._busy = 0  # jobs being performed now (a closed runtime may still be drained)
+        self._retried_on: dict[str, BaseException | None] = {}  # job id -> what its retried attempt raised
 
     def __repr__(self) -> str:
         return (
@@ -250,7 +251,12 @@ class JobRuntime(JobRunner[Envelope, "JobRun | PendingJob", JobRun]):
     def _about(self, envelope: Envelope) -> StepInfo:
         job_class = envelope.job_class
         return StepInfo(
-            _full_name(job_class), envelope.job_id, envelope.attempt, job_class.attempts, display_name(job_class)
+            _full_name(job_class),
+            envelope.job_id,
+            envelope.attempt,
+            job_class.attempts,
+            display_name(job_class),
+            envelope.due,
         )
 
     def _perform(self, envelope: Envelope) -> JobRun | PendingJob:
@@ -266,6 +272,12 @@ class JobRuntime(JobRunner[Envelope, "JobRun | PendingJob", JobRun]):
     def _settles(self, record: JobRun | PendingJob) -> bool:
         return isinstance(record, JobRun)
 
+    def _outcome(self, record: JobRun | PendingJob) -> str:
+        return record.outcome if isinstance(record, JobRun) else "retried"
+
+    def _exception(self, record: JobRun | PendingJob) -> BaseException | None:
+        return record.exception if isinstance(record, JobRun) else self._retried_on.pop(record.job_id, None)
+
     def _failed_for_good(self, record: JobRun | PendingJob) -> bool:
         return isinstance(record, JobRun) and record.outcome == "failed"
 
@@ -278,7 +290,7 @@ class JobRuntime(JobRunner[Envelope, "JobRun | PendingJob", JobRun]):
             job_class, uuid.uuid4().hex, json.dumps([args, kwargs]), performing.job_id if performing else None
         )
         envelope.due, envelope.seq = self._clock.now, next(self._seq)
-        self._enqueued(envelope.job_id, _full_name(job_class), by=envelope.enqueued_by)
+        self._enqueued(envelope.job_id, _full_name(job_class), by=envelope.enqueued_by, due=envelope.due)
         with send_span(self._tracing.tracer(), self._tracing.ref(job_class, envelope.job_id)) as carrier:
             envelope.carrier = carrier
             if self._mode == "queue":
@@ -322,14 +334,18 @@ class JobRuntime(JobRunner[Envelope, "JobRun | PendingJob", JobRun]):
         if verdict.kind == "retry":
             envelope.attempt += 1
             envelope.due, envelope.seq = self._clock.now + verdict.delay, next(self._seq)
+            self._enqueued(envelope.job_id, _full_name(envelope.job_class), due=envelope.due, attempt=envelope.attempt)
+            self._retried_on[envelope.job_id] = verdict.exception
             return None
         return envelope.run(verdict.kind, verdict.exception)
 
     def _settle_failed(self, envelope: Envelope, exc: BaseException) -> None:
         """Record a job whose attempt ended in an exception that goes on (the runner never sees its record)."""
+        info, noted = self._about(envelope), len(self._clock.timeline)
         run = self._settle(envelope, Verdict("failed", exc))
         if run is not None:
             self._record(run)
+            self._attempted(info, run, self._clock.now, noted)
 
     # -- inline mode --------------------------------------------------------------------------------
 
@@ -355,7 +371,9 @@ class JobRuntime(JobRunner[Envelope, "JobRun | PendingJob", JobRun]):
         while True:
             self._check_inline_bounds(envelope)
             self._inline_attempted.append(display_name(envelope.job_class))
+            info, before, noted = self._about(envelope), self._clock.now, len(self._clock.timeline)
             run = self._settle(envelope, self._attempt(envelope))
+            self._attempted(info, run if run is not None else envelope.pending(), before, noted)
             if run is not None:
                 self._record(run)
                 return run

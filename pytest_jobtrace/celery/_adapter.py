@@ -48,6 +48,9 @@ class CeleryAdapter:
     options: Sequence[AdapterOption] = (CELERY_APP, EXPECT_FAILURES)
     volatile_attributes: Sequence[str] = VOLATILE_ATTRIBUTES
     undrained_hint: str | None = None
+    # Celery's worker and the libraries under it: left out of a failed task's traceback and of the report's
+    # captured log (--jobtrace-tb=short).
+    internal_packages: Sequence[str] = ("celery", "kombu", "billiard", "vine", "opentelemetry.instrumentation")
 
     def recognise(self, span: ReadableSpan) -> JobSpanInfo | None:
         return recognise(span)

@@ -8,6 +8,7 @@ import threading
 import time
 from typing import Any
 
+from celery.exceptions import Retry
 from celery.utils.time import maybe_iso8601
 from opentelemetry import context as otel_context
 
@@ -110,7 +111,8 @@ class CeleryJobs(JobRunner[_Entry, TaskRun, TaskRun]):
 
     def _about(self, entry: _Entry) -> StepInfo:
         envelope = entry[2]
-        return StepInfo(envelope.task_name, envelope.task_id, int(envelope.headers.get("retries") or 0) + 1)
+        attempt = int(envelope.headers.get("retries") or 0) + 1
+        return StepInfo(envelope.task_name, envelope.task_id, attempt, due=entry[0])
 
     def _perform(self, entry: _Entry) -> TaskRun:
         __tracebackhide__ = True
@@ -130,6 +132,14 @@ class CeleryJobs(JobRunner[_Entry, TaskRun, TaskRun]):
     def _failed_for_good(self, record: TaskRun) -> bool:
         return record.verdict == "failed"
 
+    def _outcome(self, record: TaskRun) -> str:
+        return record.verdict
+
+    def _exception(self, record: TaskRun) -> BaseException | None:
+        """A retried attempt's own exception rather than Celery's ``Retry`` carrying it."""
+        exc = record.exception
+        return exc.exc if isinstance(exc, Retry) and isinstance(exc.exc, BaseException) else exc
+
     # -- messages in --------------------------------------------------------------------------------
 
     def _receive(self, envelope: Envelope) -> None:
@@ -137,7 +147,7 @@ class CeleryJobs(JobRunner[_Entry, TaskRun, TaskRun]):
         envelope = self._worker.received(envelope, moment)  # its expiry moved onto the virtual clock
         due = self.clock.now + _delay(envelope, moment)
         self._published_at.moment = None
-        self._enqueued(envelope.task_id, envelope.task_name)
+        self._enqueued(envelope.task_id, envelope.task_name, due=due)
         with self._lock:
             heapq.heappush(self._queue, (due, next(self._seq), envelope))
 

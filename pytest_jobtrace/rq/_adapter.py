@@ -40,6 +40,8 @@ class RQAdapter:
     options: Sequence[AdapterOption] = (REDIS_URL, EXPECT_FAILURES)
     volatile_attributes: Sequence[str] = VOLATILE_ATTRIBUTES
     undrained_hint: str | None = None
+    # RQ's worker: left out of a failed job's traceback and of the report's captured log (--jobtrace-tb=short).
+    internal_packages: Sequence[str] = ("rq",)
 
     def recognise(self, span: ReadableSpan) -> JobSpanInfo | None:
         return recognise_span(span)

@@ -22,6 +22,7 @@ from pytest_jobtrace.rq._names import META_ATTEMPT
 from pytest_jobtrace.rq._records import PendingRQJob, RQRun
 from pytest_jobtrace.rq._schedule import Schedule, promote
 
+_OUTCOMES = {"finished": "succeeded"}  # RQ's statuses after an execution, as the job timeline words them
 _Step = tuple[Any, Any]
 """A job taken off its queue, and that queue."""
 
@@ -62,6 +63,7 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
         self._exceptions: dict[str, BaseException] = {}
         self._left: list[PendingRQJob] | None = None
         self._registries_read: set[str] = set()
+        self._promoting = False
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -217,6 +219,9 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
     def _failed_for_good(self, record: RQRun) -> bool:
         return record.failed_for_good
 
+    def _outcome(self, record: RQRun) -> str:
+        return "retried" if record.retried else _OUTCOMES.get(record.status, record.status)
+
     # -- queues, the schedule and the worker --------------------------------------------------------
 
     def _dequeue(self) -> _Step | None:
@@ -254,15 +259,21 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
         by_queue: dict[str, list[str]] = {}
         for job_id in self._schedule.take_due():
             by_queue.setdefault(self._origins.get(job_id, "default"), []).append(job_id)
-        for name, ids in by_queue.items():
-            worker = self._worker_for(self._queues.get(name) or self.queue(name))
-            promote(self.connection, ids, worker.job_class, worker.serializer, worker.queue_class)
+        self._promoting = True  # a due job moved to its queue: enqueued and due before, not again
+        try:
+            for name, ids in by_queue.items():
+                worker = self._worker_for(self._queues.get(name) or self.queue(name))
+                promote(self.connection, ids, worker.job_class, worker.serializer, worker.queue_class)
+        finally:
+            self._promoting = False
 
     def _heard_of(self, job: Any) -> None:
         """RQ queued or scheduled ``job``: note its queue, who enqueued it, and when its ``ttl`` runs out (RQ
         sets the key's expiry anew each time it queues or schedules the job)."""
         self._origins[job.id] = job.origin
-        self._enqueued(job.id, str(job.func_name))
+        scheduled = self._schedule.due.get(job.id)
+        due = None if self._promoting else scheduled[0] if scheduled is not None else self.clock.now
+        self._enqueued(job.id, str(job.func_name), due=due)
         if job.ttl is not None and job.ttl > 0:
             self._deadlines[job.id] = self.clock.now + job.ttl
         else:

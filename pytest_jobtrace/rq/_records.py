@@ -54,5 +54,4 @@ class PendingRQJob:
     """The virtual time a scheduled job becomes due; None for a queued job."""
 
     def describe(self) -> str:
-        when = f" (scheduled at t={self.due:g}s)" if self.due is not None else ""
-        return f"{self.description} on queue {self.queue!r}{when}"
+        return f"{self.description} on queue {self.queue!r}"

@@ -28,7 +28,7 @@ class boom(Job):
 class flaky(Job):
     retry_on = (ValueError,)
     attempts = 2
-    wait = 0
+    wait = 10
 
     def perform(self):
         LOG.append(("flaky", None, self.job_id))

@@ -33,7 +33,7 @@ def boom(self):
     raise ValueError("boom")
 
 
-@task(bind=True, autoretry_for=(ValueError,), max_retries=1, default_retry_delay=0)
+@task(bind=True, autoretry_for=(ValueError,), max_retries=1, default_retry_delay=10)
 def flaky(self):
     LOG.append(("flaky", None, self.request.id))
     raise ValueError("flaky")

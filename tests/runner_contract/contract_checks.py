@@ -246,6 +246,17 @@ def test_only_runs_the_retries_of_the_named_jobs(retrying_kit):
     kit.runner.drain()
 
 
+def test_only_naming_no_pending_job_says_when_they_are_due(retrying_kit):
+    kit = retrying_kit
+    kit.enqueue("flaky")
+    kit.runner.perform_one()  # attempt 1 fails; attempt 2 is due 10 s later
+    [shown] = kit.pending()
+    with pytest.raises(ValueError) as excinfo:  # noqa: PT011
+        kit.runner.drain(only="nope")
+    assert str(excinfo.value) == f"{kit.label}.drain(only='nope'): no pending job matches; pending: {shown} (due +10s)"
+    kit.runner.drain(expect_failures=True)
+
+
 # -- perform_one ----------------------------------------------------------------------------------------
 
 
@@ -415,6 +426,18 @@ def test_jobs_left_pending_are_reported_at_teardown(kit, expect_teardown_warning
     )
 
 
+def test_jobs_left_pending_say_when_they_are_due(retrying_kit, expect_teardown_warnings):
+    kit = retrying_kit
+    kit.enqueue("flaky")
+    kit.runner.perform_one()  # attempt 1 fails; attempt 2 is due 10 s later
+    [shown] = kit.pending()
+    hint = kit.undrained_hint
+    expect_teardown_warnings.append(
+        f"1 job(s) were enqueued but never performed: {shown} (due +10s)."
+        f" Call {kit.label}.drain() before asserting{', ' + hint if hint else ''}."
+    )
+
+
 def test_no_teardown_warning_after_a_chain_error(kit, expect_teardown_warnings):
     kit.enqueue("chain", 1)
     with pytest.raises(JobChainError):
@@ -476,3 +499,38 @@ def test_a_runner_built_by_hand(system):
         assert [(name, arg) for name, arg, _ in module.LOG] == [("remind", 1)]
     runner.close()  # idempotent
     runner.close()
+
+
+# -- job time: the timeline on the test's clock ----------------------------------------------------------
+
+
+def timeline(clock):
+    return [(e.moment, e.kind, e.job, e.attempt, e.due, e.outcome, e.detail) for e in clock.timeline]
+
+
+def test_timeline_notes_enqueues_and_attempts(kit, job_clock):
+    kit.enqueue("remind", 1)
+    kit.enqueue("boom")
+    ids = [kit.item_id(item) for item in kit.runner.pending]
+    kit.runner.drain(expect_failures=True)
+    assert timeline(job_clock) == [
+        (0.0, "enqueued", "remind", 1, 0.0, "", ""),
+        (0.0, "enqueued", "boom", 1, 0.0, "", ""),
+        (0.0, "attempt", "remind", 1, None, "succeeded", ""),
+        (0.0, "attempt", "boom", 1, None, "failed", "ValueError: boom"),
+    ]
+    assert [e.job_id for e in job_clock.timeline] == ids + ids
+    assert {e.runner for e in job_clock.timeline} == {kit.label}
+
+
+def test_timeline_notes_retries_and_their_waits(retrying_kit, job_clock):
+    kit = retrying_kit
+    kit.enqueue("flaky")
+    kit.runner.drain(expect_failures=True)
+    assert timeline(job_clock) == [
+        (0.0, "enqueued", "flaky", 1, 0.0, "", ""),
+        (0.0, "attempt", "flaky", 1, None, "retried", "ValueError: flaky"),
+        (0.0, "retry", "flaky", 2, 10.0, "", ""),
+        (10.0, "attempt", "flaky", 2, None, "failed", "ValueError: flaky"),
+    ]
+    assert job_clock.now == 10.0

@@ -7,7 +7,7 @@ from pytest_jobtrace.rq import RQRuntime
 LABEL = "rq_jobs"
 LOG = []
 RUNNER = None
-RETRIES = {"flaky": Retry(max=1)}
+RETRIES = {"flaky": Retry(max=1, interval=10)}
 
 
 def remind(n):
