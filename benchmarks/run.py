@@ -344,6 +344,16 @@ def bench_rq(repeats: int) -> None:
     bench_rq.run(repeats, report)
 
 
+def bench_live(repeats: int) -> None:
+    """Live mode's figure lives in live.py (the receiver needs opentelemetry-proto, the live extra)."""
+    try:
+        import live
+    except ImportError as error:
+        print(f"  live benchmark skipped: {error} (pip install -e '.[live]')")
+        return
+    live.run(repeats, report)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
@@ -355,6 +365,7 @@ def main() -> int:
     bench_identical_siblings(repeats)
     bench_builtin_job(repeats)
     bench_rq(repeats)
+    bench_live(repeats)
     bench_fixture_overhead(3 if args.quick else 5)
     bench_memory_over_tests()
     missed = [name for name, value, limit, _ in RESULTS if value > limit]

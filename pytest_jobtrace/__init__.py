@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pytest_jobtrace._jobs.jobspans import JobSpans
     from pytest_jobtrace._jobs.match import job
     from pytest_jobtrace._jobs.views import JobView
+    from pytest_jobtrace._live.receiver import OTLPReceiver
 
 _WHERE = {
     "JobChainError": "_core.errors",
@@ -38,6 +39,7 @@ _WHERE = {
     "JobView": "_jobs.views",
     "JobtraceOptions": "_core.options",
     "JobtraceWarning": "_core.hygiene",
+    "OTLPReceiver": "_live.receiver",
     "SpanForest": "_core.forest",
     "SpanNode": "_core.forest",
     "SpanTreeMismatch": "_core.check",
@@ -57,6 +59,7 @@ __all__ = [
     "JobView",
     "JobtraceOptions",
     "JobtraceWarning",
+    "OTLPReceiver",
     "SpanForest",
     "SpanNode",
     "SpanTreeMismatch",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Generator, Iterator, Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from opentelemetry.trace import TracerProvider
@@ -23,6 +24,9 @@ from pytest_jobtrace._jobs.registry import checked_activation
 from pytest_jobtrace._jobs.runner import pending_line
 from pytest_jobtrace._report import add_options as add_report_options
 from pytest_jobtrace._report import configure as configure_report
+
+if TYPE_CHECKING:
+    from pytest_jobtrace._live.receiver import OTLPReceiver
 
 
 def _option_set() -> OptionSet:
@@ -162,6 +166,15 @@ def _job_spans() -> Iterator[JobSpans]:
     report_unfinished(item, sink, options.unfinished)
 
 
+@pytest.fixture(name="jobtrace_receiver", scope="session")
+def _jobtrace_receiver(pytestconfig: pytest.Config) -> OTLPReceiver:
+    """The OTLP/HTTP receiver of this process (started on first use): point workers' exporters at
+    ``jobtrace_receiver.endpoint``; their spans join the capture of the test whose trace they continue."""
+    from pytest_jobtrace._live.receiver import session_receiver  # on first use: http.server takes a while to import
+
+    return session_receiver(pytestconfig)
+
+
 @pytest.fixture(name="job_clock")
 def _job_clock() -> VirtualClock:
     """This test's virtual clock, shared by every job adapter: countdowns, retries and schedules run on it."""
@@ -243,13 +256,16 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     # After other plugins' session teardown (executors shut down there end spans too). An xdist worker
     # has no terminal: hand what leaked after its last test to the controller.
+    live = sys.modules.get("pytest_jobtrace._live.receiver")
+    if live is not None:  # spans no test owned are reported now, before the summary
+        live.stop_session_receiver(session.config)
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
-        workeroutput["jobtrace_leaks"] = [(leak.name, leak.started_in) for leak in ROUTER.take_leaks()]
+        workeroutput["jobtrace_leaks"] = [(leak.name, leak.started_in, leak.received) for leak in ROUTER.take_leaks()]
 
 
 # Spans xdist workers saw end after their last test, gathered on the controller for its summary.
-_late_leaks: list[tuple[str, str]] = []
+_late_leaks: list[tuple[str, str, bool]] = []
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -258,9 +274,16 @@ def pytest_testnodedown(node: object, error: object) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    late = [(leak.name, leak.started_in) for leak in ROUTER.take_leaks()] + _late_leaks
+    late = [(leak.name, leak.started_in, leak.received) for leak in ROUTER.take_leaks()] + _late_leaks
     _late_leaks.clear()
     if late:
         terminalreporter.section("jobtrace: spans that ended after their test")
-        for name, started_in in late:
-            terminalreporter.line(f"{name!r} started in {started_in} but ended after the last test had finished")
+        for name, started_in, received in late:
+            if not received:
+                terminalreporter.line(f"{name!r} started in {started_in} but ended after the last test had finished")
+            elif started_in:
+                terminalreporter.line(
+                    f"{name!r} of {started_in} was received over OTLP after the last test had finished"
+                )
+            else:
+                terminalreporter.line(f"{name!r} was received over OTLP but belongs to no test's trace")

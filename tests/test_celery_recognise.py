@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import MakeSpan
+from conftest import SECOND, T0, MakeSpan
 from opentelemetry.trace import SpanKind
 
 from pytest_jobtrace.adapters import JobSpanInfo, adapters
@@ -50,6 +50,24 @@ def test_a_run_span_is_an_attempt(
     assert info is not None
     assert (info.role, info.job_name, info.job_id) == ("process", "shop.process_order", "t1")
     assert (info.attempt, info.attempt_outcome, info.retry_reason) == (attempt, outcome, reason)
+
+
+@pytest.mark.parametrize(
+    ("reason", "due"),
+    [
+        ("Retry in 5s: ValueError('boom')", 5 * SECOND + SECOND // 2),  # from the attempt's end (T0 + 0.5 s)
+        ("Retry in 0.25s", SECOND // 2 + SECOND // 4),
+        ("Retry at 2023-11-14 22:13:30+00:00: ValueError('boom')", 10 * SECOND),
+        ("Retry at 2023-11-14 22:13:30: naive is UTC", 10 * SECOND),
+        ("card declined, try later", None),  # the task's own message: no time in it
+        ("Retry at soon", None),
+    ],
+)
+def test_a_retry_reason_gives_when_the_retry_is_due(make_span: MakeSpan, reason: str, due: int | None) -> None:
+    attributes = {**RUN, "celery.state": "RETRY", "celery.retry.reason": reason}
+    info = ADAPTER.recognise(make_span("run/shop.process_order", kind=SpanKind.CONSUMER, attributes=attributes))
+    assert info is not None
+    assert info.retry_due == (None if due is None else T0 + due)
 
 
 @pytest.mark.parametrize(

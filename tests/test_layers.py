@@ -77,6 +77,14 @@ def test_the_job_layer_imports_only_the_core_and_itself() -> None:
     assert not wrong, "the job layer imports from layers above it:\n" + "\n".join(wrong)
 
 
+def test_live_mode_imports_only_the_job_layer_the_core_and_itself() -> None:
+    # The receiver and its routing are part of the job layer's side: no adapter, no plugin, no reports.
+    may = ("pytest_jobtrace._core", "pytest_jobtrace._jobs", "pytest_jobtrace._live")
+    wrong = offences({"pytest_jobtrace._live": may})
+    assert not wrong, "live mode imports from layers it must not:\n" + "\n".join(wrong)
+    assert "pytest_jobtrace._live.routing" in GRAPH["pytest_jobtrace._live.receiver"]  # the walker sees it
+
+
 def test_adapters_import_only_the_toolkit_the_public_api_and_their_own_package() -> None:
     wrong = [
         line

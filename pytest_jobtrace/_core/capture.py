@@ -14,7 +14,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -31,6 +31,8 @@ class LeakedSpan:
     name: str
     started_in: str
     ended_in: str | None
+    received: bool = False
+    """Received over OTLP from another process (a worker), rather than ended in this one."""
 
 
 class SpanRouter(SpanProcessor):
@@ -50,6 +52,7 @@ class SpanRouter(SpanProcessor):
         self._lock = threading.Lock()
         self.test_label: str | None = None
         self.shared_setup = 0  # > 0 while a fixture wider than a function is being set up
+        self.watchers: list[CaptureWatcher] = []  # told when a capture opens and closes (the OTLP receiver)
 
     @property
     def active(self) -> CaptureSink | None:
@@ -60,6 +63,12 @@ class SpanRouter(SpanProcessor):
 
     def open(self, sink: CaptureSink) -> None:
         self._stack.append(sink)
+        for watcher in self.watchers:
+            watcher.opened(sink)
+
+    def sinks(self) -> list[CaptureSink]:
+        """The open captures, innermost last."""
+        return list(self._stack)
 
     def close(self, sink: CaptureSink) -> None:
         """Stop routing to ``sink``; its spans still open become leaks if they end later.
@@ -68,6 +77,8 @@ class SpanRouter(SpanProcessor):
         """
         if sink in self._stack:
             self._stack.remove(sink)
+        for watcher in self.watchers:
+            watcher.closed(sink)
         tombstone = OwnerLabel(sink.label)
         for key in sink.close():
             entry = self._open.get(key)
@@ -111,8 +122,12 @@ class SpanRouter(SpanProcessor):
             self._record_leak(span, owner.label)
 
     def _record_leak(self, span: ReadableSpan, started_in: str) -> None:
+        self.record_leak(LeakedSpan(span.name, started_in, self.test_label))
+
+    def record_leak(self, leak: LeakedSpan) -> None:
+        """Report ``leak`` at the running test's teardown (or in the session summary)."""
         with self._lock:
-            self._leaks.append(LeakedSpan(span.name, started_in, self.test_label))
+            self._leaks.append(leak)
 
     def take_leaks(self) -> list[LeakedSpan]:
         if not self._leaks:
@@ -126,6 +141,14 @@ class SpanRouter(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
+
+
+class CaptureWatcher(Protocol):
+    """Told when a capture opens and closes (the OTLP receiver's routing, which owns traces per test)."""
+
+    def opened(self, sink: CaptureSink) -> None: ...
+
+    def closed(self, sink: CaptureSink) -> None: ...
 
 
 class OwnerLabel:
@@ -145,31 +168,66 @@ class CaptureSink:
     """Where the router puts spans for one test; the public ``JobSpans`` wraps one.
 
     Spans arrive on any thread; the lock makes "closed?" and "add" one step, so a span ending while
-    the test closes is either captured or reported as leaked, never lost.
+    the test closes is either captured or reported as leaked, never lost. Waiters (``job_spans.wait()``)
+    are woken on the lock's condition whenever a span is added.
     """
 
     def __init__(self, label: str) -> None:
         self.label = label
         self.spans: list[ReadableSpan] = []
         self.unfinished: dict[int, Span] = {}
+        self.received: set[tuple[int, int]] = set()  # (trace id, span id) of spans received from other processes
+        self.duplicates = 0  # received spans dropped because the capture already held them
+        self._keys: set[tuple[int, int]] | None = None
         self.version = 0
         self.closed = False
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._waiting = 0  # threads in wait_for_change: add() notifies only then (it is on every span's path)
 
     def started(self, span: Span) -> None:
         with self._lock:
             self.unfinished[id(span.context)] = span
 
-    def add(self, span: ReadableSpan) -> bool:
-        """Keep ``span`` unless the capture has closed (then the caller reports it)."""
+    def add(self, span: ReadableSpan, *, received: bool = False) -> bool:
+        """Keep ``span`` unless the capture has closed (then the caller reports it); ``received``: it came
+        from another process (over OTLP), so it was never started here, and is dropped if the capture
+        already holds a span with its ids (an exporter re-sends a batch whose answer it did not get)."""
         with self._lock:
             if self.closed:
                 return False
-            if span.context is not None:
+            key = (span.context.trace_id, span.context.span_id) if span.context is not None else None
+            if received and key is not None:
+                if self._keys is None:  # built once something is received; kept up to date from then on
+                    self._keys = {(s.context.trace_id, s.context.span_id) for s in self.spans if s.context}
+                if key in self._keys:  # sent twice (an exporter's retry), or a span of this process sent back
+                    self.duplicates += 1
+                    return True
+                self.received.add(key)
+            elif span.context is not None:
                 self.unfinished.pop(id(span.context), None)
+            if self._keys is not None and key is not None:
+                self._keys.add(key)
             self.spans.append(span)
             self.version += 1
+            if self._waiting:
+                self._changed.notify_all()
         return True
+
+    def wait_for_change(self, version: int, timeout: float) -> bool:
+        """Block until a span is added after ``version`` (see :meth:`snapshot`) or ``timeout`` passes;
+        True if one was."""
+        with self._lock:
+            self._waiting += 1
+            try:
+                return self._changed.wait_for(lambda: self.version != version, timeout)
+            finally:
+                self._waiting -= 1
+
+    def open_spans(self) -> list[Span]:
+        """The spans started in this capture and not yet ended."""
+        with self._lock:
+            return list(self.unfinished.values())
 
     def close(self) -> list[int]:
         """Take no more spans; returns the keys of those still open."""
@@ -188,7 +246,11 @@ class CaptureSink:
     def clear(self) -> None:
         with self._lock:
             self.spans.clear()
+            self.received.clear()
+            self._keys = None
             self.version += 1
+            if self._waiting:
+                self._changed.notify_all()
 
 
 ROUTER = SpanRouter()

@@ -43,6 +43,9 @@ def report_unfinished(item: pytest.Item, sink: CaptureSink, policy: str) -> None
 
 def report_leaks(item: pytest.Item, leaks: Sequence[LeakedSpan]) -> None:
     for leak in leaks:
+        if leak.received:
+            warn_at(item, received_leak_message(leak))
+            continue
         during = f"during {leak.ended_in}" if leak.ended_in else "between tests"
         warn_at(
             item,
@@ -50,3 +53,17 @@ def report_leaks(item: pytest.Item, leaks: Sequence[LeakedSpan]) -> None:
             "finished; it is in no test's capture. Wait in the test for the thread or task that runs "
             "it (join it, or shut the executor down).",
         )
+
+
+def received_leak_message(leak: LeakedSpan) -> str:
+    """A span that came over OTLP too late for its test, or for no test at all."""
+    when = f"during {leak.ended_in}" if leak.ended_in else "between tests"
+    if not leak.started_in:
+        return (
+            f"span {leak.name!r} was received over OTLP but belongs to no test: its trace was neither started "
+            "in a test nor linked from one of its spans; it is in no test's capture."
+        )
+    return (
+        f"span {leak.name!r} of {leak.started_in} was received over OTLP {when}, after that test had finished; "
+        "it is in no test's capture. Call job_spans.wait() in the test so that it waits for its jobs' spans."
+    )

@@ -30,3 +30,6 @@ class JobSpanInfo:
     """How this attempt ended (process spans)."""
     retry_reason: str | None = None
     """Exception type and message that caused the retry, e.g. ``"shop.PaymentError: card declined"``."""
+    retry_due: int | None = None
+    """For a retried attempt, when the next one is due (ns since the epoch), if the spans tell;
+    ``job_spans.wait()`` names it when it times out waiting for the retry."""

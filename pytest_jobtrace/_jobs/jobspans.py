@@ -14,6 +14,7 @@ from pytest_jobtrace._core.forest import SpanForest
 from pytest_jobtrace._core.render import details_for, render_as
 from pytest_jobtrace._core.values import parse_kind, parse_status, show_name, value_matches
 from pytest_jobtrace._jobs.views import JobView, describe_jobs, job_index, name_matches
+from pytest_jobtrace._jobs.waiting import wait_for_jobs
 
 Format = Literal["text", "mermaid", "jobs"]
 
@@ -111,6 +112,13 @@ class JobSpans:
                 f"{describe_jobs(jobs)}"
             )
         return found[0]
+
+    def wait(self, timeout: float = 30.0) -> None:
+        """Wait until every job published in this test has ended (succeeded, failed for good or been
+        discarded) and none of its spans is still open, the spans of workers in other processes included;
+        fails after ``timeout`` seconds listing, job by job, what has not arrived."""
+        __tracebackhide__ = True
+        wait_for_jobs(self._sink, self.forest, timeout)
 
     def assert_span_tree(self, expected: object, *, exact: bool | None = None, ordered: bool | None = None) -> None:
         """Assert that the captured forest contains ``expected``; see :func:`pytest_jobtrace.assert_span_tree`."""

@@ -8,6 +8,9 @@ which retries reuse: attempts group by it), ``celery.retries`` (omitted when 0),
 
 from __future__ import annotations
 
+import datetime
+import re
+
 from opentelemetry.sdk.trace import ReadableSpan
 
 from pytest_jobtrace.adapters import AttemptOutcome, JobSpanInfo
@@ -48,7 +51,31 @@ def recognise(span: ReadableSpan) -> JobSpanInfo | None:
         attempt=retries + 1 if isinstance(retries, int) else 1,
         attempt_outcome=OUTCOMES.get(state) if isinstance(state, str) else None,
         retry_reason=_text(attributes.get("celery.retry.reason")),
+        retry_due=_retry_due(_text(attributes.get("celery.retry.reason")), span.end_time),
     )
+
+
+_RETRY_IN = re.compile(r"Retry in (\d+(?:\.\d+)?)s")
+
+
+def _retry_due(reason: str | None, ended: int | None) -> int | None:
+    """When the retry is due, from Celery's ``Retry.humanize()`` in the reason: ``Retry in 5s: ...``
+    (from the end of the attempt), or ``Retry at 2026-12-04 18:20:00+00:00: ...`` (naive: UTC, Celery's
+    default timezone). None when the reason is the task's own message."""
+    if reason is None:
+        return None
+    found = _RETRY_IN.match(reason)
+    if found is not None:
+        return None if ended is None else ended + int(float(found.group(1)) * 1e9)
+    if reason.startswith("Retry at "):
+        try:
+            moment = datetime.datetime.fromisoformat(reason[len("Retry at ") :].split(": ")[0])
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+        return int(moment.timestamp() * 1e9)
+    return None
 
 
 def _text(value: object) -> str | None:

@@ -1,0 +1,214 @@
+"""The OTLP receiver: workers in other processes send their spans to the test process over OTLP/HTTP.
+
+One receiver per process (per xdist worker), started the first time a live fixture asks for it and
+stopped at the end of the session: ``session_receiver(config)`` returns it. Exporters post to
+``receiver.endpoint + "/v1/traces"`` (set ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` to that in a worker, or
+``OTEL_EXPORTER_OTLP_ENDPOINT`` to ``receiver.endpoint``). Requests may be protobuf or JSON
+(``Content-Type: application/x-protobuf`` or ``application/json``), gzip- or deflate-compressed; each span
+is decoded into an SDK ``ReadableSpan`` (``decode.py``) and routed to the test whose trace it continues
+(``routing.py``), where ``job_spans`` shows it beside the in-process spans.
+
+A malformed body gets a 400 naming what is wrong, a path other than ``/v1/traces`` a 404. For the fault
+"the receiver refuses spans for a moment", :meth:`OTLPReceiver.refuse` makes the next requests get a 503
+(or 429) with ``Retry-After``: the stock exporter retries them, and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from pytest_jobtrace._live.decode import BadRequest, decode_request
+from pytest_jobtrace._live.routing import LiveRouter
+
+TRACES_PATH = "/v1/traces"
+MAX_BODY = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A request the receiver answered with an error (kept so that a test can say why spans are missing)."""
+
+    status: int
+    reason: str
+
+
+class OTLPReceiver:
+    """An OTLP/HTTP trace receiver on ``host`` (127.0.0.1) and ``port`` (0: a free one).
+
+    Exposed for type hints (``def test_x(jobtrace_receiver: OTLPReceiver)``); the fixture makes it.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, router: LiveRouter | None = None) -> None:
+        self.router = router or LiveRouter()
+        self.rejections: list[Rejection] = []
+        self.requests = 0  # requests whose spans were accepted
+        self._address = (host, port)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._refusals: list[tuple[int, float]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def endpoint(self) -> str:
+        """The base URL, ``http://127.0.0.1:PORT``; exporters post to it + ``/v1/traces``."""
+        if self._server is None:
+            raise RuntimeError("the OTLP receiver is not started: call start() first")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def traces_endpoint(self) -> str:
+        return self.endpoint + TRACES_PATH
+
+    def start(self) -> OTLPReceiver:
+        if self._server is not None:
+            return self
+        server = ThreadingHTTPServer(self._address, _handler_for(self))
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="jobtrace-otlp-receiver", daemon=True)
+        self._thread.start()
+        self.router.captures.watchers.append(self.router)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; spans no test ever owned are reported (see ``LiveRouter.finish``)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self.router in self.router.captures.watchers:
+            self.router.captures.watchers.remove(self.router)
+        self.router.finish()
+
+    def refuse(self, times: int = 1, *, status: int = 503, retry_after: float = 0.0) -> None:
+        """Answer the next ``times`` trace requests with ``status`` (503 or 429) and ``Retry-After``, as a
+        collector under load would: a fault to test that exporters retry and nothing is lost."""
+        if status not in (429, 502, 503, 504):
+            raise ValueError(f"refuse(status={status}): exporters retry only 429, 502, 503 and 504")
+        with self._lock:
+            self._refusals.extend([(status, retry_after)] * times)
+
+    def _take_refusal(self) -> tuple[int, float] | None:
+        with self._lock:
+            return self._refusals.pop(0) if self._refusals else None
+
+    def _reject(self, status: int, reason: str) -> None:
+        with self._lock:
+            self.rejections.append(Rejection(status, reason))
+
+    def __enter__(self) -> OTLPReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.endpoint if self._server is not None else "stopped"
+        return f"<OTLPReceiver {where}>"
+
+
+OTLPReceiver.__module__ = "pytest_jobtrace"
+
+
+def _handler_for(receiver: OTLPReceiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(_Handler):
+        owner = receiver
+
+    return Handler
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: OTLPReceiver
+    protocol_version = "HTTP/1.1"  # keep-alive: the exporter's session reuses its connection
+    timeout = 60  # seconds a connection may sit idle or stall mid-body before its thread lets it go
+
+    def do_POST(self) -> None:
+        body = self._body()
+        if body is None:
+            return
+        if self.path.split("?")[0] != TRACES_PATH:
+            self._answer(404, f"no such path {self.path!r}: this OTLP receiver takes traces at {TRACES_PATH}")
+            return
+        refusal = self.owner._take_refusal()
+        if refusal is not None:
+            status, retry_after = refusal
+            headers = {"Retry-After": f"{retry_after:g}"}
+            self._answer(status, "refused for a moment (a test fault): retry", headers, keep=False)
+            return
+        content_type = self.headers.get("Content-Type", "")
+        try:
+            spans = decode_request(body, content_type, self.headers.get("Content-Encoding", ""))
+        except BadRequest as error:
+            self._answer(400, str(error))
+            return
+        try:
+            self.owner.router.deliver(spans)
+        except Exception as error:  # a bug of ours: say so to the sender and keep it, rather than drop the spans
+            self._answer(500, f"pytest-jobtrace could not route the spans: {type(error).__name__}: {error}")
+            return
+        self.owner.requests += 1
+        if content_type.split(";")[0].strip().lower() == "application/json":
+            self._send(200, b"{}", "application/json")
+        else:
+            self._send(200, b"", "application/x-protobuf")  # an empty ExportTraceServiceResponse
+
+    def do_GET(self) -> None:
+        status = 405 if self.path.split("?")[0] == TRACES_PATH else 404
+        self._answer(status, f"GET {self.path}: this OTLP receiver takes POST requests at {TRACES_PATH}")
+
+    def _body(self) -> bytes | None:
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            self._answer(411, "a Content-Length header is required")
+            return None
+        if int(length) > MAX_BODY:
+            self._answer(413, f"the body has {length} bytes, more than {MAX_BODY}")
+            return None
+        return self.rfile.read(int(length))
+
+    def _answer(self, status: int, reason: str, headers: dict[str, str] | None = None, *, keep: bool = True) -> None:
+        if keep:
+            self.owner._reject(status, reason)
+        self._send(status, reason.encode("utf-8"), "text/plain; charset=utf-8", headers)
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # no access log on stderr; errors are kept in receiver.rejections
+
+
+_RECEIVER = pytest.StashKey["OTLPReceiver"]()
+_start_lock = threading.Lock()
+
+
+def session_receiver(config: pytest.Config) -> OTLPReceiver:
+    """The session's receiver, started on first use (one per process: each xdist worker has its own),
+    stopped when the session ends."""
+    with _start_lock:
+        receiver = config.stash.get(_RECEIVER, None)
+        if receiver is None:
+            receiver = config.stash[_RECEIVER] = OTLPReceiver().start()
+            config.add_cleanup(receiver.stop)
+        return receiver
+
+
+def stop_session_receiver(config: pytest.Config) -> None:
+    """Stop the session's receiver if one was started (at session finish, before the summary)."""
+    receiver = config.stash.get(_RECEIVER, None)
+    if receiver is not None:
+        receiver.stop()

@@ -1,0 +1,142 @@
+"""Received spans routed to the test whose trace they continue, never to another.
+
+A test owns the traces its own spans belong to (those it started, in-process) and the traces linked to
+or from them (a worker that starts a new trace linked to the publish span). A received span whose trace
+is owned by an open capture joins it; one whose trace belonged to a test that has finished is reported
+as late (a warning naming that test), never given to the test running now; one whose trace is not known
+yet (its linking span has not arrived) waits in a holding area until it is, and is reported at the end
+of the session if no test ever owns it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from pytest_jobtrace._core.capture import ROUTER, CaptureSink, LeakedSpan, SpanRouter
+
+HELD_LIMIT = 10_000  # spans of unknown traces kept; beyond it the oldest are reported as belonging to no test
+
+
+class LiveRouter:
+    """Routes spans received over OTLP to the open captures (one per running test, per process)."""
+
+    def __init__(self, router: SpanRouter = ROUTER) -> None:
+        self.captures = router  # the in-process router: its open captures, its leak reports
+        self._lock = threading.Lock()
+        self._owners: dict[int, CaptureSink] = {}  # trace id -> the open capture that owns it
+        self._finished: dict[int, str] = {}  # trace id -> label of the finished test that owned it
+        self._held: dict[int, list[ReadableSpan]] = {}  # trace id -> spans of a trace no test owns yet
+
+    def deliver(self, spans: Iterable[ReadableSpan]) -> None:
+        """Give each span to the capture that owns its trace, or report it, or hold it until one does."""
+        with self._lock:
+            pending = [span for span in spans if span.context is not None]
+            refreshed = False
+            while pending:
+                # Before the open captures were asked, a finished test's trace is not taken for late: an
+                # open test may share it (both under one session-wide span).
+                rest = [span for span in pending if not self._place(span, late=refreshed)]
+                if len(rest) == len(pending):
+                    if refreshed:
+                        break
+                    self._refresh()  # a miss: learn the open captures' traces, once per request
+                    refreshed = True
+                    continue
+                pending = rest
+            for span in pending:
+                self._hold(span)
+            self._release_held()
+
+    def held(self) -> list[ReadableSpan]:
+        """Spans received for traces that no test owns (yet)."""
+        with self._lock:
+            return [span for spans in self._held.values() for span in spans]
+
+    def opened(self, sink: CaptureSink) -> None:
+        pass  # its traces are learned when a received span misses
+
+    def closed(self, sink: CaptureSink) -> None:
+        """Remember whose traces they were, so that late spans name the test and go to no other."""
+        with self._lock:
+            traces = _traces_of(sink) | {trace for trace, owner in self._owners.items() if owner is sink}
+            for trace in traces:
+                self._owners.pop(trace, None)
+                self._finished[trace] = sink.label
+            self._release_held()
+
+    def finish(self) -> None:
+        """Report the spans that no test ever owned (at the end of the session)."""
+        with self._lock:
+            held, self._held = self._held, {}
+        for spans in held.values():
+            for span in spans:
+                self.captures.record_leak(LeakedSpan(span.name, "", self.captures.test_label, received=True))
+
+    def _place(self, span: ReadableSpan, late: bool = True) -> bool:
+        """Give ``span`` to the open capture owning its trace (or a linked one), or, if ``late``, report it
+        for the finished test that owned it; False if neither."""
+        assert span.context is not None
+        traces = [span.context.trace_id, *(link.context.trace_id for link in span.links)]
+        for trace in traces:
+            owner = self._owners.get(trace)
+            if owner is not None:
+                self._join(owner, span, traces)
+                return True
+        for trace in traces if late else ():
+            label = self._finished.get(trace)
+            if label is not None:
+                self._late(span, label)
+                return True
+        return False
+
+    def _join(self, owner: CaptureSink, span: ReadableSpan, traces: list[int]) -> None:
+        for trace in traces:
+            self._owners.setdefault(trace, owner)
+        if not owner.add(span, received=True):  # closed since: late, as if it had arrived after
+            self._late(span, owner.label)
+
+    def _late(self, span: ReadableSpan, label: str) -> None:
+        self.captures.record_leak(LeakedSpan(span.name, label, self.captures.test_label, received=True))
+
+    def _refresh(self) -> None:
+        for sink in self.captures.sinks():
+            if not sink.closed:
+                for trace in _traces_of(sink):
+                    self._owners.setdefault(trace, sink)
+
+    def _hold(self, span: ReadableSpan) -> None:
+        assert span.context is not None
+        self._held.setdefault(span.context.trace_id, []).append(span)
+        if sum(len(spans) for spans in self._held.values()) > HELD_LIMIT:
+            oldest = next(iter(self._held))
+            for dropped in self._held.pop(oldest):
+                self.captures.record_leak(LeakedSpan(dropped.name, "", self.captures.test_label, received=True))
+
+    def _release_held(self) -> None:
+        """Place held spans whose trace became known; placing one may make another trace known."""
+        progress = True
+        while progress and self._held:
+            progress = False
+            for trace in list(self._held):
+                spans = self._held[trace]
+                rest = [span for span in spans if not self._place(span)]
+                if len(rest) != len(spans):
+                    progress = True
+                if rest:
+                    self._held[trace] = rest
+                else:
+                    del self._held[trace]
+
+
+def _traces_of(sink: CaptureSink) -> set[int]:
+    """The traces a capture's spans (ended or still open) belong to or link to."""
+    _, spans = sink.snapshot()
+    traces: set[int] = set()
+    for span in [*spans, *sink.open_spans()]:
+        if span.context is not None:
+            traces.add(span.context.trace_id)
+        traces.update(link.context.trace_id for link in span.links)
+    return traces

@@ -1,0 +1,168 @@
+"""Received spans go to the test whose trace they continue, and to no other; late ones are reported."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import MakeSpan
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind
+
+from pytest_jobtrace._core.capture import CaptureSink, SpanRouter
+from pytest_jobtrace._core.hygiene import received_leak_message
+from pytest_jobtrace._live.routing import LiveRouter
+
+
+@pytest.fixture(name="captures")
+def _captures() -> SpanRouter:
+    return SpanRouter()
+
+
+@pytest.fixture(name="live")
+def _live(captures: SpanRouter) -> LiveRouter:
+    live = LiveRouter(captures)
+    captures.watchers.append(live)
+    return live
+
+
+def _names(sink: CaptureSink) -> list[str]:
+    return [span.name for span in sink.spans]
+
+
+def _leaks(captures: SpanRouter) -> list[tuple[str, str, str | None]]:
+    return [(leak.name, leak.started_in, leak.ended_in) for leak in captures.take_leaks() if leak.received]
+
+
+def test_two_tests_traces_never_mix_and_a_late_span_is_reported_not_given_to_the_next(
+    captures: SpanRouter, live: LiveRouter, make_span: MakeSpan
+) -> None:
+    a_publish, b_publish = (
+        make_span("publish a", kind=SpanKind.PRODUCER),
+        make_span("publish b", kind=SpanKind.PRODUCER),
+    )
+    a_run, a_late = make_span("run a", a_publish), make_span("late a", a_publish)
+    b_run = make_span("run b", b_publish)
+
+    test_a = CaptureSink("test_a")
+    captures.open(test_a)
+    test_a.add(a_publish)
+    live.deliver([a_run])
+    captures.test_label = "test_a"
+    captures.close(test_a)
+
+    test_b = CaptureSink("test_b")
+    captures.open(test_b)
+    captures.test_label = "test_b"
+    test_b.add(b_publish)
+    live.deliver([a_late, b_run])  # one request carrying both tests' spans
+    captures.close(test_b)
+
+    assert _names(test_a) == ["publish a", "run a"]
+    assert _names(test_b) == ["publish b", "run b"]
+    assert _leaks(captures) == [("late a", "test_a", "test_b")]
+
+
+def test_a_span_for_a_finished_test_that_never_received_one_still_names_it(
+    captures: SpanRouter, live: LiveRouter, make_span: MakeSpan
+) -> None:
+    publish = make_span("publish", kind=SpanKind.PRODUCER)
+    test_a = CaptureSink("test_a")
+    captures.open(test_a)
+    test_a.add(publish)
+    captures.close(test_a)
+    live.deliver([make_span("run", publish)])
+    assert _leaks(captures) == [("run", "test_a", None)]
+
+
+def test_a_trace_linked_to_the_tests_span_is_the_tests_even_when_its_children_arrive_first(
+    captures: SpanRouter, live: LiveRouter, make_span: MakeSpan
+) -> None:
+    publish = make_span("apply_async/charge", kind=SpanKind.PRODUCER)
+    run = make_span("run/charge", kind=SpanKind.CONSUMER, links=[publish])  # a new trace, linked
+    child = make_span("charge card", run)
+    test_a = CaptureSink("test_a")
+    captures.open(test_a)
+    test_a.add(publish)
+    live.deliver([child])  # its trace is not known yet: held
+    assert _names(test_a) == ["apply_async/charge"]
+    assert [span.name for span in live.held()] == ["charge card"]
+    live.deliver([run])  # the link makes the trace the test's: the held child follows
+    captures.close(test_a)
+    assert _names(test_a) == ["apply_async/charge", "run/charge", "charge card"]
+    assert live.held() == []
+
+
+def test_a_trace_open_in_the_test_owns_what_arrives_before_its_span_ends(
+    captures: SpanRouter, live: LiveRouter, tracer: object, make_span: MakeSpan
+) -> None:
+    from opentelemetry.sdk.trace import Tracer
+
+    assert isinstance(tracer, Tracer)
+    test_a = CaptureSink("test_a")
+    captures.open(test_a)
+    with tracer.start_as_current_span("request") as request:
+        test_a.started(request)  # as the router does on start: open, not ended
+        live.deliver([make_span("run", request)])
+    captures.close(test_a)
+    assert _names(test_a) == ["run"]
+
+
+def test_spans_no_test_ever_owns_are_reported_at_the_end(
+    captures: SpanRouter, live: LiveRouter, make_span: MakeSpan
+) -> None:
+    stray: ReadableSpan = make_span("worker heartbeat")
+    live.deliver([stray])
+    assert _leaks(captures) == []
+    live.finish()
+    leaks = captures.take_leaks()
+    assert [(leak.name, leak.started_in) for leak in leaks] == [("worker heartbeat", "")]
+    assert received_leak_message(leaks[0]) == (
+        "span 'worker heartbeat' was received over OTLP but belongs to no test: its trace was neither started "
+        "in a test nor linked from one of its spans; it is in no test's capture."
+    )
+
+
+def test_the_late_span_warning_names_the_test_and_what_to_do(captures: SpanRouter) -> None:
+    from pytest_jobtrace._core.capture import LeakedSpan
+
+    message = received_leak_message(
+        LeakedSpan("run/charge", "tests/test_a.py::test_a", "tests/test_a.py::test_b", True)
+    )
+    assert message == (
+        "span 'run/charge' of tests/test_a.py::test_a was received over OTLP during tests/test_a.py::test_b, after "
+        "that test had finished; it is in no test's capture. Call job_spans.wait() in the test so that it waits for "
+        "its jobs' spans."
+    )
+
+
+def test_a_span_sent_twice_or_sent_back_is_kept_once(
+    captures: SpanRouter, live: LiveRouter, make_span: MakeSpan
+) -> None:
+    publish = make_span("publish", kind=SpanKind.PRODUCER)
+    run = make_span("run", publish)
+    test_a = CaptureSink("test_a")
+    captures.open(test_a)
+    test_a.add(publish)
+    live.deliver([run, publish])  # the test process's own span, exported to the receiver too
+    live.deliver([run])  # the exporter's retry of a request that had arrived
+    captures.close(test_a)
+    assert _names(test_a) == ["publish", "run"]
+    assert test_a.duplicates == 2
+
+
+def test_a_trace_two_tests_share_goes_to_the_one_running(
+    captures: SpanRouter, live: LiveRouter, make_span: MakeSpan
+) -> None:
+    # Both tests' spans hang under one session-wide span: the trace was test_a's, and is test_b's now.
+    session = make_span("session server")
+    a_publish, b_publish = make_span("publish a", session), make_span("publish b", session)
+    test_a = CaptureSink("test_a")
+    captures.open(test_a)
+    test_a.add(a_publish)
+    captures.close(test_a)
+    test_b = CaptureSink("test_b")
+    captures.open(test_b)
+    test_b.add(b_publish)
+    live.deliver([make_span("run b", b_publish)])
+    captures.close(test_b)
+    assert _names(test_b) == ["publish b", "run b"]
+    assert _leaks(captures) == []
