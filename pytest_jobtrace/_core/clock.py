@@ -98,13 +98,20 @@ def readable_time(seconds: float, origin: float | None = None) -> str:
     if not math.isfinite(seconds):
         return str(seconds)
     if seconds >= DATE_AFTER and origin is not None:
-        try:
-            moment = datetime.datetime.fromtimestamp(round(origin + seconds), tz=datetime.timezone.utc)
-        except (OverflowError, OSError, ValueError):  # beyond year 9999: still say how far
-            pass
-        else:
-            return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        date = readable_date(origin + seconds)
+        if date is not None:
+            return date
     return ("-" if seconds < 0 else "+") + readable_duration(abs(seconds))
+
+
+def readable_date(epoch: float) -> str | None:
+    """A wall-clock moment as an ISO 8601 date in UTC to the second (``2030-01-01T00:00:00Z``); None when it
+    cannot be one (beyond year 9999)."""
+    try:
+        moment = datetime.datetime.fromtimestamp(round(epoch), tz=datetime.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def readable_duration(seconds: float) -> str:

@@ -6,11 +6,10 @@ into ``assert_span_tree`` still reads as the folded tree above the block.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_jobtrace._core.clock import TimelineEvent, VirtualClock, readable_duration
+from pytest_jobtrace._core.clock import TimelineEvent, VirtualClock, readable_date, readable_duration
 from pytest_jobtrace._jobs.runner import due_of
 from pytest_jobtrace._report.safe import neutral
 
@@ -81,8 +80,4 @@ def _pending(clock: VirtualClock, item: Any) -> str:
 
 
 def _date(epoch: float) -> str:
-    try:
-        moment = datetime.datetime.fromtimestamp(round(epoch), tz=datetime.timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return f"epoch {epoch}"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return readable_date(epoch) or f"epoch {epoch}"

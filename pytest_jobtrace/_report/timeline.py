@@ -9,11 +9,10 @@ test whose clock has something on it.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_jobtrace._core.clock import VirtualClock, readable_duration
+from pytest_jobtrace._core.clock import VirtualClock, readable_date, readable_duration
 from pytest_jobtrace._report.safe import neutral
 
 SHOWN_EVENTS = 500  # a drain of thousands of jobs keeps its first and last events
@@ -81,8 +80,4 @@ def _text(value: object) -> str:
 
 
 def _date(epoch: float) -> str:
-    try:
-        moment = datetime.datetime.fromtimestamp(round(epoch), tz=datetime.timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return f"epoch {epoch}"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return readable_date(epoch) or f"epoch {epoch}"
