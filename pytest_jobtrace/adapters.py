@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pytest_jobtrace._core.clock import VirtualClock
     from pytest_jobtrace._core.errors import FailedJob, JobChainError, JobFailedError, chain_message, failures_message
+    from pytest_jobtrace._core.exceptions import exception_text, qualified_type_name, record_exception
     from pytest_jobtrace._jobs.info import AttemptOutcome, JobSpanInfo, Role
     from pytest_jobtrace._jobs.names import job_name_matches
     from pytest_jobtrace._jobs.protocol import (
@@ -68,8 +69,11 @@ _WHERE = {
     "VirtualClock": "_core.clock",
     "adapters": "_jobs.registry",
     "chain_message": "_core.errors",
+    "exception_text": "_core.exceptions",
     "failures_message": "_core.errors",
     "job_name_matches": "_jobs.names",
+    "qualified_type_name": "_core.exceptions",
+    "record_exception": "_core.exceptions",
     "register_adapter": "_jobs.registry",
 }
 
@@ -96,8 +100,11 @@ __all__ = [
     "VirtualClock",
     "adapters",
     "chain_message",
+    "exception_text",
     "failures_message",
     "job_name_matches",
+    "qualified_type_name",
+    "record_exception",
     "register_adapter",
 ]
 

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
+from pytest_jobtrace._core.exceptions import exception_text
 from pytest_jobtrace._core.notation import escape_unprintable
 from pytest_jobtrace._core.values import clip
 
@@ -64,7 +65,7 @@ def failures_message(
     lines = [f"{where}: {len(failed)} job{_plural(len(failed))} failed:"]
     for run in failed[:_MAX_FAILED]:
         exc = run.exception
-        reason = f"{type(exc).__qualname__}: {exc}" if exc is not None else "no exception"
+        reason = f"{type(exc).__qualname__}: {exception_text(exc)}" if exc is not None else "no exception"
         attempts = f"{run.attempts} attempt{_plural(run.attempts)}" + _at((times or {}).get(run.job_id, ()))
         line = f"  {run.describe()} id={run.job_id} failed after {attempts}: {reason}"
         lines.append(clip(escape_unprintable(line), _MAX_LINE))

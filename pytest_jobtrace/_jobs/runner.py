@@ -27,6 +27,7 @@ from pytest_jobtrace._core.errors import (
     chain_message,
     failures_message,
 )
+from pytest_jobtrace._core.exceptions import exception_text
 from pytest_jobtrace._core.values import clip
 from pytest_jobtrace._jobs.names import job_name_matches, short_name
 
@@ -432,11 +433,7 @@ _R = TypeVar("_R", bound=JobRunner[Any, Any, Any])
 def _exception_text(exc: BaseException | None) -> str:
     if exc is None:
         return ""
-    try:
-        text = f"{type(exc).__qualname__}: {exc}"
-    except Exception:  # an exception whose __str__ fails: the timeline must not fail the drain
-        text = type(exc).__qualname__
-    return clip(text, _MAX_DETAIL)
+    return clip(f"{type(exc).__qualname__}: {exception_text(exc)}", _MAX_DETAIL)
 
 
 def due_of(item: object) -> float | None:

@@ -28,7 +28,13 @@ from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_TYPE
 from opentelemetry.trace import Link, Span, SpanKind, StatusCode, Tracer, TracerProvider
 from opentelemetry.util.types import AttributeValue
 
-from pytest_jobtrace.adapters import JobSpanInfo, MessagingJobSpans
+from pytest_jobtrace.adapters import (
+    JobSpanInfo,
+    MessagingJobSpans,
+    exception_text,
+    qualified_type_name,
+    record_exception,
+)
 from pytest_jobtrace.builtin._model import Propagation
 
 SEMCONV_VERSION = "1.44.0"
@@ -79,12 +85,6 @@ def get_tracer(provider: TracerProvider | None) -> Tracer:
         if not isinstance(provider, trace.ProxyTracerProvider):
             _tracers[provider] = tracer  # a proxy's tracer would stay a no-op once a real provider is set
     return tracer
-
-
-def qualified_type_name(exc: BaseException) -> str:
-    """The exception type as OpenTelemetry's ``record_exception`` writes it in ``exception.type``."""
-    module, qualname = type(exc).__module__, type(exc).__qualname__
-    return f"{module}.{qualname}" if module and module != "builtins" else qualname
 
 
 def _attributes(ref: MessageRef, operation: str) -> dict[str, AttributeValue]:
@@ -150,9 +150,9 @@ def process_span(
 
 
 def record_failure(span: Span, exc: BaseException) -> None:
-    """Mark an attempt that raised; the description is exactly ``str(exc)``."""
-    span.record_exception(exc)
-    span.set_status(StatusCode.ERROR, str(exc))
+    """Mark an attempt that raised; the description is exactly ``str(exc)`` (where that works)."""
+    record_exception(span, exc)
+    span.set_status(StatusCode.ERROR, exception_text(exc))
     span.set_attribute(ERROR_TYPE, qualified_type_name(exc))
 
 

@@ -20,6 +20,7 @@ from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_TYPE
 from opentelemetry.trace import Link, Span, SpanKind, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
+from pytest_jobtrace.adapters import exception_text, qualified_type_name, record_exception
 from pytest_jobtrace.rq import _names as names
 from pytest_jobtrace.rq._send import EXECUTING_ATTEMPT, Wrapped, attempt_of, carrier_of, job_attributes
 
@@ -35,12 +36,6 @@ class _Execution:
 
 
 _EXECUTING: ContextVar[_Execution | None] = ContextVar("pytest_jobtrace_rq_executing", default=None)
-
-
-def qualified_type_name(exc: BaseException) -> str:
-    """The exception type as ``record_exception`` writes ``exception.type``."""
-    module, qualname = type(exc).__module__, type(exc).__qualname__
-    return f"{module}.{qualname}" if module and module != "builtins" else qualname
 
 
 class Processor:
@@ -143,8 +138,8 @@ class Processor:
 
 
 def _record_failure(span: Span, exc: BaseException) -> None:
-    span.record_exception(exc)
-    span.set_status(StatusCode.ERROR, str(exc))
+    record_exception(span, exc)
+    span.set_status(StatusCode.ERROR, exception_text(exc))
     span.set_attribute(ERROR_TYPE, qualified_type_name(exc))
 
 

@@ -25,6 +25,7 @@ from opentelemetry.semconv._incubating.attributes.messaging_attributes import (
 from opentelemetry.trace import Link, Span, SpanKind, Tracer
 from opentelemetry.util.types import AttributeValue
 
+from pytest_jobtrace.adapters import exception_text, record_exception
 from pytest_jobtrace.rq import _names as names
 
 log = logging.getLogger("pytest_jobtrace.rq.instrumentation")
@@ -101,8 +102,8 @@ class Sender:
             yield
         except BaseException as exc:
             for span in spans:
-                _safely(span.record_exception, exc)
-                _safely(span.set_status, trace.Status(trace.StatusCode.ERROR, str(exc)))
+                _safely(record_exception, span, exc)
+                _safely(span.set_status, trace.Status(trace.StatusCode.ERROR, exception_text(exc)))
             raise
         finally:
             _SENDING.reset(token)
@@ -224,8 +225,8 @@ class _ManySends:
 
     def fail(self, exc: BaseException) -> None:
         for _, span in self.spans:
-            _safely(span.record_exception, exc)
-            _safely(span.set_status, trace.Status(trace.StatusCode.ERROR, str(exc)))
+            _safely(record_exception, span, exc)
+            _safely(span.set_status, trace.Status(trace.StatusCode.ERROR, exception_text(exc)))
             _safely(span.end)
 
 

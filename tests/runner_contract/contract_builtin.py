@@ -7,6 +7,13 @@ LOG = []  # (job name, argument, job id) per attempt, in the order they ran
 RUNNER = None  # the runner of the running test, for drainer
 
 
+class Unprintable(Exception):
+    """An exception whose str() raises, as some library exceptions' do."""
+
+    def __str__(self):
+        raise RuntimeError("no text")
+
+
 class remind(Job):  # lower case: the same short name as on every system
     def perform(self, n):
         LOG.append(("remind", n, self.job_id))
@@ -35,13 +42,19 @@ class flaky(Job):
         raise ValueError("flaky")
 
 
+class mute(Job):
+    def perform(self):
+        LOG.append(("mute", None, self.job_id))
+        raise Unprintable()
+
+
 class drainer(Job):
     def perform(self, verb):
         LOG.append(("drainer", verb, self.job_id))
         getattr(RUNNER, verb)()
 
 
-JOBS = {"remind": remind, "chain": chain, "boom": boom, "flaky": flaky, "drainer": drainer}
+JOBS = {"remind": remind, "chain": chain, "boom": boom, "flaky": flaky, "drainer": drainer, "mute": mute}
 
 
 def enqueue(name, *args):

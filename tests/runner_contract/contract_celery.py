@@ -10,6 +10,14 @@ LABEL = "celery_jobs"
 LOG = []
 RUNNER = None
 
+
+class Unprintable(Exception):
+    """An exception whose str() raises, as some library exceptions' do."""
+
+    def __str__(self):
+        raise RuntimeError("no text")
+
+
 app = Celery("runner_contract", broker="memory://", backend="cache+memory://", set_as_current=False)
 # Not shared: in-process pytester runs import this module afresh, and a shared task would land on later apps.
 task = functools.partial(app.task, shared=False)
@@ -40,12 +48,18 @@ def flaky(self):
 
 
 @task(bind=True)
+def mute(self):
+    LOG.append(("mute", None, self.request.id))
+    raise Unprintable()
+
+
+@task(bind=True)
 def drainer(self, verb):
     LOG.append(("drainer", verb, self.request.id))
     getattr(RUNNER, verb)()
 
 
-JOBS = {"remind": remind, "chain": chain, "boom": boom, "flaky": flaky, "drainer": drainer}
+JOBS = {"remind": remind, "chain": chain, "boom": boom, "flaky": flaky, "drainer": drainer, "mute": mute}
 
 
 def enqueue(name, *args):

@@ -296,6 +296,36 @@ def test_a_failed_job_fails_the_drain(kit):
     assert excinfo.value.runs == [failed]
 
 
+def test_a_job_whose_exception_cannot_be_printed(kit, job_spans):
+    # str() of the exception raises: the runner still reports the job's failure, with the text Python's own
+    # traceback prints, and the spans are what the job system's tracing makes of it on a real worker.
+    kit.enqueue("mute")
+    job_id = kit.item_id(kit.runner.pending[0])
+    with pytest.raises(JobFailedError) as excinfo:
+        kit.runner.drain()
+    [failed] = kit.runner.failed
+    # minique's own tracing (the SDK's start_as_current_span) calls str() on the way out and raises in its place
+    reason = "RuntimeError: no text" if kit.label == "minique_jobs" else "Unprintable: <exception str() failed>"
+    expected = failed_message(
+        f"{kit.label}.drain()", "pass drain(expect_failures=True)", failed.describe(), job_id, 1, reason
+    )
+    assert str(excinfo.value) == expected
+    [attempt] = [span for span in job_spans.spans if span.kind.name == "CONSUMER"]
+    if kit.label == "celery_jobs":
+        # opentelemetry-instrumentation-celery's task_failure handler raises on str(exc) (Celery logs it), as on
+        # a real worker: no exception event, status unset, the state attribute still says FAILURE
+        assert (attempt.status.status_code.name, attempt.events) == ("UNSET", ())
+        assert attempt.attributes["celery.state"] == "FAILURE"
+    elif kit.label != "minique_jobs":
+        assert attempt.status.status_code.name == "ERROR"
+        assert attempt.status.description == "<exception str() failed>"
+        [event] = attempt.events
+        assert event.name == "exception"
+        assert event.attributes["exception.type"] == kit.full_name("Unprintable")
+        assert event.attributes["exception.message"] == "<exception str() failed>"
+        assert "raise Unprintable()" in event.attributes["exception.stacktrace"]
+
+
 def test_a_failed_job_fails_perform_one(kit):
     kit.enqueue("boom")
     job_id = kit.item_id(kit.runner.pending[0])

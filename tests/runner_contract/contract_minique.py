@@ -7,6 +7,13 @@ LOG = []
 RUNNER = None
 
 
+class Unprintable(Exception):
+    """An exception whose str() raises, as some library exceptions' do."""
+
+    def __str__(self):
+        raise RuntimeError("no text")
+
+
 @minique.task
 def remind(n):
     LOG.append(("remind", n, None))
@@ -26,12 +33,18 @@ def boom():
 
 
 @minique.task
+def mute():
+    LOG.append(("mute", None, None))
+    raise Unprintable()
+
+
+@minique.task
 def drainer(verb):
     LOG.append(("drainer", verb, None))
     getattr(RUNNER, verb)()
 
 
-JOBS = {"remind": remind, "chain": chain, "boom": boom, "drainer": drainer}
+JOBS = {"remind": remind, "chain": chain, "boom": boom, "drainer": drainer, "mute": mute}
 
 
 def enqueue(name, *args):

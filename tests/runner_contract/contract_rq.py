@@ -10,6 +10,13 @@ RUNNER = None
 RETRIES = {"flaky": Retry(max=1, interval=10)}
 
 
+class Unprintable(Exception):
+    """An exception whose str() raises, as some library exceptions' do."""
+
+    def __str__(self):
+        raise RuntimeError("no text")
+
+
 def remind(n):
     LOG.append(("remind", n, get_current_job().id))
 
@@ -31,12 +38,17 @@ def flaky():
     raise ValueError("flaky")
 
 
+def mute():
+    LOG.append(("mute", None, get_current_job().id))
+    raise Unprintable()
+
+
 def drainer(verb):
     LOG.append(("drainer", verb, get_current_job().id))
     getattr(RUNNER, verb)()
 
 
-JOBS = {"remind": remind, "chain": chain, "boom": boom, "flaky": flaky, "drainer": drainer}
+JOBS = {"remind": remind, "chain": chain, "boom": boom, "flaky": flaky, "drainer": drainer, "mute": mute}
 
 
 def enqueue(name, *args):
