@@ -4,6 +4,7 @@ does, or refuses with an error naming the setting and the fix."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -226,6 +227,21 @@ def test_retries_due_before_the_expiry_run(app: Celery, jobs: CeleryJobs) -> Non
     (run,) = jobs.drain()
     assert (run.verdict, run.attempts, jobs.clock.now) == ("succeeded", 3, pytest.approx(9.98))
     assert result.get(timeout=1) == 2
+
+
+def test_the_real_time_an_attempt_takes_does_not_bring_the_expiry_closer(app: Celery, jobs: CeleryJobs) -> None:
+    # Attempts take no time on the virtual clock: a retry's expires (carried from its attempt) maps back to
+    # the same virtual moment, however long the attempt took in real time (this failed under load before).
+    @app.task(bind=True, name="shop.slow_retry", shared=False)
+    def slow_retry(self: Any) -> int:
+        time.sleep(0.05)
+        if self.request.retries < 2:
+            raise self.retry(countdown=4.99)
+        return self.request.retries
+
+    slow_retry.apply_async(expires=10)
+    (run,) = jobs.drain()
+    assert (run.verdict, run.attempts, jobs.clock.now) == ("succeeded", 3, pytest.approx(9.98))
 
 
 def test_a_revoked_task_is_discarded_and_the_revoke_stays_in_the_test(

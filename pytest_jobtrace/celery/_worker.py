@@ -96,19 +96,25 @@ class InlineWorker:
         self._consumer = _Consumer(self.hostname)
         self._request_classes: dict[str, Any] = {}
         self._utc = app.uses_utc_timezone()
+        # The real moments _expiring wrote into messages, to the virtual moments they stand for: a retry
+        # carries its attempt's expires, which maps back exactly, whatever real time the attempt took.
+        self._expiries: dict[float, float] = {}
 
     def received(self, envelope: Envelope, published_at: float | None) -> Envelope:
         """The message with its ``expires`` placed on the virtual clock, as its eta is.
 
         A retry carries the ``expires`` its attempt was given (see ``_expiring``): it maps back to the
-        same virtual moment, to the 10 ms the delays are rounded to.
+        same virtual moment exactly (the real time the attempt took is no time on the virtual clock).
+        Others are placed as far ahead of the virtual clock as they are of the publish, to 10 ms.
         """
         expires = envelope.headers.get("expires")
         if not expires:
             return envelope
+        moment = maybe_iso8601(expires).timestamp()
+        if moment in self._expiries:
+            return replace(envelope, expires_at=self._expiries[moment])
         start = published_at if published_at is not None else time.time()
-        left = round(maybe_iso8601(expires).timestamp() - start, 2)
-        return replace(envelope, expires_at=self.clock.now + left)
+        return replace(envelope, expires_at=self.clock.now + round(moment - start, 2))
 
     def perform(self, envelope: Envelope) -> Outcome:
         task = self._task(envelope.task_name)
@@ -165,6 +171,7 @@ class InlineWorker:
             return envelope
         left = timedelta(seconds=envelope.expires_at - self.clock.now)
         expires = (datetime.now(timezone.utc) + left).isoformat()
+        self._expiries[maybe_iso8601(expires).timestamp()] = envelope.expires_at
         return replace(envelope, headers={**envelope.headers, "expires": expires})
 
     def _task(self, name: str) -> Any:
