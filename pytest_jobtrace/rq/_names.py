@@ -36,7 +36,11 @@ VOLATILE_ATTRIBUTES = (*MESSAGING_VOLATILE_ATTRIBUTES, "rq.job.id", "rq.job.depe
 """What ``render(details=True)`` writes as ``*`` on RQ's spans: the generated job ids, and the wall-clock time
 a scheduled job is due."""
 
-_SPANS = MessagingJobSpans(SYSTEM, FUNC_NAME, ATTEMPT, RETRY_EVENT, retry_without_exception="returned Retry")
+# RQ schedules a retry ``rq.retry.delay`` seconds of real time after failing the attempt (when the event
+# is added); the built-in adapter's delays are on the test's virtual clock, so only RQ's give a due time.
+_SPANS = MessagingJobSpans(
+    SYSTEM, FUNC_NAME, ATTEMPT, RETRY_EVENT, retry_without_exception="returned Retry", retry_delay=RETRY_DELAY
+)
 
 
 def recognise_span(span: ReadableSpan) -> JobSpanInfo | None:
