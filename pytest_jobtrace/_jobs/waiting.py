@@ -5,7 +5,8 @@ when its last attempt succeeded, failed for good or was discarded. Spans receive
 before they are sent, so "still open" there means a span whose parent in the same trace has not
 arrived; in this process it means a span started and not ended (other than the ones the caller is in).
 The wait wakes on each span the capture takes, and always ends: on timeout it fails saying, job by job,
-what has not arrived.
+what has not arrived. A job whose attempt died with its worker process and was not redelivered (``lost.py``)
+fails it at once: waiting cannot bring that attempt back.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from pytest_jobtrace._core.capture import CaptureSink
 from pytest_jobtrace._core.forest import SpanForest, SpanNode
+from pytest_jobtrace._jobs.lost import LOSSES, WorkerLoss
 from pytest_jobtrace._jobs.registry import active_adapter
 from pytest_jobtrace._jobs.views import JobView, job_index
 
 SpanKey = tuple[int, int]
+_REPORT_POLL = 0.25
+"""Seconds between looks at the reported worker losses, which arrive beside the spans, not as spans."""
 
 
 def wait_for_jobs(sink: CaptureSink, forest: Callable[[], SpanForest], timeout: float) -> None:
@@ -35,15 +39,15 @@ def wait_for_jobs(sink: CaptureSink, forest: Callable[[], SpanForest], timeout: 
     while True:
         version = sink.snapshot()[0]
         state = WaitState(sink, forest())
-        in_process = state.queued_here()
-        if in_process:
-            raise AssertionError(in_process)
+        at_once = state.queued_here() or state.lost_message()
+        if at_once:
+            raise AssertionError(at_once)
         if state.done():
             return
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise AssertionError(state.message(timeout, time.monotonic() - started))
-        sink.wait_for_change(version, remaining)
+        sink.wait_for_change(version, min(remaining, _REPORT_POLL))
 
 
 class WaitState:
@@ -54,11 +58,13 @@ class WaitState:
         open_spans = sink.open_spans()
         present: set[SpanKey] = {_key(node.span) for node in forest.nodes}
         present.update(_key(span) for span in open_spans)
-        self.orphans = [
-            node
-            for node in forest.nodes
-            if _key(node.span) in sink.received and _parent_key(node.span) not in (None, *present)
+        orphans = [node for node in forest.nodes if _key(node.span) in sink.received and _orphan(node, present)]
+        self.losses = {job.id: LOSSES.of(job.id) for job in self.index.jobs if job.id is not None}
+        # Spans a dead worker process exported before it died: their parent died with it, never to arrive.
+        self.lost_orphans = [
+            node for job in self.index.jobs if self._lost_an_attempt(job) for node in _take_orphans(job, orphans)
         ]
+        self.orphans = orphans
         caller = _callers_spans(open_spans)
         self.open_names = [span.name for span in open_spans if _key(span) not in caller]
         self.unfinished = [job for job in self.index.jobs if job.outcome == "pending"]
@@ -78,6 +84,27 @@ class WaitState:
                     f"wait() waits for workers in other processes; call {fixture}.drain() to run it"
                 )
         return None
+
+    def _lost_an_attempt(self, job: JobView) -> bool:
+        return bool(self.losses.get(job.id or "")) or any(info.worker_lost for info in job.attempt_infos)
+
+    def lost(self, job: JobView) -> WorkerLoss | None:
+        """The loss that ended ``job``: an attempt that died with its worker, not redelivered, none after it."""
+        for loss in self.losses.get(job.id or "", []):
+            later = any((info.attempt or 1) >= loss.attempt for info in job.attempt_infos)
+            if not loss.redelivered and not later:
+                return loss
+        return None
+
+    def lost_message(self) -> str | None:
+        """Why waiting cannot help: a job's attempt died with its worker and the job will not run again."""
+        lines = [f"  {_job(job)}: {loss.describe()}" for job in self.unfinished if (loss := self.lost(job))]
+        if not lines:
+            return None
+        return (
+            "job_spans.wait(): job(s) lost: their worker process died running them, and they were not "
+            "redelivered; no span of theirs will come:\n" + "\n".join(lines)
+        )
 
     def message(self, timeout: float, waited: float) -> str:
         orphans = list(self.orphans)
@@ -103,6 +130,9 @@ class WaitState:
             shown = ", ".join(repr(node.name) for node in mine[:5])
             attempt = f"attempt {len(job.attempt_nodes) + 1}"
             return f"still running: {shown} arrived, from {attempt}, whose span has not"
+        redelivered = [loss for loss in self.losses.get(job.id or "", []) if loss.redelivered]
+        if redelivered:
+            return f"lost and redelivered: {redelivered[-1].describe()}; no attempt has arrived since"
         if not job.attempt_infos:
             published = _at(job.publish.start_time if job.publish is not None else None)
             return f"never delivered: published{published}, no attempt has arrived"
@@ -113,6 +143,11 @@ class WaitState:
             due = f"due{_at(last.retry_due)}" if last.retry_due else "not arrived"
             return f"retry pending: attempt {number} was retried{reason}, attempt {number + 1} {due}"
         return f"attempt {number} ended with no outcome its adapter recognises ({job.describe_attempts()})"
+
+
+def _orphan(node: SpanNode, present: set[SpanKey]) -> bool:
+    parent = _parent_key(node.span)
+    return parent is not None and parent not in present
 
 
 def _take_orphans(job: JobView, orphans: list[SpanNode]) -> list[SpanNode]:

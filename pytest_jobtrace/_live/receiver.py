@@ -8,23 +8,29 @@ stopped at the end of the session: ``session_receiver(config)`` returns it. Expo
 is decoded into an SDK ``ReadableSpan`` (``decode.py``) and routed to the test whose trace it continues
 (``routing.py``), where ``job_spans`` shows it beside the in-process spans.
 
-A malformed body gets a 400 naming what is wrong, a path other than ``/v1/traces`` a 404. For the fault
+A worker's parent process reports an attempt lost with its process (a Celery pool child killed) with a JSON
+``POST /jobtrace/v1/worker-lost`` (``pytest_jobtrace._jobs.lost``), which ``job_spans.wait()`` reads.
+
+A malformed body gets a 400 naming what is wrong, a path other than these two a 404. For the fault
 "the receiver refuses spans for a moment", :meth:`OTLPReceiver.refuse` makes the next requests get a 503
 (or 429) with ``Retry-After``: the stock exporter retries them, and nothing is lost.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from pytest_jobtrace._jobs.lost import LOSSES, parse_loss
 from pytest_jobtrace._live.decode import BadRequest, decode_request
 from pytest_jobtrace._live.routing import LiveRouter
 
 TRACES_PATH = "/v1/traces"
+LOST_PATH = "/jobtrace/v1/worker-lost"
 MAX_BODY = 64 * 1024 * 1024
 
 
@@ -134,6 +140,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         if body is None:
             return
+        if self.path.split("?")[0] == LOST_PATH:
+            self._worker_lost(body)
+            return
         if self.path.split("?")[0] != TRACES_PATH:
             self._answer(404, f"no such path {self.path!r}: this OTLP receiver takes traces at {TRACES_PATH}")
             return
@@ -159,6 +168,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"{}", "application/json")
         else:
             self._send(200, b"", "application/x-protobuf")  # an empty ExportTraceServiceResponse
+
+    def _worker_lost(self, body: bytes) -> None:
+        try:
+            loss = parse_loss(json.loads(body))
+        except ValueError as error:  # json.JSONDecodeError is one
+            self._answer(400, f"{LOST_PATH}: {error}")
+            return
+        LOSSES.report(loss)
+        self._send(200, b"{}", "application/json")
 
     def do_GET(self) -> None:
         status = 405 if self.path.split("?")[0] == TRACES_PATH else 404
