@@ -94,6 +94,8 @@ class MessagingJobSpans:
         if reason is None:
             return self.retry_without_exception
         message = (_event_attributes(span, _EXCEPTION_EVENT) or {}).get(EXCEPTION_MESSAGE)
+        if message is None and span.status.status_code is StatusCode.ERROR:
+            message = span.status.description  # no exception in this process: a worker that died, say
         return f"{reason}: {message}" if message else str(reason)
 
     def _retry_due(self, span: ReadableSpan) -> int | None:
