@@ -159,3 +159,35 @@ def test_a_bad_loss_report_gets_a_400_naming_the_problem(receiver: OTLPReceiver,
     assert status == 400
     assert text.startswith(f"{LOST_PATH}: ")
     assert reason in text
+
+
+def test_celery_s_decision_on_a_lost_worker_is_reported_as_celery_takes_it() -> None:
+    pytest.importorskip("celery")
+    from celery import Celery
+
+    from pytest_jobtrace.celery._lost import _fate, lost_url
+
+    app = Celery("lost", set_as_current=False)
+
+    @app.task(name="plain")
+    def plain() -> None: ...
+
+    @app.task(name="late", acks_late=True)
+    def late() -> None: ...
+
+    @app.task(name="requeued", acks_late=True, reject_on_worker_lost=True, max_retries=2)
+    def requeued() -> None: ...
+
+    @app.task(name="retried", retry_on_worker_lost=True, max_retries=1)
+    def retried() -> None: ...
+
+    assert _fate(plain, 0) == (
+        False,
+        "the task has no acks_late: its message was acknowledged when the worker took it",
+    )
+    assert _fate(late, 0) == (False, "acks_late without task_reject_on_worker_lost: the message was not requeued")
+    assert _fate(requeued, 0) == (True, "acks_late and task_reject_on_worker_lost: the message was requeued")
+    assert _fate(requeued, 2)[0] is False  # max_retries reached: Celery fails it instead
+    assert _fate(retried, 0) == (True, "task_retry_on_worker_lost: retried")
+    assert _fate(retried, 1)[0] is False
+    assert lost_url("http://127.0.0.1:4318/v1/traces") == "http://127.0.0.1:4318" + LOST_PATH
