@@ -52,6 +52,7 @@ class OTLPReceiver:
         self.router = router or LiveRouter()
         self.rejections: list[Rejection] = []
         self.requests = 0  # requests whose spans were accepted
+        self.refused = 0  # requests answered with a refusal that refuse() asked for
         self._address = (host, port)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -104,7 +105,10 @@ class OTLPReceiver:
 
     def _take_refusal(self) -> tuple[int, float] | None:
         with self._lock:
-            return self._refusals.pop(0) if self._refusals else None
+            if not self._refusals:
+                return None
+            self.refused += 1
+            return self._refusals.pop(0)
 
     def _reject(self, status: int, reason: str) -> None:
         with self._lock:
