@@ -73,6 +73,37 @@ CONFTEST = textwrap.dedent(
 )
 
 
+# A job that fails for good, for the modes tests.
+FAILING = textwrap.dedent(
+    """
+
+    class PaymentError(Exception):
+        pass
+
+
+    def charge(order_id):
+        raise PaymentError(f"card declined for order {order_id}")
+    """
+)
+
+
 def make_project(pytester: pytest.Pytester, **files: str) -> None:
-    pytester.makepyfile(shop_jobs=JOBS, conftest=CONFTEST, **files)
+    pytester.makepyfile(shop_jobs=JOBS + FAILING, conftest=CONFTEST, **files)
     pytester.makeini("[pytest]\njobtrace_celery_live_pool = solo\n")
+
+
+RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def require_rabbitmq() -> str:
+    """The RabbitMQ at 127.0.0.1:5672: skip without one, unless JOBTRACE_REQUIRE_RABBITMQ=1."""
+    from kombu.connection import Connection
+
+    try:
+        with Connection(RABBITMQ, connect_timeout=2) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as error:  # kombu raises the transport's own errors (OSError, amqp's)
+        if os.environ.get("JOBTRACE_REQUIRE_RABBITMQ") == "1":
+            pytest.fail(f"no RabbitMQ answers at {RABBITMQ} ({error}), and JOBTRACE_REQUIRE_RABBITMQ=1 asks for one")
+        pytest.skip(f"needs the RabbitMQ at {RABBITMQ} (none answers: {error}); CI sets JOBTRACE_REQUIRE_RABBITMQ=1")
+    return RABBITMQ

@@ -23,6 +23,7 @@ def test_the_adapter_is_registered_by_its_entry_point() -> None:
         "expect_failures",
         "celery_live_app",
         "celery_live_broker_url",
+        "celery_live_result_backend",
         "celery_live_pool",
         "celery_live_concurrency",
         "celery_live_queues",

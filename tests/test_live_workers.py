@@ -19,7 +19,7 @@ pytest.importorskip("celery")
 pytest.importorskip("rq")
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
 
-from live_helpers import make_project, require_redis
+from live_helpers import make_project, require_rabbitmq, require_redis
 
 
 @pytest.fixture(autouse=True)
@@ -260,3 +260,152 @@ def test_live_modules_are_importable_without_pytest_in_the_worker() -> None:
     code = "import pytest_jobtrace.adapters as a; print(a.live_tracing.ENDPOINT_ENV)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=Path.cwd())
     assert done.stdout.strip() == "JOBTRACE_LIVE_ENDPOINT", done.stderr
+
+
+DIES_AFTER = textwrap.dedent(
+    """
+    import os
+    import signal
+
+    import shop_jobs
+
+
+    def kill_after():
+        os.kill(os.getppid(), signal.SIGKILL)  # the horse's job ends normally; its worker is gone
+
+
+    def test_the_worker_dies_after_the_job(job_spans, live_rq_worker):
+        live_rq_worker.queue().enqueue(kill_after)
+        live_rq_worker.settle()
+        import time; time.sleep(0.5)  # the worker is dead by the end of the test
+    """
+)
+
+
+def test_a_worker_that_dies_between_waits_fails_the_test_at_teardown(pytester: pytest.Pytester) -> None:
+    make_project(pytester, test_after=DIES_AFTER)
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_the_worker_dies_after_the_job*",
+            "live_rq_worker: rq worker died (exit code -9)",
+            "  (it was running the jobs of this test; the next test starts a new one)",
+        ]
+    )
+
+
+MODES = textwrap.dedent(
+    """
+    import pytest
+    import shop_jobs
+
+    from pytest_jobtrace import JobFailedError
+
+
+    @pytest.mark.jobtrace_modes("in_process", "live")
+    def test_one_body(job_spans, rq_runner, jobtrace_mode):
+        rq_runner.queue().enqueue(shop_jobs.hello, 1)
+        rq_runner.settle()
+        job_spans.assert_span_tree("send default\\n└── process default\\n    └── hello.work", exact=True)
+        print("MODE", jobtrace_mode, type(rq_runner.target).__name__)
+
+
+    @pytest.mark.jobtrace_modes()
+    def test_wrong(job_spans, celery_runner):
+        shop_jobs.add.delay(1, 2)
+        celery_runner.settle()
+        job_spans.assert_span_tree("apply_async/shop.add\\n└── run/shop.add\\n    └── refund.work")
+
+
+    @pytest.mark.jobtrace_modes()
+    def test_a_failed_job(job_spans, rq_runner):
+        rq_runner.queue().enqueue(shop_jobs.charge, 8)
+        rq_runner.settle()
+
+
+    @pytest.mark.jobtrace_modes()
+    @pytest.mark.jobtrace(expect_failures=True)
+    def test_an_expected_failure(job_spans, rq_runner):
+        rq_runner.queue().enqueue(shop_jobs.charge, 9)
+        rq_runner.settle()
+        job_spans.assert_span_tree('job shop_jobs.charge [attempts 1, outcome "failed"]')
+    """
+)
+
+
+def test_one_body_runs_in_both_modes_and_fails_alike(pytester: pytest.Pytester) -> None:
+    make_project(pytester, test_modes=MODES)
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "-rA", "-v")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_one_body?in_process? PASSED*",
+            "*test_one_body?live? PASSED*",
+            "*test_wrong?in_process? FAILED*",
+            "*test_wrong?live? FAILED*",
+            "*test_a_failed_job?in_process? FAILED*",
+            "*test_a_failed_job?live? FAILED*",
+            "*test_an_expected_failure?in_process? PASSED*",
+            "*test_an_expected_failure?live? PASSED*",
+        ]
+    )
+    result.assert_outcomes(passed=4, failed=4)
+    output = result.stdout.str()
+    assert "MODE in_process RQRuntime" in output
+    assert "MODE live LiveRQWorker" in output
+    result.stdout.fnmatch_lines(
+        [
+            "*span tree does not match*refund.work*",
+            "*live_rq_worker.settle(): 1 job failed:",
+            "*  shop_jobs.charge id=* failed after 1 attempt: shop_jobs.PaymentError: card declined for order 8",
+            "*To let jobs fail without raising, pass live_rq_worker.settle(expect_failures=True),*",
+        ]
+    )
+    assert output.count("span tree does not match") == 2
+
+
+def test_an_unknown_mode_is_an_error_naming_the_modes(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.jobtrace_modes("live", "elsewhere")
+        def test_it(rq_runner):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*@pytest.mark.jobtrace_modes('live', 'elsewhere'): give each of in_process, live*"])
+
+
+RABBIT = textwrap.dedent(
+    """
+    import shop_jobs
+
+
+    def test_on_rabbitmq(job_spans, live_celery_worker):
+        assert live_celery_worker.broker_url.startswith("amqp://")
+        shop_jobs.add.delay(1, 2)
+        live_celery_worker.settle()
+        (run,) = job_spans.find("run/shop.add")
+        destination = run.attributes["messaging.destination"]
+        assert destination.startswith("celery-") and len(destination) == len("celery-") + 8, destination
+        open("queue", "w").write(destination)
+    """
+)
+
+
+@pytest.mark.parametrize("pool", ["prefork", "solo"])
+def test_on_rabbitmq_each_run_consumes_queues_of_its_own_and_deletes_them(pytester: pytest.Pytester, pool: str) -> None:
+    url = require_rabbitmq()
+    make_project(pytester, test_rabbit=RABBIT)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:randomly", f"--jobtrace-celery-live-broker-url={url}", f"--jobtrace-celery-live-pool={pool}"
+    )
+    result.assert_outcomes(passed=1)
+    from kombu.connection import Connection
+
+    queue = (pytester.path / "queue").read_text()
+    with Connection(url, connect_timeout=5) as connection, pytest.raises(Exception, match="NOT_FOUND"):
+        connection.default_channel.queue_declare(queue, passive=True)  # deleted at the end of the session

@@ -34,16 +34,26 @@ def modes_of(marker: pytest.Mark) -> Sequence[str]:
     return modes
 
 
-def failed_for_good(job_spans: Any) -> str | None:
-    """The jobs the spans show failed for good, as one message; None if none did."""
+def raise_failed_jobs(job_spans: Any, where: str) -> None:
+    """Raise ``JobFailedError`` if the spans show jobs that failed for good, worded as ``drain()`` words it
+    in-process (the exception is the one the attempt's span recorded; ``runs`` holds the jobs' views)."""
+    __tracebackhide__ = True
+    from pytest_jobtrace._core.errors import JobFailedError
+
     failed = [job for job in job_spans.jobs() if job.outcome == "failed"]
     if not failed:
-        return None
-    lines = [f"{len(failed)} job(s) failed for good in the live worker:"]
-    for job in failed[:10]:
-        lines.append(f"  {job.name!r} (id {job.id}), attempts {job.describe_attempts()}: {_exception(job)}")
-    lines.append("Mark the test @pytest.mark.jobtrace(expect_failures=True) if it expects jobs to fail.")
-    return "\n".join(lines)
+        return
+    lines = [f"{where}: {len(failed)} job{'s' * (len(failed) != 1)} failed:"]
+    for job in failed[:20]:
+        attempts = len(job.attempt_nodes)
+        lines.append(
+            f"  {job.name} id={job.id} failed after {attempts} attempt{'s' * (attempts != 1)}: {_exception(job)}"
+        )
+    lines.append(
+        f"Their spans were recorded. To let jobs fail without raising, pass {where[:-1]}expect_failures=True),"
+    )
+    lines.append("or mark the test @pytest.mark.jobtrace(expect_failures=True).")
+    raise JobFailedError("\n".join(lines), failed)
 
 
 def _exception(job: Any) -> str:

@@ -145,13 +145,12 @@ class LiveHandle:
         default); then fail if one failed for good, as ``drain()`` does in-process, unless failures are
         expected (``expect_failures=True`` here or in the ``jobtrace`` marker)."""
         __tracebackhide__ = True
-        from pytest_jobtrace._live.modes import failed_for_good
+        from pytest_jobtrace._live.modes import raise_failed_jobs
 
         self._job_spans.wait(self._workers.timeout if timeout is None else timeout)
         expected = self._expect_failures if expect_failures is None else expect_failures
-        failed = None if expected else failed_for_good(self._job_spans)
-        if failed:
-            raise AssertionError(f"{self._workers.fixture_name}.settle(): {failed}")
+        if not expected:
+            raise_failed_jobs(self._job_spans, f"{self._workers.fixture_name}.settle()")
 
 
 def session_workers(config: pytest.Config, name: str, make: Any) -> LiveWorkers:

@@ -40,9 +40,15 @@ CELERY_LIVE_APP = AdapterOption(
 )
 CELERY_LIVE_BROKER_URL = AdapterOption(
     name="celery_live_broker_url",
-    help="the Redis live_celery_worker leases an empty database of for the session (broker and results)",
+    help="live_celery_worker's broker: a Redis it leases an empty database of for the session (broker and "
+    "results), or a RabbitMQ (amqp://...) where its queues get a name of this run's own",
     default="redis://127.0.0.1:6379/1-15",
     flag=True,
+)
+CELERY_LIVE_RESULT_BACKEND = AdapterOption(
+    name="celery_live_result_backend",
+    help="with a RabbitMQ broker: the Redis live_celery_worker leases an empty database of for results",
+    default="redis://127.0.0.1:6379/1-15",
 )
 CELERY_LIVE_POOL = AdapterOption(
     name="celery_live_pool",
@@ -86,6 +92,7 @@ class CeleryAdapter:
         EXPECT_FAILURES,
         CELERY_LIVE_APP,
         CELERY_LIVE_BROKER_URL,
+        CELERY_LIVE_RESULT_BACKEND,
         CELERY_LIVE_POOL,
         CELERY_LIVE_CONCURRENCY,
         CELERY_LIVE_QUEUES,

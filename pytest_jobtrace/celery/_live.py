@@ -3,8 +3,12 @@
 One worker per test process (per xdist worker), started on first use with Celery's own command line
 (``_live_worker.py``), prefork pool by default. The broker and the result backend are one Redis database
 leased for the session (``jobtrace_celery_live_broker_url``, default ``redis://127.0.0.1:6379/1-15``), so
-the app's own queue names hold and no other run shares them. For each test the app in the test process
-publishes there and Celery's publish side is instrumented; everything switches back at teardown.
+the app's own queue names hold and no other run shares them. On RabbitMQ (an ``amqp://`` URL) queues are
+shared by every run of the vhost: each queue the worker consumes gets a suffix of this run's own
+(``orders-1a2b3c4d``, its exchange and routing key too), the app's names staying aliases of them, and is
+deleted at the end; results then go to a leased Redis database (``jobtrace_celery_live_result_backend``).
+For each test the app in the test process publishes there and Celery's publish side is instrumented;
+everything switches back at teardown.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 import pytest
 
 from pytest_jobtrace.adapters import LiveHandle, LiveWorkers, RedisLeaseError, SessionLease
-from pytest_jobtrace.celery._live_worker import CONF_ENV, POOL_ENV
+from pytest_jobtrace.celery._live_worker import CONF_ENV, POOL_ENV, SUFFIX_ENV, renamed_queues
 
 LIVE_APP_HINT = "set jobtrace_celery_live_app = 'package.module:app' (an app the worker can import)"
 
@@ -55,6 +59,7 @@ class CeleryLiveWorkers(LiveWorkers):
         self.conf: dict[str, Any] = {}
         self._lease: SessionLease | None = None
         self._suffix = f"-{uuid.uuid4().hex[:8]}"
+        self.suffix = ""  # on RabbitMQ: what this run's queue names end with
         self._saved: dict[str, Any] = {}
         self._instrumented: Any = None
 
@@ -72,10 +77,19 @@ class CeleryLiveWorkers(LiveWorkers):
                 pytest.fail(f"live_celery_worker: {error}", pytrace=False)
             self.broker_url = self._lease.url
             self.conf = {"broker_url": self.broker_url, "result_backend": self.broker_url}
+        elif url.startswith(("amqp://", "amqps://", "pyamqp://")):
+            backend = str(self.options["celery_live_result_backend"])
+            try:
+                self._lease = SessionLease(backend, "jobtrace_celery_live_result_backend")
+            except RedisLeaseError as error:
+                pytest.fail(f"live_celery_worker: {error}", pytrace=False)
+            self.broker_url = url
+            self.conf = {"broker_url": url, "result_backend": self._lease.url}
+            self.suffix = self._suffix
         else:
             pytest.fail(
-                f"live_celery_worker: jobtrace_celery_live_broker_url = {url!r}: use a redis:// URL (a database range "
-                "to lease one from, e.g. redis://127.0.0.1:6379/1-15)",
+                f"live_celery_worker: jobtrace_celery_live_broker_url = {url!r}: use an amqp:// URL or a redis:// "
+                "URL (a database range to lease one from, e.g. redis://127.0.0.1:6379/1-15)",
                 pytrace=False,
             )
         self.conf["broker_connection_retry_on_startup"] = True
@@ -97,7 +111,7 @@ class CeleryLiveWorkers(LiveWorkers):
             "--without-gossip",
             "--without-heartbeat",
         ]
-        return argv, {CONF_ENV: json.dumps(self.conf), POOL_ENV: pool}
+        return argv, {CONF_ENV: json.dumps(self.conf), POOL_ENV: pool, SUFFIX_ENV: self.suffix}
 
     def attach(self, request: pytest.FixtureRequest) -> LiveCeleryWorker:
         from pytest_jobtrace.celery import _state
@@ -105,8 +119,11 @@ class CeleryLiveWorkers(LiveWorkers):
         if self._lease is not None:
             self._lease.renew()
         if self.conf:
-            self._saved = {key: self.app.conf.get(key) for key in self.conf}
-            self.app.conf.update(self.conf)
+            settings = dict(self.conf)
+            if self.suffix:
+                settings["task_queues"] = renamed_queues(self.app, self.queues, self.suffix)
+            self._saved = {key: self.app.conf.get(key) for key in settings}
+            self.app.conf.update(settings)
             _reset_connections(self.app)
         self._instrumented = _state.Restorer()
         _state.instrument(self._instrumented, None)  # the publish side, in this process
@@ -122,6 +139,8 @@ class CeleryLiveWorkers(LiveWorkers):
             _reset_connections(self.app)
 
     def cleanup(self) -> None:
+        if self.suffix and self.queues:
+            _delete_queues(self.broker_url, [f"{name}{self.suffix}" for name in self.queues])
         if self._lease is not None:
             self._lease.release()
             self._lease = None
@@ -132,9 +151,7 @@ def _reset_connections(app: Any) -> None:
     (Celery has no public call for switching an app's broker once it was used; ``_after_fork`` does this).
     The pools are kombu's, shared by URL (``kombu.pools``): forgotten here, not closed."""
     app._pool = None
-    amqp = app.__dict__.get("amqp")
-    if amqp is not None:
-        amqp._producer_pool = None
+    app.__dict__.pop("amqp", None)  # its producer pool, queues and router, made again from the settings
     app._backend_cache = None
     app._local = threading.local()
 
@@ -197,3 +214,14 @@ def _route_queues(routes: object) -> Iterable[str]:
                 queue = route.get("queue") if isinstance(route, dict) else None
                 if isinstance(queue, str):
                     yield queue
+
+
+def _delete_queues(url: str, names: list[str]) -> None:
+    """Delete the queues (and their exchanges) this run made on RabbitMQ."""
+    from kombu.connection import Connection
+
+    with Connection(url, connect_timeout=5) as connection:
+        channel = connection.default_channel
+        for name in names:
+            channel.queue_delete(name)
+            channel.exchange_delete(name)

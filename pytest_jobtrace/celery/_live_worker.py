@@ -19,6 +19,23 @@ from typing import Any
 
 CONF_ENV = "JOBTRACE_LIVE_CELERY_CONF"
 POOL_ENV = "JOBTRACE_LIVE_CELERY_POOL"
+SUFFIX_ENV = "JOBTRACE_LIVE_CELERY_QUEUE_SUFFIX"
+
+
+def renamed_queues(app: Any, names: list[str], suffix: str) -> list[Any]:
+    """The queues ``names`` under this run's names (``orders-1a2b3c4d``: queue, exchange and routing key),
+    each with its own name as alias, so that routes and ``-Q`` naming ``orders`` find it (RabbitMQ)."""
+    from kombu.entity import Exchange, Queue
+
+    declared = {queue.name: queue for queue in app.conf.task_queues or ()}
+    renamed = []
+    for name in names:
+        queue = declared.get(name)
+        exchange = queue.exchange if queue is not None and queue.exchange is not None else None
+        kind = exchange.type if exchange is not None and exchange.type else "direct"
+        key = (queue.routing_key if queue is not None and queue.routing_key else name) + suffix
+        renamed.append(Queue(f"{name}{suffix}", Exchange(f"{name}{suffix}", kind), routing_key=key, alias=name))
+    return renamed
 
 
 def main(argv: list[str]) -> None:
@@ -31,6 +48,10 @@ def main(argv: list[str]) -> None:
         raise SystemExit("usage: python -m pytest_jobtrace.celery._live_worker package.module:app [worker options]")
     app = symbol_by_name(argv[0])
     app.conf.update(json.loads(os.environ.get(CONF_ENV, "{}")))
+    suffix = os.environ.get(SUFFIX_ENV, "")
+    if suffix:
+        names = next(arg.split("=", 1)[1] for arg in argv if arg.startswith("--queues=")).split(",")
+        app.conf.task_queues = renamed_queues(app, names, suffix)
     if os.environ.get(POOL_ENV, "prefork") == "prefork":
         signals.worker_process_init.connect(_set_up, weak=False)
         signals.worker_process_shutdown.connect(_shut_down, weak=False)

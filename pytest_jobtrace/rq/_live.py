@@ -58,6 +58,10 @@ class RQLiveWorkers(LiveWorkers):
         __tracebackhide__ = True
         import redis
 
+        if request._fixturemanager.getfixturedefs("rq_live_queues", request.node):
+            # a fixture the project overrides, as celery_app: the queues its jobs use
+            self.queues = [str(name) for name in request.getfixturevalue("rq_live_queues")]
+
         url = str(self.options["rq_live_redis_url"])
         if self.external:
             self.redis_url = url

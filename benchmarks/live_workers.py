@@ -1,0 +1,210 @@
+"""Live workers: a job through ``live_rq_worker`` / ``live_celery_worker`` vs through a bare worker, one run.
+
+    python benchmarks/live_workers.py [--quick]     (also run by benchmarks/run.py)
+
+For each job system, the same job (a function that opens one span) is timed one at a time, from the test
+publishing it to the test knowing it has ended:
+
+- bare: the job system's own worker started from its command line with no plugin and no tracing (``rq
+  worker``; ``celery worker`` with the prefork pool and one process), on a Redis database of its own; the
+  test enqueues and blocks on the result (``job.latest_result(timeout=...)``, ``AsyncResult.get()``);
+- live: a pytest session with the plugin, the job through ``live_rq_worker`` / ``live_celery_worker`` (same
+  pool, same concurrency), the test enqueues and calls ``settle()``: it returns when the job's spans,
+  exported by the worker over OTLP/HTTP, have arrived.
+
+Worker start is paid once, outside the timed jobs, in both. The figure is the ratio of the medians
+(live / bare). Target: at most 1.2x for each system.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pytest_jobtrace._live.redis import SessionLease
+
+Report = Callable[[str, float, float, str], None]
+REDIS = "redis://127.0.0.1:6379/1-15"
+WARM_UP = 5
+
+JOBS = textwrap.dedent(
+    """
+    from celery import Celery
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer("bench")
+    app = Celery("bench", set_as_current=False)
+    app.conf.worker_hijack_root_logger = False
+
+
+    def hello(value):
+        with tracer.start_as_current_span("hello.work"):
+            return value
+
+
+    @app.task(name="bench.add")
+    def add(x, y):
+        with tracer.start_as_current_span("add.work"):
+            return x + y
+    """
+)
+
+LIVE_TEST = textwrap.dedent(
+    """
+    import json
+    import os
+    import time
+
+    import pytest
+
+    import bench_jobs
+
+    ROUNDS = int(os.environ["BENCH_ROUNDS"])
+
+
+    @pytest.fixture
+    def celery_app():
+        return bench_jobs.app
+
+
+    def _time(job_spans, publish, settle):
+        times = []
+        for n in range(ROUNDS + {warm_up}):
+            job_spans.clear()  # each job as the one job of a test: wait() reads that test's spans only
+            started = time.perf_counter()
+            publish(n)
+            settle()
+            times.append(time.perf_counter() - started)
+        return times[{warm_up}:]
+
+
+    def test_rq(job_spans, live_rq_worker):
+        queue = live_rq_worker.queue()
+        times = _time(job_spans, lambda n: queue.enqueue(bench_jobs.hello, n), live_rq_worker.settle)
+        with open("rq.json", "w") as out:
+            json.dump(times, out)
+
+
+    def test_celery(job_spans, live_celery_worker):
+        times = _time(job_spans, lambda n: bench_jobs.add.delay(n, 1), live_celery_worker.settle)
+        with open("celery.json", "w") as out:
+            json.dump(times, out)
+    """
+).format(warm_up=WARM_UP)
+
+
+def _bare(argv: list[str], directory: Path, ready: Callable[[], bool]) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(directory)}
+    worker = subprocess.Popen(
+        argv, cwd=directory, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 60
+    while not ready():
+        if worker.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the bare worker {argv} did not start")
+        time.sleep(0.05)
+    return worker
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    os.killpg(worker.pid, 15)
+    try:
+        worker.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, 9)
+        worker.wait(15)
+
+
+def bare_rq(directory: Path, rounds: int) -> list[float]:
+    import redis
+    from rq import Queue, Worker
+
+    sys.path.insert(0, str(directory))
+    import bench_jobs
+
+    lease = SessionLease(REDIS, "benchmark")
+    connection = redis.Redis.from_url(lease.url)
+    argv = [sys.executable, "-m", "rq.cli", "worker", f"--url={lease.url}", "default"]
+    worker = _bare(argv, directory, lambda: bool(Worker.all(connection=connection)))
+    try:
+        queue = Queue(connection=connection)
+        times = []
+        for n in range(rounds + WARM_UP):
+            started = time.perf_counter()
+            job = queue.enqueue(bench_jobs.hello, n)
+            result = job.latest_result(timeout=30)
+            if result is None or result.type != result.Type.SUCCESSFUL:
+                raise RuntimeError(f"the bare rq worker did not run the job: {result}")
+            times.append(time.perf_counter() - started)
+        return times[WARM_UP:]
+    finally:
+        _stop(worker)
+        connection.close()
+        lease.release()
+
+
+def bare_celery(directory: Path, rounds: int) -> list[float]:
+    sys.path.insert(0, str(directory))
+    import bench_jobs
+
+    lease = SessionLease(REDIS, "benchmark")
+    app = bench_jobs.app
+    app.conf.update(broker_url=lease.url, result_backend=lease.url)
+    argv = [sys.executable, "-m", "celery", "-A", "bench_jobs:app", "-b", lease.url, "--result-backend", lease.url]
+    argv += ["worker", "--pool=prefork", "--concurrency=1", "--without-mingle", "--without-gossip"]
+    argv += ["--without-heartbeat", "--loglevel=WARNING"]
+    worker = _bare(argv, directory, lambda: bool(app.control.ping(timeout=0.5)))
+    try:
+        times = []
+        for n in range(rounds + WARM_UP):
+            started = time.perf_counter()
+            assert bench_jobs.add.delay(n, 1).get(timeout=30) == n + 1
+            times.append(time.perf_counter() - started)
+        return times[WARM_UP:]
+    finally:
+        _stop(worker)
+        lease.release()
+
+
+def live(directory: Path, rounds: int) -> dict[str, list[float]]:
+    (directory / "test_bench.py").write_text(LIVE_TEST)
+    env = {**os.environ, "BENCH_ROUNDS": str(rounds), "PYTEST_ADDOPTS": ""}
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "test_bench.py"]
+    argv += ["-o", "jobtrace_celery_live_pool=prefork", "-W", "ignore::DeprecationWarning"]
+    done = subprocess.run(argv, cwd=directory, env=env, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"the live session failed:\n{done.stdout}\n{done.stderr}")
+    return {name: json.loads((directory / f"{name}.json").read_text()) for name in ("rq", "celery")}
+
+
+def run(report: Report, quick: bool = False) -> None:
+    rounds = 30 if quick else 100
+    with tempfile.TemporaryDirectory(prefix="jobtrace-bench-live-") as name:
+        directory = Path(name)
+        (directory / "bench_jobs.py").write_text(JOBS)
+        (directory / "pytest.ini").write_text("[pytest]\n")
+        bare = {"rq": bare_rq(directory, rounds), "celery": bare_celery(directory, rounds)}
+        with_plugin = live(directory, rounds)
+    for system, target in (("rq", 1.2), ("celery", 1.2)):
+        ours, anchor = statistics.median(with_plugin[system]), statistics.median(bare[system])
+        report(f"live: a job through live_{system}_worker vs a bare {system} worker", ours, anchor, f"<= {target}x")
+
+
+def _print(name: str, ours: float, anchor: float, target: str) -> None:
+    print(f"{name}: {ours * 1e3:.2f} ms vs {anchor * 1e3:.2f} ms per job = {ours / anchor:.2f}x (target {target})")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer jobs")
+    print(f"load average: {os.getloadavg()}")
+    run(_print, parser.parse_args().quick)
