@@ -266,18 +266,16 @@ DIES_AFTER = textwrap.dedent(
     """
     import os
     import signal
+    import time
 
     import shop_jobs
 
 
-    def kill_after():
-        os.kill(os.getppid(), signal.SIGKILL)  # the horse's job ends normally; its worker is gone
-
-
     def test_the_worker_dies_after_the_job(job_spans, live_rq_worker):
-        live_rq_worker.queue().enqueue(kill_after)
+        live_rq_worker.queue().enqueue(shop_jobs.hello, 1)
         live_rq_worker.settle()
-        import time; time.sleep(0.5)  # the worker is dead by the end of the test
+        os.kill(live_rq_worker.pid, signal.SIGKILL)  # after the wait: only the teardown can tell
+        time.sleep(0.5)
     """
 )
 
@@ -409,3 +407,57 @@ def test_on_rabbitmq_each_run_consumes_queues_of_its_own_and_deletes_them(pytest
     queue = (pytester.path / "queue").read_text()
     with Connection(url, connect_timeout=5) as connection, pytest.raises(Exception, match="NOT_FOUND"):
         connection.default_channel.queue_declare(queue, passive=True)  # deleted at the end of the session
+
+
+EXTERNAL = textwrap.dedent(
+    """
+    import os
+    import subprocess
+    import sys
+
+    import shop_jobs
+
+
+    def test_workers_elsewhere(job_spans, jobtrace_receiver, live_rq_worker):
+        assert live_rq_worker.pid is None  # nothing started
+        assert jobtrace_receiver.endpoint == "http://127.0.0.1:{port}"
+        live_rq_worker.queue().enqueue(shop_jobs.hello, 7)
+        # "elsewhere": a worker this test starts itself, exporting to the receiver's fixed address
+        env = {{**os.environ, "JOBTRACE_LIVE_ENDPOINT": "http://127.0.0.1:{port}/v1/traces"}}
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "pytest_jobtrace.rq._live_worker", "--url", "{url}", "default"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            live_rq_worker.settle(timeout=120)  # the worker starts within it, on a loaded machine too
+        finally:
+            worker.kill()
+            worker.wait(30)
+        job_spans.assert_span_tree("send default\\n└── process default\\n    └── hello.work", exact=True)
+    """
+)
+
+
+def test_with_external_workers_nothing_starts_and_the_receiver_listens_where_told(
+    pytester: pytest.Pytester,
+) -> None:
+    import socket
+
+    from pytest_jobtrace.adapters import SessionLease
+
+    with socket.socket() as probe:  # a port free now
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    lease = SessionLease("redis://127.0.0.1:6379/1-15", "test")
+    try:
+        make_project(pytester, test_external=EXTERNAL.format(port=port, url=lease.url))
+        result = pytester.runpytest_subprocess(
+            "-p",
+            "no:randomly",
+            "--jobtrace-live-workers=external",
+            f"--jobtrace-live-receiver=127.0.0.1:{port}",
+            f"--jobtrace-rq-live-redis-url={lease.url}",
+        )
+        result.assert_outcomes(passed=1)
+    finally:
+        lease.release()

@@ -23,6 +23,10 @@ def main(argv: list[str]) -> None:
     live_tracing.install("rq-worker")
     RQInstrumentor().instrument()
     wrap_function_wrapper("rq.worker.base", "BaseWorker.bootstrap", _ready_after)
+    # RQ's command channel (``rq`` stop/kill commands over pub/sub) is left out: nobody sends it commands, and
+    # with rq 3.0 and redis-py 8 its thread can miss the wake-up RQ's shutdown waits for and hold the worker
+    # 60 s after SIGTERM (tests/rq_fidelity.py's worker leaves it out for the same reason).
+    wrap_function_wrapper("rq.worker.base", "BaseWorker.subscribe", _no_command_channel)
     rq_main(["worker", *argv], prog_name="rq")
 
 
@@ -32,6 +36,10 @@ def _ready_after(wrapped: Any, worker: Any, args: Any, kwargs: Any) -> Any:
     result = wrapped(*args, **kwargs)
     live_tracing.ready()  # registered and subscribed: it takes jobs from here on
     return result
+
+
+def _no_command_channel(wrapped: Any, worker: Any, args: Any, kwargs: Any) -> None:
+    return None
 
 
 if __name__ == "__main__":
