@@ -28,6 +28,20 @@ SpanKey = tuple[int, int]
 _REPORT_POLL = 0.25
 """Seconds between looks at the reported worker losses, which arrive beside the spans, not as spans."""
 
+# Checks the wait makes on each wake-up (live workers: "did the worker die?"); one returning text fails the
+# wait at once with it, instead of after the timeout.
+_checks: list[Callable[[], str | None]] = []
+CHECK_SECONDS = 0.2  # how often the checks run while nothing arrives
+
+
+def add_check(check: Callable[[], str | None]) -> None:
+    _checks.append(check)
+
+
+def remove_check(check: Callable[[], str | None]) -> None:
+    if check in _checks:
+        _checks.remove(check)
+
 
 def wait_for_jobs(sink: CaptureSink, forest: Callable[[], SpanForest], timeout: float) -> None:
     """Return once nothing is missing; fail after ``timeout`` seconds listing what still is."""
@@ -46,10 +60,14 @@ def wait_for_jobs(sink: CaptureSink, forest: Callable[[], SpanForest], timeout: 
             raise AssertionError(at_once)
         if state.done():
             return
+        for check in list(_checks):
+            problem = check()
+            if problem:
+                raise AssertionError(f"job_spans.wait(): {problem}\nwhen it stopped, {state.missing()}")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise AssertionError(state.message(timeout, time.monotonic() - started))
-        sink.wait_for_change(version, min(remaining, _REPORT_POLL))
+        sink.wait_for_change(version, min(remaining, CHECK_SECONDS if _checks else _REPORT_POLL))
         # Spans arriving one by one (a thousand jobs) would have the capture read again for each: let
         # more gather for as long as the last reading took, so reading takes at most half the time.
         time.sleep(min(cost, max(0.0, deadline - time.monotonic())))
@@ -112,6 +130,10 @@ class WaitState:
         )
 
     def message(self, timeout: float, waited: float) -> str:
+        return f"job_spans.wait(timeout={timeout:g}) gave up after {waited:.2f}s: {self.missing()}"
+
+    def missing(self) -> str:
+        """``2 of 3 job(s) have not finished; missing:`` and a line for each thing missing."""
         orphans = list(self.orphans)
         lines = [f"  {_job(job)}: {self._job_missing(job, orphans)}" for job in self.unfinished]
         for node in orphans:
@@ -127,7 +149,7 @@ class WaitState:
         jobs = (
             f"{len(self.unfinished)} of {total} job(s) have not finished" if self.unfinished else "every job finished"
         )
-        return f"job_spans.wait(timeout={timeout:g}) gave up after {waited:.2f}s: {jobs}; missing:\n" + "\n".join(lines)
+        return f"{jobs}; missing:\n" + "\n".join(lines)
 
     def _job_missing(self, job: JobView, orphans: list[SpanNode]) -> str:
         mine = _take_orphans(job, orphans)

@@ -25,8 +25,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from pytest_jobtrace._core.options import session_options
 from pytest_jobtrace._jobs.lost import LOSSES, parse_loss
 from pytest_jobtrace._live.decode import BadRequest, decode_request
+from pytest_jobtrace._live.options import receiver_address
 from pytest_jobtrace._live.routing import LiveRouter
 
 TRACES_PATH = "/v1/traces"
@@ -224,9 +226,21 @@ def session_receiver(config: pytest.Config) -> OTLPReceiver:
     with _start_lock:
         receiver = config.stash.get(_RECEIVER, None)
         if receiver is None:
-            receiver = config.stash[_RECEIVER] = OTLPReceiver().start()
+            host, port = _address(config)
+            receiver = config.stash[_RECEIVER] = OTLPReceiver(host, port).start()
             config.add_cleanup(receiver.stop)
         return receiver
+
+
+def _address(config: pytest.Config) -> tuple[str, int]:
+    """``jobtrace_live_receiver`` (host:port, shifted by N on xdist worker gwN), else 127.0.0.1 and a free port."""
+    import os
+
+    spec = str(session_options(config).get("live_receiver", "") or "")
+    try:
+        return receiver_address(spec, os.environ.get("PYTEST_XDIST_WORKER"))
+    except ValueError as error:
+        raise pytest.UsageError(f"pytest-jobtrace: {error}") from None
 
 
 def stop_session_receiver(config: pytest.Config) -> None:
