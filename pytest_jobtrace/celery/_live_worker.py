@@ -52,6 +52,7 @@ def main(argv: list[str]) -> None:
     if suffix:
         names = next(arg.split("=", 1)[1] for arg in argv if arg.startswith("--queues=")).split(",")
         app.conf.task_queues = renamed_queues(app, names, suffix)
+    _report_lost_tasks()
     if os.environ.get(POOL_ENV, "prefork") == "prefork":
         signals.worker_process_init.connect(_set_up, weak=False)
         signals.worker_process_shutdown.connect(_shut_down, weak=False)
@@ -60,6 +61,16 @@ def main(argv: list[str]) -> None:
         signals.worker_shutdown.connect(_shut_down, weak=False)
     signals.worker_ready.connect(lambda **_: live_tracing.ready(), weak=False)
     app.worker_main(["worker", *argv[1:]])
+
+
+def _report_lost_tasks() -> None:
+    """A pool process that dies mid-task takes its run span with it: the main process tells the test."""
+    from pytest_jobtrace.adapters import live_tracing
+    from pytest_jobtrace.celery import _lost
+
+    endpoint = os.environ.get(live_tracing.ENDPOINT_ENV)
+    if endpoint:
+        _lost.install(endpoint)
 
 
 def _set_up(**_: Any) -> None:
