@@ -22,7 +22,7 @@ pytest.importorskip("rq")
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
 
 import live_fault_jobs as jobs
-from live_helpers import require_redis
+from live_helpers import require_rabbitmq, require_redis
 from tcp_proxy import TCPProxy
 
 from pytest_jobtrace import JobSpans
@@ -32,6 +32,7 @@ from pytest_jobtrace.celery._live import CeleryLiveWorkers
 from pytest_jobtrace.rq._live import RQLiveWorkers
 
 REDIS = ("127.0.0.1", 6379)
+RABBITMQ = ("127.0.0.1", 5672)
 
 
 @pytest.fixture(autouse=True)
@@ -222,6 +223,34 @@ def test_celery_rides_out_a_broker_connection_cut_while_tasks_run(
         after = [jobs.nap.delay(0.1) for _ in range(2)]
         job_spans.wait(timeout=60)  # the prefetched message comes back after the visibility timeout
         assert "consumer: Connection to broker lost" in worker.output()
+    assert sorted(j.id or "" for j in job_spans.jobs()) == sorted(r.id for r in before + after)
+    assert [(j.outcome, len(j.attempts)) for j in job_spans.jobs()] == [("succeeded", 1)] * 5
+    job_spans.assert_span_tree("apply_async/faults.nap\n└── run/faults.nap\n    └── nap\n" * 5, exact=True)
+
+
+def test_celery_on_rabbitmq_rides_out_a_broker_connection_cut_while_tasks_run(
+    request: pytest.FixtureRequest, job_spans: JobSpans
+) -> None:
+    """On RabbitMQ the broker itself requeues what the worker had not acknowledged when the connection
+    dropped: the prefetched task comes back as soon as the worker reconnects, no visibility timeout."""
+    require_rabbitmq()
+    with TCPProxy(RABBITMQ) as proxy:
+        url = f"amqp://guest:guest@127.0.0.1:{proxy.port}//"  # the worker and the test both go through it
+        with dedicated(
+            request,
+            CeleryLiveWorkers,
+            celery_live_broker_url=url,
+            celery_live_pool="prefork",
+            celery_live_concurrency=2,
+        ) as worker:
+            before = [jobs.nap.delay(1.0) for _ in range(3)]
+            time.sleep(0.5)
+            proxy.cut()
+            time.sleep(3)
+            proxy.restore()
+            after = [jobs.nap.delay(0.1) for _ in range(2)]
+            job_spans.wait(timeout=60)
+            assert "consumer: Connection to broker lost" in worker.output()
     assert sorted(j.id or "" for j in job_spans.jobs()) == sorted(r.id for r in before + after)
     assert [(j.outcome, len(j.attempts)) for j in job_spans.jobs()] == [("succeeded", 1)] * 5
     job_spans.assert_span_tree("apply_async/faults.nap\n└── run/faults.nap\n    └── nap\n" * 5, exact=True)
