@@ -3,6 +3,10 @@
 A job that is to be killed says it started by writing its process id to a file (the test kills that
 process), after a span of its own has been exported, as a real job's first spans leave before it dies.
 A second attempt finds the file and finishes: a redelivered message completes.
+
+The tasks are not shared (``shared=False``): Celery would otherwise add them to every app made after this
+module is imported, and other tests list an app's tasks. They ignore their results: a Redis result backend
+subscribes the publishing process to each task's result, a connection these tests have no use for.
 """
 
 from __future__ import annotations
@@ -34,17 +38,17 @@ def _charge(marker: str, seconds: float) -> str:
     return "not killed"
 
 
-@app.task(name="faults.charge", ignore_result=True)
+@app.task(name="faults.charge", shared=False, ignore_result=True)
 def charge(marker: str, seconds: float = 60) -> str:
     return _charge(marker, seconds)
 
 
-@app.task(name="faults.charge_late", ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+@app.task(name="faults.charge_late", shared=False, ignore_result=True, acks_late=True, reject_on_worker_lost=True)
 def charge_late(marker: str, seconds: float = 60) -> str:
     return _charge(marker, seconds)
 
 
-@app.task(name="faults.nap", ignore_result=True)
+@app.task(name="faults.nap", shared=False, ignore_result=True)
 def nap(seconds: float) -> float:
     with tracer.start_as_current_span("nap"):
         time.sleep(seconds)
@@ -61,7 +65,7 @@ def rq_nap(seconds: float) -> float:
     return seconds
 
 
-@app.task(name="faults.tick", ignore_result=True)
+@app.task(name="faults.tick", shared=False, ignore_result=True)
 def tick(n: int) -> int:
     with tracer.start_as_current_span("tick"):
         return n
