@@ -461,3 +461,13 @@ def test_with_external_workers_nothing_starts_and_the_receiver_listens_where_tol
         result.assert_outcomes(passed=1)
     finally:
         lease.release()
+
+
+def test_a_fixed_receiver_address_shifts_by_the_xdist_worker_number() -> None:
+    from pytest_jobtrace._live.options import receiver_address
+
+    assert receiver_address("", None) == ("127.0.0.1", 0)
+    assert receiver_address("0.0.0.0:4318", None) == ("0.0.0.0", 4318)
+    assert receiver_address("0.0.0.0:4318", "gw1") == ("0.0.0.0", 4319)
+    with pytest.raises(ValueError, match=r"jobtrace_live_receiver = '4318': write host:port, e.g. 0.0.0.0:4318"):
+        receiver_address("4318", None)

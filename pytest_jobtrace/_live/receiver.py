@@ -234,11 +234,12 @@ def session_receiver(config: pytest.Config) -> OTLPReceiver:
 
 def _address(config: pytest.Config) -> tuple[str, int]:
     """``jobtrace_live_receiver`` (host:port, shifted by N on xdist worker gwN), else 127.0.0.1 and a free port."""
-    import os
-
     spec = str(session_options(config).get("live_receiver", "") or "")
+    # the xdist worker this session is, if it is one (not $PYTEST_XDIST_WORKER: a pytest run inside a
+    # test of an xdist worker inherits that variable without being a worker)
+    worker = getattr(config, "workerinput", {}).get("workerid")
     try:
-        return receiver_address(spec, os.environ.get("PYTEST_XDIST_WORKER"))
+        return receiver_address(spec, worker)
     except ValueError as error:
         raise pytest.UsageError(f"pytest-jobtrace: {error}") from None
 
