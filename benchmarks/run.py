@@ -354,6 +354,16 @@ def bench_live(repeats: int) -> None:
     live.run(repeats, report)
 
 
+def bench_live_workers(quick: bool) -> None:
+    """Live workers vs bare workers: live_workers.py (needs the Redis at 127.0.0.1:6379 and the live extra)."""
+    try:
+        import live_workers
+    except ImportError as error:
+        print(f"  live workers benchmark skipped: {error} (pip install -e '.[all]')")
+        return
+    live_workers.run(report, quick)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
@@ -366,6 +376,7 @@ def main() -> int:
     bench_builtin_job(repeats)
     bench_rq(repeats)
     bench_live(repeats)
+    bench_live_workers(args.quick)
     bench_fixture_overhead(3 if args.quick else 5)
     bench_memory_over_tests()
     missed = [name for name, value, limit, _ in RESULTS if value > limit]

@@ -3,10 +3,16 @@
 ``system`` is parametrised over the built-in adapter, Celery and RQ: it activates that system's
 pytest-jobtrace fixture (``builtin_jobs``, ``celery_jobs`` or ``rq_jobs``) and knows that system's jobs, so
 a test names a job once (``system.job("process_order", ...)``) and the expectation holds on all three.
+
+With ``JOBTRACE_EXAMPLES_LIVE=1`` (CI sets it) the same tests also run against live workers
+(``celery-live``: a ``celery worker`` with the prefork pool; ``rq-live``: an ``rq worker``), on the Redis at
+127.0.0.1:6379: ``system.drain()`` then waits for the workers' spans instead of running the jobs here. Tests
+that read the test's virtual clock or sampler (``@pytest.mark.in_process_only``) run in-process only.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,10 +23,26 @@ from flask.testing import FlaskClient
 from opentelemetry.sdk.trace import TracerProvider
 
 from pytest_jobtrace import JobSpans, job
-from storefront import builtin_jobs, celery_tasks, rq_jobs, web
+from storefront import builtin_jobs, celery_tasks, logic, rq_jobs, web
 from storefront.logic import Enqueue
 
 SYSTEMS = ("builtin", "celery", "rq")
+LIVE = os.environ.get("JOBTRACE_EXAMPLES_LIVE") == "1"
+LIVE_SYSTEMS = [
+    pytest.param(
+        name,
+        marks=pytest.mark.skipif(
+            not LIVE, reason="live workers run on the Redis at 127.0.0.1:6379 only with JOBTRACE_EXAMPLES_LIVE=1"
+        ),
+    )
+    for name in ("celery-live", "rq-live")
+]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "in_process_only(reason): the test reads in-process state (the virtual clock, the sampler)"
+    )
 
 
 @dataclass
@@ -31,6 +53,7 @@ class System:
     jobs: Any  # builtin_jobs, celery_jobs or rq_jobs: each has drain(), pending, failed
     enqueue: Enqueue  # what the web app enqueues with
     registry: Mapping[str, object]  # the guide's job name -> this system's job class, task or function
+    live: bool = False  # jobs runs on live workers (live_celery_worker, live_rq_worker)
 
     def job(self, name: str, **expected: Any) -> Any:
         """``job()`` for the guide's job ``name`` under this system's full name for it."""
@@ -45,11 +68,23 @@ class System:
         return f"{definition.__module__}.{definition.__qualname__}"  # type: ignore[attr-defined]
 
     def drain(self, **kwargs: Any) -> Any:
+        """In-process: run the jobs here; live: wait for the workers (both raise JobFailedError alike)."""
+        if self.live:
+            return self.jobs.settle(**kwargs)
         return self.jobs.drain(**kwargs)
 
 
 def activate(request: pytest.FixtureRequest, name: str) -> System:
     """Activate job system ``name`` for the test: its pytest-jobtrace fixture, and how to enqueue on it."""
+    if name.endswith("-live"):
+        only = request.node.get_closest_marker("in_process_only")
+        if only is not None:
+            pytest.skip(f"in-process only: {only.args[0]}")
+        base = name.removesuffix("-live")
+        worker = request.getfixturevalue(f"live_{base}_worker")
+        if base == "celery":
+            return System(base, worker, celery_tasks.enqueue, celery_tasks.JOBS, live=True)
+        return System(base, worker, rq_jobs.enqueuer(worker.connection), rq_jobs.JOBS, live=True)
     jobs = request.getfixturevalue(f"{name}_jobs")
     if name == "builtin":
         return System(name, jobs, builtin_jobs.enqueue, builtin_jobs.JOBS)
@@ -68,7 +103,13 @@ def _celery_app() -> Celery:
     return celery_tasks.app
 
 
-@pytest.fixture(name="system", params=SYSTEMS)
+@pytest.fixture(name="rq_live_queues")
+def _rq_live_queues() -> list[str]:
+    """The queues live_rq_worker listens on: every queue the guide's jobs use."""
+    return sorted(set(logic.QUEUES.values()))
+
+
+@pytest.fixture(name="system", params=[*SYSTEMS, *LIVE_SYSTEMS])
 def _system(request: pytest.FixtureRequest, celery_app: Celery, job_spans: JobSpans) -> System:
     # job_spans is asked for here, not only through the adapter fixture activate() looks up: --jobtrace-show
     # finds a test's capture among the fixtures it requests statically.

@@ -12,6 +12,7 @@ from conftest import Post, System
 from pytest_jobtrace import JobFailedError, JobSpans, VirtualClock, assert_span_tree, span
 
 
+@pytest.mark.in_process_only("it reads the virtual clock (job_clock), which live workers do not run on")
 def test_fails_twice_then_succeeds(system: System, post: Post, job_spans: JobSpans, job_clock: VirtualClock) -> None:
     post("/partners/acme/sync")
     system.drain()

@@ -67,6 +67,7 @@ def test_a_sampled_in_request_keeps_every_job_span(
     assert len(job_spans.spans) == 13  # the request, 4 jobs x (send + process), onboard_user, 3 job spans
 
 
+@pytest.mark.in_process_only("a job whose trace was sampled out leaves no span that live workers could send")
 def test_a_sampled_out_request_drops_every_job_span(
     system: System, post: Post, trace_ids: list[int], job_spans: JobSpans
 ) -> None:

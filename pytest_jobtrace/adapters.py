@@ -45,6 +45,10 @@ if TYPE_CHECKING:
     from pytest_jobtrace._jobs.registry import ENTRY_POINT_GROUP, adapters, register_adapter
     from pytest_jobtrace._jobs.runner import JobRunner, Selected, StepInfo
     from pytest_jobtrace._jobs.semconv import MESSAGING_VOLATILE_ATTRIBUTES, MessagingJobSpans
+    from pytest_jobtrace._live import tracing as live_tracing
+    from pytest_jobtrace._live.options import LIVE_OPTIONS
+    from pytest_jobtrace._live.redis import RedisLeaseError, SessionLease
+    from pytest_jobtrace._live.workers import LiveHandle, LiveWorkers
 
 _WHERE = {
     "ENTRY_POINT_GROUP": "_jobs.registry",
@@ -60,6 +64,11 @@ _WHERE = {
     "JobChainError": "_core.errors",
     "JobFailedError": "_core.errors",
     "JobRunner": "_jobs.runner",
+    "LIVE_OPTIONS": "_live.options",
+    "LiveHandle": "_live.workers",
+    "LiveWorkers": "_live.workers",
+    "RedisLeaseError": "_live.redis",
+    "SessionLease": "_live.redis",
     "JobSpanInfo": "_jobs.info",
     "MessagingJobSpans": "_jobs.semconv",
     "PendingItem": "_jobs.protocol",
@@ -80,6 +89,7 @@ _WHERE = {
 __all__ = [
     "ENTRY_POINT_GROUP",
     "EXPECT_FAILURES",
+    "LIVE_OPTIONS",
     "MESSAGING_VOLATILE_ATTRIBUTES",
     "ActiveAdapter",
     "AdapterContext",
@@ -92,10 +102,14 @@ __all__ = [
     "JobFailedError",
     "JobRunner",
     "JobSpanInfo",
+    "LiveHandle",
+    "LiveWorkers",
     "MessagingJobSpans",
     "PendingItem",
+    "RedisLeaseError",
     "Role",
     "Selected",
+    "SessionLease",
     "StepInfo",
     "VirtualClock",
     "adapters",
@@ -103,13 +117,21 @@ __all__ = [
     "exception_text",
     "failures_message",
     "job_name_matches",
+    "live_tracing",
     "qualified_type_name",
     "record_exception",
     "register_adapter",
 ]
 
 
+# Modules of the toolkit, by name: live_tracing runs inside live worker processes (no pytest there).
+_MODULES = {"live_tracing": "_live.tracing"}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        globals()[name] = toolkit_module = importlib.import_module(f"pytest_jobtrace.{_MODULES[name]}")
+        return toolkit_module
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'pytest_jobtrace.adapters' has no attribute {name!r}")
@@ -119,4 +141,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_WHERE])
+    return sorted([*globals(), *_WHERE, *_MODULES])

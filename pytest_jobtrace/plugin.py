@@ -22,6 +22,8 @@ from pytest_jobtrace._jobs.failures import TB_CHOICES, WorkerFailureLogs, intern
 from pytest_jobtrace._jobs.jobspans import JobSpans, _current
 from pytest_jobtrace._jobs.registry import checked_activation
 from pytest_jobtrace._jobs.runner import pending_line
+from pytest_jobtrace._live.modes import MARKER as MODES_MARKER
+from pytest_jobtrace._live.modes import MARKER_HELP as MODES_MARKER_HELP
 from pytest_jobtrace._report import add_options as add_report_options
 from pytest_jobtrace._report import configure as configure_report
 
@@ -52,6 +54,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     options = _option_set()
     config.addinivalue_line("markers", _options.marker_help(options))
+    config.addinivalue_line("markers", MODES_MARKER_HELP)
     _options.configure(config, options)
     _install(config)  # when the initial-conftest hook did not run (a plugin registered late)
     config.pluginmanager.register(_adapter_fixtures(), "jobtrace-adapter-fixtures")
@@ -93,6 +96,26 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if config.stash.get(_INSTALLED, False):
         config.stash[_INSTALLED] = False
         _capture.uninstall()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``@pytest.mark.jobtrace_modes(...)``: the test once per mode, as ``jobtrace_mode``'s parameter."""
+    marker = metafunc.definition.get_closest_marker(MODES_MARKER)
+    if marker is None:
+        return
+    from pytest_jobtrace._live.modes import modes_of
+
+    modes = modes_of(marker)
+    if "jobtrace_mode" not in metafunc.fixturenames:
+        metafunc.fixturenames.append("jobtrace_mode")
+    metafunc.parametrize("jobtrace_mode", modes, indirect=True, ids=modes)
+
+
+@pytest.fixture(name="jobtrace_mode")
+def _jobtrace_mode(request: pytest.FixtureRequest) -> str:
+    """``"in_process"`` or ``"live"``: the mode ``@pytest.mark.jobtrace_modes`` runs this test in
+    (``"in_process"`` without the marker)."""
+    return str(getattr(request, "param", "in_process"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -199,7 +222,43 @@ def _adapter_fixtures() -> ModuleType:
     module = ModuleType("pytest_jobtrace.adapter_fixtures")
     for adapter in _adapters.adapters().values():
         setattr(module, f"_fixture_{adapter.name}", _adapter_fixture(adapter))
+        if callable(getattr(adapter, "live_workers", None)):
+            setattr(module, f"_live_fixture_{adapter.name}", _live_fixture(adapter))
+            setattr(module, f"_runner_fixture_{adapter.name}", _runner_fixture(adapter))
     return module
+
+
+def _runner_fixture(adapter: _adapters.JobAdapter) -> Callable[..., Any]:
+    live_name: str = adapter.live_fixture_name  # type: ignore[attr-defined]
+
+    def fixture(request: pytest.FixtureRequest, jobtrace_mode: str) -> Any:
+        from pytest_jobtrace._live.modes import ModeRunner
+
+        name = live_name if jobtrace_mode == "live" else adapter.fixture_name
+        return ModeRunner(jobtrace_mode, request.getfixturevalue(name))
+
+    fixture.__doc__ = (
+        f"{adapter.fixture_name} or {live_name}, as the test's jobtrace_mode says (see "
+        "@pytest.mark.jobtrace_modes); settle() drains in-process and waits live."
+    )
+    return pytest.fixture(name=f"{adapter.name}_runner")(fixture)
+
+
+def _live_fixture(adapter: _adapters.JobAdapter) -> Callable[..., Any]:
+    make: Callable[[pytest.Config], Any] = adapter.live_workers  # type: ignore[attr-defined]
+    name: str = adapter.live_fixture_name  # type: ignore[attr-defined]
+
+    def fixture(request: pytest.FixtureRequest, job_spans: JobSpans) -> Iterator[Any]:
+        __tracebackhide__ = True
+        from pytest_jobtrace._live.workers import live_fixture, session_workers
+
+        yield from live_fixture(request, session_workers(request.config, adapter.name, make))
+
+    fixture.__doc__ = (
+        f"A live {adapter.name} worker process (started once per test process, reused by every test): publish "
+        "through the real app, then job_spans.wait() for the workers' spans. See docs/live.md."
+    )
+    return pytest.fixture(name=name)(fixture)
 
 
 def _adapter_fixture(adapter: _adapters.JobAdapter) -> Callable[..., Any]:
@@ -256,6 +315,9 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     # After other plugins' session teardown (executors shut down there end spans too). An xdist worker
     # has no terminal: hand what leaked after its last test to the controller.
+    workers = sys.modules.get("pytest_jobtrace._live.workers")
+    if workers is not None:  # stopped and reaped before the receiver stops: their last spans still arrive
+        workers.stop_session_workers(session.config)
     live = sys.modules.get("pytest_jobtrace._live.receiver")
     if live is not None:  # spans no test owned are reported now, before the summary
         live.stop_session_receiver(session.config)

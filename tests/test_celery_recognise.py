@@ -18,7 +18,19 @@ RUN = {"celery.action": "run", "celery.task_name": "shop.process_order", "messag
 def test_the_adapter_is_registered_by_its_entry_point() -> None:
     assert adapters()["celery"] is ADAPTER
     assert (ADAPTER.fixture_name, ADAPTER.extra) == ("celery_jobs", "celery")
-    assert [option.name for option in ADAPTER.options] == ["celery_app", "expect_failures"]
+    assert [option.name for option in ADAPTER.options] == [
+        "celery_app",
+        "expect_failures",
+        "celery_live_app",
+        "celery_live_broker_url",
+        "celery_live_result_backend",
+        "celery_live_pool",
+        "celery_live_concurrency",
+        "celery_live_queues",
+        "live_workers",
+        "live_timeout",
+        "live_receiver",
+    ]
 
 
 def test_a_publish_span_is_where_the_job_is_enqueued(make_span: MakeSpan) -> None:

@@ -246,7 +246,15 @@ def test_order_{n}(job_spans, rq_jobs):
 def test_the_adapter_is_registered_and_recognises_only_rq_spans() -> None:
     adapter = adapters()["rq"]
     assert (adapter.name, adapter.fixture_name, adapter.extra) == ("rq", "rq_jobs", "rq")
-    assert [option.name for option in adapter.options] == ["redis_url", "expect_failures"]
+    assert [option.name for option in adapter.options] == [
+        "redis_url",
+        "expect_failures",
+        "rq_live_redis_url",
+        "rq_live_queues",
+        "live_workers",
+        "live_timeout",
+        "live_receiver",
+    ]
     assert adapter.recognise is not None
     assert recognise_span.__module__ == "pytest_jobtrace.rq._names"
 

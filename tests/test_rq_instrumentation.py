@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -175,6 +176,27 @@ def test_retries_then_success_are_attempts_of_one_job(traced: Traced) -> None:
     reasons = [dict(s.attributes or {})["rq.enqueue.reason"] for s in traced.spans("send default")]
     assert reasons == ["enqueue", "retry", "retry"]
     assert_span_tree(span("POST /pay", children=[job("flaky", attempts=3, outcome="succeeded")]), traced.exporter)
+
+
+def test_a_retry_names_its_due_time_and_wait_reports_it(traced: Traced) -> None:
+    from rq.registry import ScheduledJobRegistry
+
+    queued = traced.queue.enqueue(rq_tasks.flaky, "pay", 9, retry=Retry(max=1, interval=30))
+    traced.work()  # no scheduler: the retry stays on the schedule
+
+    (found,) = traced.jobs()
+    (info,) = found.attempt_infos
+    assert info.attempt_outcome == "retried"
+    scheduled = ScheduledJobRegistry(queue=traced.queue).get_scheduled_time(queued)
+    assert info.retry_due is not None
+    assert abs(info.retry_due / 1e9 - scheduled.timestamp()) < 1.0  # RQ stores whole seconds
+    with pytest.raises(AssertionError) as failure:
+        traced.exporter.wait(timeout=0.05)
+    assert re.search(
+        r"job 'rq_tasks.flaky' \(id [0-9a-f-]+\): retry pending: attempt 1 was retried \(rq_tasks.PaymentError: "
+        r"card declined 1\), attempt 2 due at \d\d:\d\d:\d\d\.\d{3} UTC \(in (29|30)\.\ds\)",
+        str(failure.value),
+    ), str(failure.value)
 
 
 def test_a_wrong_attempt_count_fails_with_the_attempts_listed(traced: Traced) -> None:

@@ -263,6 +263,11 @@ def _startup(option: Option, text: str, where: str) -> Any:
         raise pytest.UsageError(f"pytest-jobtrace: {error}") from None
 
 
+def session_options(config: pytest.Config) -> JobtraceOptions:
+    """The session's options (ini and command line), for what lives longer than a test (live workers)."""
+    return config.stash[_DEFAULTS_KEY]
+
+
 def options_for(item: pytest.Item) -> JobtraceOptions:
     """The session's options, overridden by the closest jobtrace marker's keywords.
 

@@ -33,3 +33,7 @@ class JobSpanInfo:
     retry_due: int | None = None
     """For a retried attempt, when the next one is due (ns since the epoch), if the spans tell;
     ``job_spans.wait()`` names it when it times out waiting for the retry."""
+    worker_lost: str | None = None
+    """For an attempt whose worker process died while running it, what the job system's parent process
+    recorded (``work horse pid 4242 terminated: signal 9 (SIGKILL)``): the span was written by the parent,
+    so spans the dead process exported under its own span have no parent in the trace."""

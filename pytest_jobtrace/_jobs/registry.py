@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from types import MappingProxyType
@@ -29,6 +30,9 @@ _ACTIVE_MEMBERS = ("pending", "drain", "perform_one", "failed", "chain_error", "
 
 _registry: dict[str, JobAdapter] = {}
 _entry_points_loaded = False
+_recognised: weakref.WeakKeyDictionary[ReadableSpan, tuple[tuple[int, ...], Recognised | None]] = (
+    weakref.WeakKeyDictionary()
+)
 _active: dict[str, ActiveAdapter] = {}  # the running test's activations, by adapter name
 
 
@@ -57,14 +61,28 @@ def adapters() -> Mapping[str, JobAdapter]:
     return MappingProxyType(_registry)
 
 
-def recognise(span: ReadableSpan) -> tuple[JobAdapter, JobSpanInfo] | None:
-    """The adapter that recognises ``span`` and its description; each system recognises only its own spans."""
+Recognised = tuple[JobAdapter, JobSpanInfo]
+
+
+def recognise(span: ReadableSpan) -> Recognised | None:
+    """The adapter that recognises ``span`` and its description; each system recognises only its own spans.
+
+    Remembered per span object while the adapters stay the same (an ended span does not change): a live
+    test's ``wait()`` reads the whole capture again on each arrival."""
     _load()
+    adapters_now = tuple(map(id, _registry.values()))
+    known = _recognised.get(span)
+    if known is not None and known[0] == adapters_now:
+        return known[1]
+    found: Recognised | None = None
     for adapter in _registry.values():
         info = adapter.recognise(span)
         if info is not None:
-            return adapter, info
-    return None
+            found = adapter, info
+            break
+    if span.end_time is not None:
+        _recognised[span] = (adapters_now, found)
+    return found
 
 
 def checked_activation(adapter: JobAdapter, active: ActiveAdapter) -> ActiveAdapter:

@@ -49,6 +49,9 @@ class MessagingJobSpans:
     """The event a discarded attempt carries, if the system discards."""
     retry_without_exception: str = "exception"
     """The reason given when the retry event names no exception type."""
+    retry_delay: str | None = None
+    """The retry event's attribute giving, in seconds of real time, how long after the event the next
+    attempt is due (``job_spans.wait()`` names the due time); None when the delay is not real time."""
 
     def recognise(self, span: ReadableSpan) -> JobSpanInfo | None:
         """Describe ``span`` as a send or process span of this system's jobs, or return None."""
@@ -72,6 +75,7 @@ class MessagingJobSpans:
             attempt=attempt if isinstance(attempt, int) else None,
             attempt_outcome=self._outcome(span),
             retry_reason=self._retry_reason(span),
+            retry_due=self._retry_due(span),
         )
 
     def _outcome(self, span: ReadableSpan) -> AttemptOutcome:
@@ -90,7 +94,19 @@ class MessagingJobSpans:
         if reason is None:
             return self.retry_without_exception
         message = (_event_attributes(span, _EXCEPTION_EVENT) or {}).get(EXCEPTION_MESSAGE)
+        if message is None and span.status.status_code is StatusCode.ERROR:
+            message = span.status.description  # no exception in this process: a worker that died, say
         return f"{reason}: {message}" if message else str(reason)
+
+    def _retry_due(self, span: ReadableSpan) -> int | None:
+        if self.retry_delay is None:
+            return None
+        for event in span.events:
+            if event.name == self.retry_event:
+                delay = (event.attributes or {}).get(self.retry_delay)
+                if isinstance(delay, (int, float)) and not isinstance(delay, bool):
+                    return event.timestamp + int(delay * 1e9)
+        return None
 
 
 def _optional_str(value: object) -> str | None:

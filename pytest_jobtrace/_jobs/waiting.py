@@ -5,7 +5,8 @@ when its last attempt succeeded, failed for good or was discarded. Spans receive
 before they are sent, so "still open" there means a span whose parent in the same trace has not
 arrived; in this process it means a span started and not ended (other than the ones the caller is in).
 The wait wakes on each span the capture takes, and always ends: on timeout it fails saying, job by job,
-what has not arrived.
+what has not arrived. A job whose attempt died with its worker process and was not redelivered (``lost.py``)
+fails it at once: waiting cannot bring that attempt back.
 """
 
 from __future__ import annotations
@@ -19,10 +20,27 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from pytest_jobtrace._core.capture import CaptureSink
 from pytest_jobtrace._core.forest import SpanForest, SpanNode
+from pytest_jobtrace._jobs.lost import LOSSES, WorkerLoss
 from pytest_jobtrace._jobs.registry import active_adapter
 from pytest_jobtrace._jobs.views import JobView, job_index
 
 SpanKey = tuple[int, int]
+_REPORT_POLL = 0.25
+"""Seconds between looks at the reported worker losses, which arrive beside the spans, not as spans."""
+
+# Checks the wait makes on each wake-up (live workers: "did the worker die?"); one returning text fails the
+# wait at once with it, instead of after the timeout.
+_checks: list[Callable[[], str | None]] = []
+CHECK_SECONDS = 0.2  # how often the checks run while nothing arrives
+
+
+def add_check(check: Callable[[], str | None]) -> None:
+    _checks.append(check)
+
+
+def remove_check(check: Callable[[], str | None]) -> None:
+    if check in _checks:
+        _checks.remove(check)
 
 
 def wait_for_jobs(sink: CaptureSink, forest: Callable[[], SpanForest], timeout: float) -> None:
@@ -34,16 +52,25 @@ def wait_for_jobs(sink: CaptureSink, forest: Callable[[], SpanForest], timeout: 
     deadline = started + timeout
     while True:
         version = sink.snapshot()[0]
+        began = time.monotonic()
         state = WaitState(sink, forest())
-        in_process = state.queued_here()
-        if in_process:
-            raise AssertionError(in_process)
+        cost = time.monotonic() - began
+        at_once = state.queued_here() or state.lost_message()
+        if at_once:
+            raise AssertionError(at_once)
         if state.done():
             return
+        for check in list(_checks):
+            problem = check()
+            if problem:
+                raise AssertionError(f"job_spans.wait(): {problem}\nwhen it stopped, {state.missing()}")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise AssertionError(state.message(timeout, time.monotonic() - started))
-        sink.wait_for_change(version, remaining)
+        sink.wait_for_change(version, min(remaining, CHECK_SECONDS if _checks else _REPORT_POLL))
+        # Spans arriving one by one (a thousand jobs) would have the capture read again for each: let
+        # more gather for as long as the last reading took, so reading takes at most half the time.
+        time.sleep(min(cost, max(0.0, deadline - time.monotonic())))
 
 
 class WaitState:
@@ -54,11 +81,13 @@ class WaitState:
         open_spans = sink.open_spans()
         present: set[SpanKey] = {_key(node.span) for node in forest.nodes}
         present.update(_key(span) for span in open_spans)
-        self.orphans = [
-            node
-            for node in forest.nodes
-            if _key(node.span) in sink.received and _parent_key(node.span) not in (None, *present)
+        orphans = [node for node in forest.nodes if _key(node.span) in sink.received and _orphan(node, present)]
+        self.losses = {job.id: LOSSES.of(job.id) for job in self.index.jobs if job.id is not None}
+        # Spans a dead worker process exported before it died: their parent died with it, never to arrive.
+        self.lost_orphans = [
+            node for job in self.index.jobs if self._lost_an_attempt(job) for node in _take_orphans(job, orphans)
         ]
+        self.orphans = orphans
         caller = _callers_spans(open_spans)
         self.open_names = [span.name for span in open_spans if _key(span) not in caller]
         self.unfinished = [job for job in self.index.jobs if job.outcome == "pending"]
@@ -79,7 +108,32 @@ class WaitState:
                 )
         return None
 
+    def _lost_an_attempt(self, job: JobView) -> bool:
+        return bool(self.losses.get(job.id or "")) or any(info.worker_lost for info in job.attempt_infos)
+
+    def lost(self, job: JobView) -> WorkerLoss | None:
+        """The loss that ended ``job``: an attempt that died with its worker, not redelivered, none after it."""
+        for loss in self.losses.get(job.id or "", []):
+            later = any((info.attempt or 1) >= loss.attempt for info in job.attempt_infos)
+            if not loss.redelivered and not later:
+                return loss
+        return None
+
+    def lost_message(self) -> str | None:
+        """Why waiting cannot help: a job's attempt died with its worker and the job will not run again."""
+        lines = [f"  {_job(job)}: {loss.describe()}" for job in self.unfinished if (loss := self.lost(job))]
+        if not lines:
+            return None
+        return (
+            "job_spans.wait(): job(s) lost: their worker process died running them, and they were not "
+            "redelivered; no span of theirs will come:\n" + "\n".join(lines)
+        )
+
     def message(self, timeout: float, waited: float) -> str:
+        return f"job_spans.wait(timeout={timeout:g}) gave up after {waited:.2f}s: {self.missing()}"
+
+    def missing(self) -> str:
+        """``2 of 3 job(s) have not finished; missing:`` and a line for each thing missing."""
         orphans = list(self.orphans)
         lines = [f"  {_job(job)}: {self._job_missing(job, orphans)}" for job in self.unfinished]
         for node in orphans:
@@ -95,7 +149,7 @@ class WaitState:
         jobs = (
             f"{len(self.unfinished)} of {total} job(s) have not finished" if self.unfinished else "every job finished"
         )
-        return f"job_spans.wait(timeout={timeout:g}) gave up after {waited:.2f}s: {jobs}; missing:\n" + "\n".join(lines)
+        return f"{jobs}; missing:\n" + "\n".join(lines)
 
     def _job_missing(self, job: JobView, orphans: list[SpanNode]) -> str:
         mine = _take_orphans(job, orphans)
@@ -103,6 +157,9 @@ class WaitState:
             shown = ", ".join(repr(node.name) for node in mine[:5])
             attempt = f"attempt {len(job.attempt_nodes) + 1}"
             return f"still running: {shown} arrived, from {attempt}, whose span has not"
+        redelivered = [loss for loss in self.losses.get(job.id or "", []) if loss.redelivered]
+        if redelivered:
+            return f"lost and redelivered: {redelivered[-1].describe()}; no attempt has arrived since"
         if not job.attempt_infos:
             published = _at(job.publish.start_time if job.publish is not None else None)
             return f"never delivered: published{published}, no attempt has arrived"
@@ -113,6 +170,11 @@ class WaitState:
             due = f"due{_at(last.retry_due)}" if last.retry_due else "not arrived"
             return f"retry pending: attempt {number} was retried{reason}, attempt {number + 1} {due}"
         return f"attempt {number} ended with no outcome its adapter recognises ({job.describe_attempts()})"
+
+
+def _orphan(node: SpanNode, present: set[SpanKey]) -> bool:
+    parent = _parent_key(node.span)
+    return parent is not None and parent not in present
 
 
 def _take_orphans(job: JobView, orphans: list[SpanNode]) -> list[SpanNode]:

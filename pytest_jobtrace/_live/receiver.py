@@ -8,23 +8,31 @@ stopped at the end of the session: ``session_receiver(config)`` returns it. Expo
 is decoded into an SDK ``ReadableSpan`` (``decode.py``) and routed to the test whose trace it continues
 (``routing.py``), where ``job_spans`` shows it beside the in-process spans.
 
-A malformed body gets a 400 naming what is wrong, a path other than ``/v1/traces`` a 404. For the fault
+A worker's parent process reports an attempt lost with its process (a Celery pool child killed) with a JSON
+``POST /jobtrace/v1/worker-lost`` (``pytest_jobtrace._jobs.lost``), which ``job_spans.wait()`` reads.
+
+A malformed body gets a 400 naming what is wrong, a path other than these two a 404. For the fault
 "the receiver refuses spans for a moment", :meth:`OTLPReceiver.refuse` makes the next requests get a 503
 (or 429) with ``Retry-After``: the stock exporter retries them, and nothing is lost.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from pytest_jobtrace._core.options import session_options
+from pytest_jobtrace._jobs.lost import LOSSES, parse_loss
 from pytest_jobtrace._live.decode import BadRequest, decode_request
+from pytest_jobtrace._live.options import receiver_address
 from pytest_jobtrace._live.routing import LiveRouter
 
 TRACES_PATH = "/v1/traces"
+LOST_PATH = "/jobtrace/v1/worker-lost"
 MAX_BODY = 64 * 1024 * 1024
 
 
@@ -46,6 +54,7 @@ class OTLPReceiver:
         self.router = router or LiveRouter()
         self.rejections: list[Rejection] = []
         self.requests = 0  # requests whose spans were accepted
+        self.refused = 0  # requests answered with a refusal that refuse() asked for
         self._address = (host, port)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -98,7 +107,10 @@ class OTLPReceiver:
 
     def _take_refusal(self) -> tuple[int, float] | None:
         with self._lock:
-            return self._refusals.pop(0) if self._refusals else None
+            if not self._refusals:
+                return None
+            self.refused += 1
+            return self._refusals.pop(0)
 
     def _reject(self, status: int, reason: str) -> None:
         with self._lock:
@@ -134,6 +146,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         if body is None:
             return
+        if self.path.split("?")[0] == LOST_PATH:
+            self._worker_lost(body)
+            return
         if self.path.split("?")[0] != TRACES_PATH:
             self._answer(404, f"no such path {self.path!r}: this OTLP receiver takes traces at {TRACES_PATH}")
             return
@@ -159,6 +174,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"{}", "application/json")
         else:
             self._send(200, b"", "application/x-protobuf")  # an empty ExportTraceServiceResponse
+
+    def _worker_lost(self, body: bytes) -> None:
+        try:
+            loss = parse_loss(json.loads(body))
+        except ValueError as error:  # json.JSONDecodeError is one
+            self._answer(400, f"{LOST_PATH}: {error}")
+            return
+        LOSSES.report(loss)
+        self._send(200, b"{}", "application/json")
 
     def do_GET(self) -> None:
         status = 405 if self.path.split("?")[0] == TRACES_PATH else 404
@@ -202,9 +226,22 @@ def session_receiver(config: pytest.Config) -> OTLPReceiver:
     with _start_lock:
         receiver = config.stash.get(_RECEIVER, None)
         if receiver is None:
-            receiver = config.stash[_RECEIVER] = OTLPReceiver().start()
+            host, port = _address(config)
+            receiver = config.stash[_RECEIVER] = OTLPReceiver(host, port).start()
             config.add_cleanup(receiver.stop)
         return receiver
+
+
+def _address(config: pytest.Config) -> tuple[str, int]:
+    """``jobtrace_live_receiver`` (host:port, shifted by N on xdist worker gwN), else 127.0.0.1 and a free port."""
+    spec = str(session_options(config).get("live_receiver", "") or "")
+    # the xdist worker this session is, if it is one (not $PYTEST_XDIST_WORKER: a pytest run inside a
+    # test of an xdist worker inherits that variable without being a worker)
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    try:
+        return receiver_address(spec, worker)
+    except ValueError as error:
+        raise pytest.UsageError(f"pytest-jobtrace: {error}") from None
 
 
 def stop_session_receiver(config: pytest.Config) -> None:

@@ -15,14 +15,16 @@ from typing import TYPE_CHECKING, Any
 from pytest_jobtrace.celery._adapter import ADAPTER, CELERY_APP
 
 if TYPE_CHECKING:
+    from pytest_jobtrace.celery._live import LiveCeleryWorker
     from pytest_jobtrace.celery._model import PendingTask, TaskRun
     from pytest_jobtrace.celery._runtime import CeleryJobs
     from pytest_jobtrace.celery._worker import UnregisteredTaskError
 
-__all__ = ["ADAPTER", "CELERY_APP", "CeleryJobs", "PendingTask", "TaskRun", "UnregisteredTaskError"]
+__all__ = ["ADAPTER", "CELERY_APP", "CeleryJobs", "LiveCeleryWorker", "PendingTask", "TaskRun", "UnregisteredTaskError"]
 
 _LAZY = {
     "CeleryJobs": "pytest_jobtrace.celery._runtime",
+    "LiveCeleryWorker": "pytest_jobtrace.celery._live",
     "PendingTask": "pytest_jobtrace.celery._model",
     "TaskRun": "pytest_jobtrace.celery._model",
     "UnregisteredTaskError": "pytest_jobtrace.celery._worker",

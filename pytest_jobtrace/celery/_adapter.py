@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from pytest_jobtrace.adapters import (
     EXPECT_FAILURES,
+    LIVE_OPTIONS,
     MESSAGING_VOLATILE_ATTRIBUTES,
     AdapterContext,
     AdapterOption,
@@ -20,11 +21,52 @@ from pytest_jobtrace.adapters import (
 from pytest_jobtrace.celery._recognise import recognise
 
 if TYPE_CHECKING:
+    import pytest
+
+    from pytest_jobtrace.adapters import LiveWorkers
     from pytest_jobtrace.celery._runtime import CeleryJobs
 
 CELERY_APP = AdapterOption(
     name="celery_app",
     help="the Celery app celery_jobs runs, as 'package.module:app' (default: a celery_app fixture, else current_app)",
+    default="",
+)
+
+CELERY_LIVE_APP = AdapterOption(
+    name="celery_live_app",
+    help="the app live_celery_worker's worker runs, as 'package.module:app' (default: celery_app, else the "
+    "celery_app fixture's app found by name)",
+    default="",
+)
+CELERY_LIVE_BROKER_URL = AdapterOption(
+    name="celery_live_broker_url",
+    help="live_celery_worker's broker: a Redis it leases an empty database of for the session (broker and "
+    "results), or a RabbitMQ (amqp://...) where its queues get a name of this run's own",
+    default="redis://127.0.0.1:6379/1-15",
+    flag=True,
+)
+CELERY_LIVE_RESULT_BACKEND = AdapterOption(
+    name="celery_live_result_backend",
+    help="with a RabbitMQ broker: the Redis live_celery_worker leases an empty database of for results",
+    default="redis://127.0.0.1:6379/1-15",
+)
+CELERY_LIVE_POOL = AdapterOption(
+    name="celery_live_pool",
+    help="live_celery_worker's pool: prefork (Celery's default, as in production) or solo",
+    default="prefork",
+    choices=("prefork", "solo"),
+    flag=True,
+)
+CELERY_LIVE_CONCURRENCY = AdapterOption(
+    name="celery_live_concurrency",
+    help="live_celery_worker's pool processes (1: jobs run one at a time, in publish order)",
+    default=1,
+    kind="int",
+    flag=True,
+)
+CELERY_LIVE_QUEUES = AdapterOption(
+    name="celery_live_queues",
+    help="the queues live_celery_worker consumes, comma-separated (default: every queue the app names)",
     default="",
 )
 
@@ -45,7 +87,18 @@ class CeleryAdapter:
     name = "celery"
     fixture_name = "celery_jobs"
     extra: str | None = "celery"
-    options: Sequence[AdapterOption] = (CELERY_APP, EXPECT_FAILURES)
+    options: Sequence[AdapterOption] = (
+        CELERY_APP,
+        EXPECT_FAILURES,
+        CELERY_LIVE_APP,
+        CELERY_LIVE_BROKER_URL,
+        CELERY_LIVE_RESULT_BACKEND,
+        CELERY_LIVE_POOL,
+        CELERY_LIVE_CONCURRENCY,
+        CELERY_LIVE_QUEUES,
+        *LIVE_OPTIONS,
+    )
+    live_fixture_name = "live_celery_worker"
     volatile_attributes: Sequence[str] = VOLATILE_ATTRIBUTES
     undrained_hint: str | None = None
     # Celery's worker and the libraries under it: left out of a failed task's traceback and of the report's
@@ -72,6 +125,17 @@ class CeleryAdapter:
         jobs.label = self.fixture_name
         jobs.open()
         return jobs
+
+    def live_workers(self, config: pytest.Config) -> LiveWorkers:
+        """The session's live worker (``live_celery_worker``): a ``celery worker`` process of the user's app."""
+        try:
+            import celery  # noqa: F401
+            import opentelemetry.instrumentation.celery  # noqa: F401
+        except ImportError as error:
+            raise AdapterUnavailable.missing(self, error) from error
+        from pytest_jobtrace.celery._live import CeleryLiveWorkers
+
+        return CeleryLiveWorkers(config)
 
     def not_a_job(self, active: Any, name: object, jobs: Sequence[Any]) -> str | None:
         """An errback that takes ``(request, exc, traceback)`` is called inline by Celery, not published."""

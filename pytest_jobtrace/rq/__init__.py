@@ -12,12 +12,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pytest_jobtrace.rq._adapter import ADAPTER
     from pytest_jobtrace.rq._drain import RQRuntime
+    from pytest_jobtrace.rq._live import LiveRQWorker
     from pytest_jobtrace.rq._records import PendingRQJob, RQRun
 
-__all__ = ["ADAPTER", "PendingRQJob", "RQRun", "RQRuntime"]
+__all__ = ["ADAPTER", "LiveRQWorker", "PendingRQJob", "RQRun", "RQRuntime"]
 
 # Imported on first use: production code that imports only the instrumentation loads no test machinery.
-_WHERE = {"ADAPTER": "_adapter", "RQRuntime": "_drain", "PendingRQJob": "_records", "RQRun": "_records"}
+_WHERE = {
+    "ADAPTER": "_adapter",
+    "LiveRQWorker": "_live",
+    "RQRuntime": "_drain",
+    "PendingRQJob": "_records",
+    "RQRun": "_records",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from pytest_jobtrace.adapters import (
     EXPECT_FAILURES,
+    LIVE_OPTIONS,
     AdapterContext,
     AdapterOption,
     AdapterUnavailable,
@@ -22,6 +23,9 @@ from pytest_jobtrace.adapters import (
 from pytest_jobtrace.rq._names import VOLATILE_ATTRIBUTES, recognise_span
 
 if TYPE_CHECKING:
+    import pytest
+
+    from pytest_jobtrace.adapters import LiveWorkers
     from pytest_jobtrace.rq._drain import RQRuntime
 
 REDIS_URL = AdapterOption(
@@ -31,13 +35,25 @@ REDIS_URL = AdapterOption(
     default="",
     flag=True,
 )
+RQ_LIVE_REDIS_URL = AdapterOption(
+    name="rq_live_redis_url",
+    help="the Redis live_rq_worker leases an empty database of for the session",
+    default="redis://127.0.0.1:6379/1-15",
+    flag=True,
+)
+RQ_LIVE_QUEUES = AdapterOption(
+    name="rq_live_queues",
+    help="the queues live_rq_worker's worker listens on, comma-separated, in priority order",
+    default="default",
+)
 
 
 class RQAdapter:
     name = "rq"
     fixture_name = "rq_jobs"
     extra: str | None = "rq"
-    options: Sequence[AdapterOption] = (REDIS_URL, EXPECT_FAILURES)
+    options: Sequence[AdapterOption] = (REDIS_URL, EXPECT_FAILURES, RQ_LIVE_REDIS_URL, RQ_LIVE_QUEUES, *LIVE_OPTIONS)
+    live_fixture_name = "live_rq_worker"
     volatile_attributes: Sequence[str] = VOLATILE_ATTRIBUTES
     undrained_hint: str | None = None
     # RQ's worker: left out of a failed job's traceback and of the report's captured log (--jobtrace-tb=short).
@@ -67,6 +83,17 @@ class RQAdapter:
 
             context.request.addfinalizer(_importable.install())
         return runtime
+
+    def live_workers(self, config: pytest.Config) -> LiveWorkers:
+        """The session's live worker (``live_rq_worker``): an ``rq worker`` process (the forking Worker)."""
+        try:
+            import redis  # noqa: F401
+            import rq  # noqa: F401
+        except ImportError as error:
+            raise AdapterUnavailable.missing(self, error) from error
+        from pytest_jobtrace.rq._live import RQLiveWorkers
+
+        return RQLiveWorkers(config)
 
     def not_a_job(self, active: Any, name: object, jobs: Sequence[Any]) -> str | None:
         """An ``on_success``/``on_failure``/``on_stopped`` callback runs inside the job's process span."""

@@ -8,6 +8,8 @@ raised into the worker.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
@@ -36,6 +38,10 @@ class _Execution:
 
 
 _EXECUTING: ContextVar[_Execution | None] = ContextVar("pytest_jobtrace_rq_executing", default=None)
+# In a forking worker's parent, while it watches a work horse: the span it writes for a horse that died.
+_WATCHING: ContextVar[list[tuple[_Execution, list[Callable[[], None]]]] | None] = ContextVar(
+    "pytest_jobtrace_rq_watching", default=None
+)
 
 
 class Processor:
@@ -93,6 +99,67 @@ class Processor:
             ctx = baggage.set_baggage(key, value, ctx)
         return ctx, [Link(sent)] if sent.is_valid else []
 
+    # -- a work horse that died: its parent fails the job, and writes the span the horse could not --------
+
+    def monitor_work_horse(self, wrapped: Wrapped, worker: Any, args: Any, kwargs: Any) -> Any:
+        """The parent of a forked work horse waits for it here; when the horse died (killed, crashed), RQ
+        calls ``handle_work_horse_killed`` and then fails or retries the job, inside this call."""
+        watching: list[tuple[_Execution, list[Callable[[], None]]]] = []
+        token = _WATCHING.set(watching)
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            _WATCHING.reset(token)
+            for execution, resets in watching:
+                for reset in reversed(resets):
+                    _safely(reset)
+                _safely(_finish, execution)
+            if watching:
+                _safely(self.flush)
+
+    def handle_work_horse_killed(self, wrapped: Wrapped, worker: Any, args: Any, kwargs: Any) -> Any:
+        """The horse died running ``job``: its process span died with it. Write the attempt's span here,
+        from the horse's start to now, with RQ's verdict, so the trace shows the attempt and its failure."""
+        watching = _WATCHING.get()
+        job, ret_val = (args[0], args[2]) if len(args) > 2 else (kwargs.get("job"), kwargs.get("ret_val"))
+        retpid = args[1] if len(args) > 1 else kwargs.get("retpid")
+        if watching is not None and job is not None:
+            try:
+                self._lost_attempt(watching, job, retpid, ret_val)
+            except Exception:
+                log.warning("RQ instrumentation: no span for the lost attempt of job %r", job.id, exc_info=True)
+        return wrapped(*args, **kwargs)
+
+    def _lost_attempt(
+        self, watching: list[tuple[_Execution, list[Callable[[], None]]]], job: Any, pid: object, ret_val: object
+    ) -> None:
+        queue_name = getattr(job, "origin", None)
+        parent, links = self._parent(carrier_of(job))
+        attempt = attempt_of(job)
+        ended = termination(ret_val)
+        attributes = {
+            **job_attributes(job, queue_name, "process"),
+            names.ATTEMPT: attempt,
+            names.HORSE_PID: pid if isinstance(pid, int) else 0,
+            names.HORSE_TERMINATION: ended,
+            ERROR_TYPE: _error_type(ret_val),
+        }
+        started = getattr(job, "started_at", None)
+        span = self.tracer.start_span(
+            f"process {queue_name}",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+            links=links,
+            start_time=int(started.timestamp() * 1e9) if started is not None else None,
+        )
+        span.set_status(StatusCode.ERROR, f"Work-horse terminated unexpectedly: {ended}")
+        execution = _Execution(job, span, attempt, exception_type=_error_type(ret_val))
+        state, running = _EXECUTING.set(execution), EXECUTING_ATTEMPT.set((job, attempt))
+        current = context.attach(trace.set_span_in_context(span, parent))  # a retry is sent from inside it
+        resets = [lambda: _EXECUTING.reset(state), lambda: EXECUTING_ATTEMPT.reset(running)]
+        watching.append((execution, [*resets, lambda: context.detach(current)]))
+
     # -- what the worker decides, inside perform_job --------------------------------------------
 
     def handle_exception(self, wrapped: Wrapped, worker: Any, args: Any, kwargs: Any) -> Any:
@@ -135,6 +202,28 @@ class Processor:
         else:
             _safely(_retry_event, execution, type(retry).get_interval(done, retry.intervals), None)
         return result
+
+
+def termination(ret_val: object) -> str:
+    """How a horse ended, from ``os.wait4``'s status: ``signal 9 (SIGKILL)`` or ``exit status 1``."""
+    if not isinstance(ret_val, int):
+        return f"waitpid returned {ret_val!r}"
+    if os.WIFSIGNALED(ret_val):
+        return f"signal {os.WTERMSIG(ret_val)} ({_signal_name(ret_val)})"
+    return f"exit status {os.waitstatus_to_exitcode(ret_val)}"
+
+
+def _error_type(ret_val: object) -> str:
+    """``error.type`` of a dead horse's attempt: the signal's name (``SIGKILL``), else how it exited."""
+    return _signal_name(ret_val) if isinstance(ret_val, int) and os.WIFSIGNALED(ret_val) else termination(ret_val)
+
+
+def _signal_name(ret_val: int) -> str:
+    number = os.WTERMSIG(ret_val)
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _record_failure(span: Span, exc: BaseException) -> None:

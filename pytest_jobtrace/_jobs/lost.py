@@ -1,0 +1,86 @@
+"""Lost attempts: a worker process died while running a job, so that attempt's span never arrives.
+
+The spans cannot tell it: the process span is ended, and exported, by the process that died. What the
+job system's parent process knows about it reaches the job model here, as a :class:`WorkerLoss`. A live
+worker reports one through the receiver (``POST /jobtrace/v1/worker-lost``); ``job_spans.wait()``
+reads them by job id (ids are unique across tests and processes: UUIDs), and
+
+- fails at once for a job whose lost attempt was not redelivered (waiting cannot bring it back), and
+- does not wait for the parent of the spans the lost attempt exported before it died (they stay
+  orphans: their parent died with the process).
+
+An adapter whose instrumentation writes the lost attempt's span from the parent (RQ's work horse) says so
+in ``JobSpanInfo.worker_lost``; the job then needs no report.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WorkerLoss:
+    """A worker process that died while it ran an attempt of job ``job_id``, as its parent reports it."""
+
+    job_id: str
+    job_name: str
+    attempt: int
+    """The 1-based attempt that was running (Celery: the request's retries + 1)."""
+    worker: str
+    """Which process died, e.g. ``pid 4242``."""
+    cause: str
+    """What the parent saw, e.g. ``WorkerLostError: Worker exited prematurely: signal 9 (SIGKILL) Job: 0.``."""
+    redelivered: bool
+    """Whether the job system gave the job another attempt (Celery: ``acks_late`` with
+    ``task_reject_on_worker_lost``, or ``task_retry_on_worker_lost``)."""
+    why: str = ""
+    """Why it was (not) redelivered, in the job system's words, e.g. ``the task has no acks_late``."""
+
+    def describe(self) -> str:
+        what = f"attempt {self.attempt} started on worker {self.worker}, which died ({self.cause})"
+        fate = "redelivered" if self.redelivered else "not redelivered"
+        return f"{what}; {fate}" + (f" ({self.why})" if self.why else "")
+
+
+class LossBook:
+    """Every loss reported in this process, by job id (thread-safe: the receiver's threads report)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_job: dict[str, list[WorkerLoss]] = {}
+
+    def report(self, loss: WorkerLoss) -> None:
+        with self._lock:
+            self._by_job.setdefault(loss.job_id, []).append(loss)
+
+    def of(self, job_id: str | None) -> list[WorkerLoss]:
+        if job_id is None:
+            return []
+        with self._lock:
+            return list(self._by_job.get(job_id, ()))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_job.clear()
+
+
+LOSSES = LossBook()
+"""The process's reported losses; the receiver fills it, ``job_spans.wait()`` reads it."""
+
+
+def parse_loss(data: object) -> WorkerLoss:
+    """A :class:`WorkerLoss` from a report's JSON object; ValueError naming what is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a worker-lost report is a JSON object, not {type(data).__name__}")
+    fields = {"job_id": str, "job_name": str, "attempt": int, "worker": str, "cause": str, "redelivered": bool}
+    values: dict[str, object] = {}
+    for key, kind in fields.items():
+        value = data.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ValueError(f"a worker-lost report needs {key!r} as {kind.__name__}, got {value!r}")
+        values[key] = value
+    why = data.get("why", "")
+    if not isinstance(why, str):
+        raise ValueError(f"a worker-lost report's 'why' is a string, got {why!r}")
+    return WorkerLoss(why=why, **values)  # type: ignore[arg-type]

@@ -1,0 +1,109 @@
+"""A live Celery worker's main process reports a task lost with its pool process to the test's receiver.
+
+When a prefork pool process dies mid-task (killed, out of memory), its run span dies with it: the trace
+alone cannot say the attempt is over. Celery's main process notices (``Request.on_failure`` with a
+``WorkerLostError``) and decides: fail the task (the message was acknowledged when the worker took it: no
+``acks_late``), requeue it (``acks_late`` with ``task_reject_on_worker_lost``) or retry it
+(``task_retry_on_worker_lost``). :func:`install` wraps ``on_failure`` in the worker's main process to post
+that decision to ``/jobtrace/v1/worker-lost`` on the test's receiver, where ``job_spans.wait()`` reads it
+(``pytest_jobtrace._jobs.lost``). Test machinery of live mode only: production tracing is untouched, and
+the trace stays what opentelemetry-instrumentation-celery makes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+LOST_PATH = "/jobtrace/v1/worker-lost"
+
+
+def lost_url(traces_endpoint: str) -> str:
+    """The report URL beside the receiver's traces URL (``http://127.0.0.1:PORT/v1/traces``)."""
+    base = traces_endpoint.rstrip("/")
+    if base.endswith("/v1/traces"):
+        base = base[: -len("/v1/traces")]
+    return base + LOST_PATH
+
+
+def install(traces_endpoint: str) -> Callable[[], None]:
+    """Report lost tasks from this process (a Celery worker's main process); returns the undo."""
+    from celery.worker.request import Request
+
+    url = lost_url(traces_endpoint)
+    original = Request.on_failure
+
+    def on_failure(self: Any, exc_info: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            report = lost_report(self, exc_info)
+        except Exception:
+            log.warning("pytest-jobtrace: could not read a failed request", exc_info=True)
+            report = None
+        if report is not None:
+            _post(url, report)
+        return original(self, exc_info, *args, **kwargs)
+
+    Request.on_failure = on_failure
+
+    def undo() -> None:
+        Request.on_failure = original
+
+    return undo
+
+
+def lost_report(request: Any, exc_info: Any) -> dict[str, object] | None:
+    """The report for a request whose pool process died, or None for any other failure.
+
+    Mirrors Celery 5's decision in ``Request.on_failure`` (a success stored before the loss is no loss)."""
+    from billiard.einfo import ExceptionWithTraceback
+    from billiard.exceptions import WorkerLostError
+
+    exc = exc_info.exception
+    if isinstance(exc, ExceptionWithTraceback):
+        exc = exc.exc
+    died = isinstance(exc, WorkerLostError) or (
+        isinstance(exc, (SystemExit, KeyboardInterrupt))
+        and not (request._already_cancelled or request._already_revoked)
+    )
+    if not died or request._success_was_stored():
+        return None
+    task = request.task
+    retries = int(request.request_dict.get("retries") or 0)
+    redelivered, why = _fate(task, retries)
+    pid = request.worker_pid
+    return {
+        "job_id": request.id,
+        "job_name": request.name,
+        "attempt": retries + 1,
+        "worker": f"pid {pid}" if pid else "pool process (pid unknown)",
+        "cause": f"{type(exc).__name__}: {exc}",
+        "redelivered": redelivered,
+        "why": why,
+    }
+
+
+def _fate(task: Any, retries: int) -> tuple[bool, str]:
+    exceeded = task.max_retries is not None and retries >= task.max_retries
+    if getattr(task, "retry_on_worker_lost", False) and not exceeded:
+        return True, "task_retry_on_worker_lost: retried"
+    if not task.acks_late:
+        return False, "the task has no acks_late: its message was acknowledged when the worker took it"
+    if task.reject_on_worker_lost and not exceeded:
+        return True, "acks_late and task_reject_on_worker_lost: the message was requeued"
+    return False, "acks_late without task_reject_on_worker_lost: the message was not requeued"
+
+
+def _post(url: str, report: dict[str, object]) -> None:
+    request = urllib.request.Request(
+        url, json.dumps(report).encode(), {"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            answer.read()
+    except Exception:
+        log.warning("pytest-jobtrace: could not report lost task %s to %s", report.get("job_id"), url, exc_info=True)

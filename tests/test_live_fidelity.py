@@ -1,0 +1,160 @@
+"""Fidelity in both modes: each Celery and RQ scenario gives the same tree in-process and on a live worker.
+
+Each test runs its scenario twice with the same test process instrumentation: in-process (``CeleryJobs`` /
+``RQRuntime``, drained) and through the session's live worker (``live_celery_worker`` with the prefork pool,
+``live_rq_worker`` with RQ's forking worker, on a leased Redis database), waited for with ``settle()``.
+The normalised trees (ids, hosts and times left out; celery_scenarios.tree_lines, rq_fidelity.normalised)
+must be equal. A second group runs scenarios through ``@pytest.mark.jobtrace_modes`` with one expectation.
+They need the Redis at 127.0.0.1:6379: without one they skip, unless JOBTRACE_REQUIRE_REDIS=1 (CI).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+pytest.importorskip("celery")
+pytest.importorskip("rq")
+pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+
+import celery_live_app
+import rq_fidelity
+import rq_tasks
+from celery_scenarios import SCENARIOS, Scenario, tree_lines
+from live_helpers import require_redis
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from rq import Queue
+
+from pytest_jobtrace import JobSpans
+from pytest_jobtrace.celery import CeleryJobs
+from pytest_jobtrace.rq._drain import RQRuntime
+
+
+@pytest.fixture(autouse=True)
+def _redis() -> None:
+    require_redis()
+
+
+@pytest.fixture(name="celery_app")
+def _celery_app() -> object:
+    return celery_live_app.app
+
+
+@pytest.fixture(autouse=True)
+def _own_context() -> Iterator[None]:
+    # Each side runs in a context of its own, given back whatever it leaves attached (see test_celery_fidelity).
+    token = otel_context.attach(otel_context.Context())
+    yield
+    otel_context.detach(token)
+
+
+# The live worker is instrumented once, without use_span_links: those scenarios stay in test_celery_fidelity.
+CELERY = [scenario for scenario in SCENARIOS if not scenario.span_links]
+
+
+@pytest.mark.parametrize("scenario", CELERY, ids=[s.name.replace(" ", "_") for s in CELERY])
+def test_celery_scenario_gives_one_tree_in_both_modes(
+    scenario: Scenario, job_spans: JobSpans, request: pytest.FixtureRequest
+) -> None:
+    app = celery_live_app.app
+    provider = trace.get_tracer_provider()
+    with CeleryJobs(app, expect_failures=scenario.failures) as jobs:
+        scenario.trigger(app, provider)  # type: ignore[arg-type]
+        jobs.drain()
+    in_process = tree_lines(job_spans.spans)
+    job_spans.clear()
+
+    live = request.getfixturevalue("live_celery_worker")
+    scenario.trigger(app, provider)  # type: ignore[arg-type]
+    live.settle(expect_failures=scenario.failures)
+    if scenario.name.startswith("Reject(requeue=True)"):
+        # The rejected attempt's run span says REJECTED, not whether the message was requeued: wait() takes
+        # it for final (docs/live.md, "What wait() cannot know"). Here the test knows one more attempt comes.
+        _wait_for_spans(job_spans, scenario.spans)
+        live.settle()
+    on_the_worker = tree_lines(job_spans.spans)
+
+    assert len(on_the_worker) == scenario.spans, "\n".join(on_the_worker)
+    assert on_the_worker == in_process
+
+
+def _wait_for_spans(job_spans: JobSpans, count: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(job_spans) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _rq_in_process(job_spans: JobSpans, scenario: Callable[[Queue], None]) -> str:
+    rq_tasks.CALLS.clear()
+    with RQRuntime() as runtime:
+        with rq_fidelity.tracer.start_as_current_span("test"):
+            scenario(runtime.queue())
+        runtime.drain(expect_failures=True)
+    return rq_fidelity.normalised(job_spans.spans)
+
+
+@pytest.mark.parametrize("scenario", rq_fidelity.SCENARIOS, ids=lambda s: s.__name__)
+def test_rq_scenario_gives_one_tree_in_both_modes(
+    scenario: Callable[[Queue], None], job_spans: JobSpans, request: pytest.FixtureRequest
+) -> None:
+    in_process = _rq_in_process(job_spans, scenario)
+    job_spans.clear()
+
+    live = request.getfixturevalue("live_rq_worker")
+    with rq_fidelity.tracer.start_as_current_span("test"):
+        scenario(live.queue())
+    live.settle(expect_failures=True)
+    on_the_worker = rq_fidelity.normalised(job_spans.spans)
+
+    assert "CONSUMER" in on_the_worker  # the worker ran jobs at all
+    assert on_the_worker == in_process
+
+
+def test_the_comparison_tells_a_different_tree_apart(job_spans: JobSpans, request: pytest.FixtureRequest) -> None:
+    """The equality above can fail: a live run of another scenario is another tree."""
+    in_process = _rq_in_process(job_spans, rq_fidelity.retries_then_success)
+    job_spans.clear()
+    live = request.getfixturevalue("live_rq_worker")
+    with rq_fidelity.tracer.start_as_current_span("test"):
+        rq_fidelity.retries_exhausted(live.queue())
+    live.settle(expect_failures=True)
+    assert rq_fidelity.normalised(job_spans.spans) != in_process
+
+
+# -- one expectation, two modes ---------------------------------------------------------------------
+
+
+@pytest.mark.jobtrace_modes("in_process", "live")
+@pytest.mark.jobtrace(expect_failures=True)
+def test_a_retried_rq_job_reads_the_same_in_both_modes(job_spans: JobSpans, rq_runner: object) -> None:
+    rq_tasks.CALLS.clear()  # in-process, flaky counts its calls in this process
+    with rq_fidelity.tracer.start_as_current_span("test"):
+        rq_fidelity.retries_then_success(rq_runner.queue())  # type: ignore[attr-defined]
+    rq_runner.settle()  # type: ignore[attr-defined]
+    job_spans.assert_span_tree(
+        """
+        test
+        └── job rq_tasks.flaky [queue "default", attempts 3, outcome "succeeded"]
+        """
+    )
+
+
+@pytest.mark.jobtrace_modes("in_process", "live")
+def test_a_celery_chain_reads_the_same_in_both_modes(job_spans: JobSpans, celery_runner: object) -> None:
+    from celery import chain
+
+    add = celery_live_app.app.tasks["shop.add"]
+    with trace.get_tracer("shop").start_as_current_span("checkout"):
+        chain(add.s(1, 2), add.s(3)).apply_async()
+    celery_runner.settle()  # type: ignore[attr-defined]
+    job_spans.assert_span_tree(
+        """
+        checkout
+        └── job shop.add [attempts 1, outcome "succeeded"]
+            └── job shop.add [attempts 1, outcome "succeeded"]
+        """,
+        exact=True,
+    )
