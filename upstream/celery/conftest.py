@@ -4,12 +4,15 @@
 conftest is kept beside it as ``upstream_conftest.py``, everything in it is taken over, and only what concerns
 the app, the broker and the worker is replaced here. The mode (``JOBTRACE_UPSTREAM_MODE``, set by run.py):
 
-- ``reference``: a real ``celery worker`` process (prefork pool, two children) per pytest process, on the Redis
-  at ``JOBTRACE_UPSTREAM_REDIS_URL`` (default ``redis://127.0.0.1:6379/1-15``): broker and result backend in a
-  database leased as ``rq_jobs`` leases one (never database 0, never one another run holds), every key and
-  channel under a prefix of this process's own (``global_keyprefix``), so nothing else on that Redis is seen,
-  touched or flushed. The worker imports this module for its app (``reference_app``), so the tasks'
-  own Redis connection is the prefixed one there too. Only the keys under the prefix are deleted at the end.
+- ``reference``: a real worker as Celery's own CI runs these tests: upstream's ``celery_session_worker``
+  (``celery.contrib.testing.worker.start_worker``: the worker's consumer on a thread of the test's process, so
+  the tests see its signals, log records and ``celery.worker.state``; the tasks in a prefork pool of child
+  processes), on the Redis at ``JOBTRACE_UPSTREAM_REDIS_URL`` (default ``redis://127.0.0.1:6379/1-15``):
+  broker and result backend in a database leased as ``rq_jobs`` leases one (never database 0, never one
+  another run holds), every key and channel under a prefix of this process's own (``global_keyprefix``), so
+  nothing else on that Redis is seen, touched or flushed. Only the keys under the prefix are deleted at the
+  end. (``start_worker`` turns Celery's task-join-will-block flag off, so this reference does not show that a
+  task's ``result.get()`` raises on a worker; ``celery_jobs`` does, as a ``celery worker`` process does.)
 - ``fixture``: no worker and no broker. ``celery_jobs`` runs every task in the test's process; where the
   upstream test waits for a worker (a result's ``get``/``ready``/``state``, the Manager's ``wait_for``, the
   Redis keys the tasks write), the pending tasks are drained first. The result backend is Celery's Redis
@@ -18,8 +21,8 @@ the app, the broker and the worker is replaced here. The mode (``JOBTRACE_UPSTRE
   beside the test), so it answers at once what it would answer at its timeout. A socket guard makes any
   connection out of the process fail the test: nothing leaves the process.
 
-Each test has a time limit (pytest-timeout, signal method: nothing in the test's process uses SIGALRM here,
-the prefork children of the reference worker are other processes): ``FIXTURE_TIMEOUT`` under the fixture,
+Each test has a time limit (pytest-timeout, signal method: nothing in the test's process uses SIGALRM here;
+the reference worker's tasks run in its prefork children): ``FIXTURE_TIMEOUT`` under the fixture,
 where a test that waits is a test that hangs; upstream's own 300 s on a real worker.
 """
 
@@ -27,11 +30,7 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 from t.integration import tasks as _tasks
@@ -62,9 +61,8 @@ if MODE == "reference":
     from pytest_jobtrace.rq._connection import LEASE_KEY, Lease, _lease, with_database
 
     REFERENCE_URL = os.environ.get("JOBTRACE_UPSTREAM_REDIS_URL", "redis://127.0.0.1:6379/1-15")
-    # set by the reference_worker fixture for the worker process; the test process makes its own
-    PREFIX = os.environ.get("JOBTRACE_UPSTREAM_CELERY_PREFIX") or f"jobtrace-upstream-{uuid.uuid4().hex[:12]}:"
-    _where: dict[str, object] = {"url": os.environ.get("JOBTRACE_UPSTREAM_CELERY_URL"), "lease": None}
+    PREFIX = f"jobtrace-upstream-{uuid.uuid4().hex[:12]}:"
+    _where: dict[str, object] = {"url": None, "lease": None}
 
     class PrefixedRedis(redis.StrictRedis):
         """The tests' own Redis connection, under this process's key prefix (the result backend's too).
@@ -93,13 +91,16 @@ if MODE == "reference":
             return super().execute_command(*args, **options)
 
     def _prefixed(key):
-        return PREFIX.encode() + key if isinstance(key, bytes) else PREFIX + str(key)
+        """A key of the tests, under the prefix; the result backend's own keys carry it already (Celery puts
+        global_keyprefix into ``get_key_for_group``'s keys), and a test may read those too."""
+        key = key if isinstance(key, bytes) else str(key).encode()
+        return key if key.startswith(PREFIX.encode()) else PREFIX.encode() + key
 
     def _unprefixed(key):
         return key[len(PREFIX) :] if key.startswith(PREFIX.encode()) else key
 
     def _url():
-        if _where["url"] is None:  # the test process: lease a database on first use
+        if _where["url"] is None:  # lease a database on first use
             lease = _lease(REFERENCE_URL)
             _where["lease"] = lease
             _where["url"] = with_database(REFERENCE_URL, lease.database)
@@ -120,26 +121,6 @@ if MODE == "reference":
             "result_backend_transport_options": {"global_keyprefix": PREFIX},
         }
 
-    def _reference_worker_app():
-        """The worker process's app (``celery -A t.integration.conftest:reference_app worker``): the test
-        app's configuration (celery.contrib.pytest's TestApp, upstream's celery_config), its tasks."""
-        from celery.contrib.testing.app import TestApp
-
-        config = dict(_upstream.celery_config.__wrapped__(_NoRequest()), **_reference_config())
-        config["worker_hijack_root_logger"] = True  # its log goes to the worker's log file
-        app = TestApp("celery.tests", config=config, enable_logging=True, include=["t.integration.tasks"])
-        app.register_task(_upstream.celery_class_tasks.__wrapped__()[0])
-        return app
-
-    class _NoRequest:
-        """upstream's celery_config reads an optional integration-tests-config.json beside Celery's root."""
-
-        class config:
-            rootdir = Path(__file__).resolve().parent.parent.parent
-
-    if "JOBTRACE_UPSTREAM_CELERY_PREFIX" in os.environ:  # imported by the worker process
-        reference_app = _reference_worker_app()
-
     @pytest.fixture(scope="session")
     def celery_config(request):  # type: ignore[no-redef]
         config = _upstream.celery_config.__wrapped__(request)
@@ -147,37 +128,9 @@ if MODE == "reference":
         return config
 
     @pytest.fixture(scope="session")
-    def celery_session_worker(celery_session_app, tmp_path_factory):  # type: ignore[no-redef]
-        """A ``celery worker`` process (prefork, two children) on this process's database and prefix."""
-        root = Path(__file__).resolve().parent.parent.parent
-        log = tmp_path_factory.mktemp("worker") / "worker.log"
-        name = f"jobtrace-{uuid.uuid4().hex[:8]}@%h"
-        env = dict(os.environ, JOBTRACE_UPSTREAM_CELERY_URL=_url(), JOBTRACE_UPSTREAM_CELERY_PREFIX=PREFIX)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
-        command = [
-            sys.executable, "-m", "celery", "-A", "t.integration.conftest:reference_app", "worker",
-            "-P", "prefork", "-c", "2", "-l", "INFO", "-n", name, "--logfile", str(log),
-        ]  # fmt: skip
-        worker = subprocess.Popen(command, cwd=root, env=env, stdin=subprocess.DEVNULL)
-        try:
-            _wait_until_up(celery_session_app, worker, log)
-            yield worker
-        finally:
-            worker.terminate()  # warm shutdown: the running tasks end first
-            try:
-                worker.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait(timeout=10)
-
-    def _wait_until_up(app, worker, log):
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if worker.poll() is not None:
-                raise RuntimeError(f"the reference celery worker exited ({worker.returncode}); see {log}")
-            if app.control.ping(timeout=1.0):
-                return
-        raise RuntimeError(f"the reference celery worker did not answer a ping within 60 s; see {log}")
+    def celery_worker_parameters():
+        """start_worker logs at ERROR unless told; the trace-log tests read the worker's INFO lines."""
+        return {"loglevel": "INFO"}
 
     @pytest.fixture(scope="session", autouse=True)
     def _delete_this_runs_keys():
