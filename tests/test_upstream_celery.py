@@ -2,7 +2,7 @@
 suite shaped like Celery's (``t/integration`` with ``tasks.py``, whose ``get_redis_connection`` the tasks and the
 tests share, and upstream's conftest kept as ``upstream_conftest.py``): where a test waits for the worker the
 tasks have run, nothing leaves the process, and a list that names a passing test fails the run. The reference
-mode starts a real ``celery worker`` on the Redis here, in a leased database under a prefix of its own."""
+mode runs the tests on Celery's ``start_worker`` on the Redis here, in a leased database under a prefix of its own."""
 
 from __future__ import annotations
 
@@ -186,7 +186,7 @@ def test_a_list_naming_a_test_that_passes_fails_the_run(
     result.stdout.fnmatch_lines(["*XPASS(strict)*expected to differ: by design: it differs*"])
 
 
-def test_reference_mode_runs_a_celery_worker_in_a_leased_database(
+def test_reference_mode_runs_a_real_worker_in_a_leased_database(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("JOBTRACE_UPSTREAM_REDIS_URL", require_redis())
