@@ -90,6 +90,37 @@ def test_a_send_task_set_on_the_app_before_the_test_is_put_back_after_it(app: Ce
         vars(app).pop("send_task", None)
 
 
+def test_a_send_task_and_now_their_owner_took_back_during_the_test_stay_gone_after_it(
+    app: Celery, provider: TracerProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fixture wraps send_task and now before celery_jobs starts and puts the originals back before celery_jobs
+    # ends (a fixture torn down first; the upstream suites' adaptation layers do this). Its wrappers must not
+    # come back: they would wrap every later publish of the app, in later tests too.
+    original_send_task, original_now = app.send_task, app.now
+    calls: list[str] = []
+
+    def wrapped_send_task(*args: Any, **kwargs: Any) -> Any:
+        calls.append("send_task")
+        return original_send_task(*args, **kwargs)
+
+    def wrapped_now() -> Any:
+        calls.append("now")
+        return original_now()
+
+    monkeypatch.setattr(app, "send_task", wrapped_send_task)
+    monkeypatch.setattr(app, "now", wrapped_now)
+    with open_jobs(app, provider) as jobs:
+        task(app, "shop.add").apply_async((1, 2), countdown=5)
+        jobs.drain()
+        monkeypatch.undo()  # the wrappers' owner is done before celery_jobs is
+    during = list(calls)
+    assert {"send_task", "now"} <= set(during)
+    assert app.send_task.__func__ is Celery.send_task  # type: ignore[attr-defined]
+    assert app.now.__func__ is Celery.now  # type: ignore[attr-defined]
+    app.send_task("shop.add", args=(3, 4), countdown=5)  # no celery_jobs now: to the memory broker, no wrapper
+    assert calls == during
+
+
 def test_a_publish_with_its_own_connection_is_refused(app: Celery, jobs: CeleryJobs) -> None:
     with pytest.raises(RuntimeError, match=r"its own producer= or connection=: the message would go to the broker"):
         task(app, "shop.add").apply_async((1, 2), connection=app.connection_for_write())

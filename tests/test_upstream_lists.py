@@ -130,3 +130,33 @@ def test_a_malformed_entry_is_an_error_naming_it(pytester: pytest.Pytester) -> N
         ["*expected.toml entry 1 (test_it.py::test_passes): missing 'docs'; kind 'a bug' is not one of*"]
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_the_summary_counts_upstreams_own_xfail_marks_apart_from_the_list(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_it="""
+        import pytest
+
+        @pytest.mark.xfail(reason="upstream: broken on rpc", strict=False)
+        def test_upstream_xfail_passes():
+            pass
+
+        @pytest.mark.xfail(reason="upstream: known bug")
+        def test_upstream_xfail_fails():
+            assert False
+
+        def test_listed():
+            assert False
+        """
+    )
+    expected = pytester.path / "expected.toml"
+    expected.write_text(ENTRY.format(name="test_listed"))
+    _copy_plugin(pytester)
+    result = pytester.runpytest_subprocess("-p", "_expect", "--upstream-expected", str(expected))
+    result.assert_outcomes(xpassed=1, xfailed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "tests 3: passed 1, expected to differ 1, excluded 0, skipped or xfail upstream 1, failed 0"
+            " (passed though upstream marks them xfail: 1)"
+        ]
+    )

@@ -86,11 +86,18 @@ def watch_publish_time(restorer: Restorer, app: Any, seen: threading.local) -> N
         return reading
 
     app.send_task, app.now = watched_send_task, watched_now
+    ours = {"send_task": watched_send_task, "now": watched_now}
 
     def undo() -> None:
-        for name in ("send_task", "now"):
-            vars(app).pop(name, None)
-        vars(app).update(before)
+        # Only where ours is still in place: a wrapper that was there before and that its owner took back
+        # during the test (a fixture torn down before celery_jobs) must not come back for every later test.
+        for name, watcher in ours.items():
+            if vars(app).get(name) is not watcher:
+                continue
+            if name in before:
+                vars(app)[name] = before[name]
+            else:
+                del vars(app)[name]
 
     restorer.add(undo)
 

@@ -1,15 +1,29 @@
-"""Adaptation layer for Celery's own ``t/integration`` tests (placed in the work tree as t/integration/conftest.py).
+"""The adaptation layer that runs Celery's own ``t/integration`` tests under ``celery_jobs``, or on a real worker.
 
-Upstream's conftest is kept beside this one as ``upstream_conftest.py``: everything in it is taken over, and only
-what concerns the app, the broker and the worker is replaced here.
+``upstream/run.py celery`` copies this file into the work tree as ``t/integration/conftest.py``; upstream's
+conftest is kept beside it as ``upstream_conftest.py``, everything in it is taken over, and only what concerns
+the app, the broker and the worker is replaced here. The mode (``JOBTRACE_UPSTREAM_MODE``, set by run.py):
 
-- reference mode: a real worker (upstream's ``celery_session_worker``, ``start_worker`` with the prefork pool)
-  on the Redis at 127.0.0.1:6379, broker and result backend under a key prefix of this run's own.
-- fixture mode: no worker and no broker. ``celery_jobs`` runs every task in the test's process; where the upstream
-  test waits for a worker (a result's ``get``/``ready``/``state``, the Manager's ``wait_for``, the Redis keys the
-  tasks write), the pending tasks are drained first. The result backend is Celery's Redis backend on an
-  in-process fakeredis server, so the tests that need the Redis backend run. A socket guard makes any
+- ``reference``: a real worker as Celery's own CI runs these tests: upstream's ``celery_session_worker``
+  (``celery.contrib.testing.worker.start_worker``: the worker's consumer on a thread of the test's process, so
+  the tests see its signals, log records and ``celery.worker.state``; the tasks in a prefork pool of child
+  processes), on the Redis at ``JOBTRACE_UPSTREAM_REDIS_URL`` (default ``redis://127.0.0.1:6379/1-15``):
+  broker and result backend in a database leased as ``rq_jobs`` leases one (never database 0, never one
+  another run holds), every key and channel under a prefix of this process's own (``global_keyprefix``), so
+  nothing else on that Redis is seen, touched or flushed. Only the keys under the prefix are deleted at the
+  end. (``start_worker`` turns Celery's task-join-will-block flag off, so this reference does not show that a
+  task's ``result.get()`` raises on a worker; ``celery_jobs`` does, as a ``celery worker`` process does.)
+- ``fixture``: no worker and no broker. ``celery_jobs`` runs every task in the test's process; where the
+  upstream test waits for a worker (a result's ``get``/``ready``/``state``, the Manager's ``wait_for``, the
+  Redis keys the tasks write), the pending tasks are drained first. The result backend is Celery's Redis
+  backend on an in-process fakeredis server, so the tests that need the Redis backend run. A blocking pop on
+  the tests' own Redis waits no real time once everything is drained: nothing else can arrive (no worker runs
+  beside the test), so it answers at once what it would answer at its timeout. A socket guard makes any
   connection out of the process fail the test: nothing leaves the process.
+
+Each test has a time limit (pytest-timeout, signal method: nothing in the test's process uses SIGALRM here;
+the reference worker's tasks run in its prefork children): ``FIXTURE_TIMEOUT`` under the fixture,
+where a test that waits is a test that hangs; upstream's own 300 s on a real worker.
 """
 
 from __future__ import annotations
@@ -25,20 +39,39 @@ from t.integration import upstream_conftest as _upstream
 globals().update({name: value for name, value in vars(_upstream).items() if not name.startswith("__")})
 
 MODE = os.environ.get("JOBTRACE_UPSTREAM_MODE", "fixture")
-REDIS_URL = "redis://127.0.0.1:6379/0"
-PREFIX = f"jobtrace-upstream-{uuid.uuid4().hex[:12]}:"
+FIXTURE_TIMEOUT = 120
+REFERENCE_TIMEOUT = 300  # upstream's own limit for its flaky-marked tests
+
+
+def pytest_configure(config):
+    if not config.pluginmanager.hasplugin("timeout"):
+        raise pytest.UsageError("upstream/celery: pytest-timeout is not installed (the test extra brings it)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """One time limit per test, upstream's marks included (they were written for a real worker)."""
+    limit = REFERENCE_TIMEOUT if MODE == "reference" else FIXTURE_TIMEOUT
+    for item in items:
+        item.add_marker(pytest.mark.timeout(limit), append=False)
+
 
 if MODE == "reference":
     import redis
 
+    from pytest_jobtrace.rq._connection import LEASE_KEY, Lease, _lease, with_database
+
+    REFERENCE_URL = os.environ.get("JOBTRACE_UPSTREAM_REDIS_URL", "redis://127.0.0.1:6379/1-15")
+    PREFIX = f"jobtrace-upstream-{uuid.uuid4().hex[:12]}:"
+    _where: dict[str, object] = {"url": None, "lease": None}
+
     class PrefixedRedis(redis.StrictRedis):
         """The tests' own Redis connection, under this process's key prefix (the result backend's too).
 
-        Two pytest-xdist workers (and anyone else on this Redis) would otherwise share the tests' fixed keys
-        ("redis-echo", ...). Only the commands these tests send are prefixed; any other is refused, loudly.
+        Only the commands these tests send are prefixed; any other is refused, loudly.
         """
 
-        FIRST_KEY = frozenset({"GET", "SET", "INCR", "LRANGE", "LLEN", "RPUSH", "ZRANGE"})
+        # what the tests and tasks send (redis-py 8 sends INCRBY for incr())
+        FIRST_KEY = frozenset({"GET", "SET", "INCR", "INCRBY", "LRANGE", "LLEN", "RPUSH", "LPUSH", "ZRANGE"})
         ALL_KEYS = frozenset({"DEL", "EXISTS"})
 
         def execute_command(self, *args, **options):
@@ -58,26 +91,40 @@ if MODE == "reference":
             return super().execute_command(*args, **options)
 
     def _prefixed(key):
-        return PREFIX.encode() + key if isinstance(key, bytes) else PREFIX + str(key)
+        """A key of the tests, under the prefix; the result backend's own keys carry it already (Celery puts
+        global_keyprefix into ``get_key_for_group``'s keys), and a test may read those too."""
+        key = key if isinstance(key, bytes) else str(key).encode()
+        return key if key.startswith(PREFIX.encode()) else PREFIX.encode() + key
 
     def _unprefixed(key):
         return key[len(PREFIX) :] if key.startswith(PREFIX.encode()) else key
 
+    def _url():
+        if _where["url"] is None:  # lease a database on first use
+            lease = _lease(REFERENCE_URL)
+            _where["lease"] = lease
+            _where["url"] = with_database(REFERENCE_URL, lease.database)
+        return str(_where["url"])
+
     def get_redis_connection():  # type: ignore[no-redef]
-        return PrefixedRedis.from_url(REDIS_URL, socket_timeout=None)
+        return PrefixedRedis.from_url(_url(), socket_timeout=None)
 
     _tasks.get_redis_connection = get_redis_connection
     _upstream.get_redis_connection = get_redis_connection  # get_active_redis_channels() uses it
 
+    def _reference_config():
+        url = _url()
+        return {
+            "broker_url": url,
+            "result_backend": url,
+            "broker_transport_options": {"global_keyprefix": PREFIX},
+            "result_backend_transport_options": {"global_keyprefix": PREFIX},
+        }
+
     @pytest.fixture(scope="session")
     def celery_config(request):  # type: ignore[no-redef]
         config = _upstream.celery_config.__wrapped__(request)
-        config.update(
-            broker_url=REDIS_URL,
-            result_backend=REDIS_URL,
-            broker_transport_options={"global_keyprefix": PREFIX},
-            result_backend_transport_options={"global_keyprefix": PREFIX},
-        )
+        config.update(_reference_config())
         return config
 
     @pytest.fixture(scope="session")
@@ -87,10 +134,19 @@ if MODE == "reference":
 
     @pytest.fixture(scope="session", autouse=True)
     def _delete_this_runs_keys():
+        """Keys under this process's prefix only, then the database's lease."""
         yield
-        client = redis.StrictRedis.from_url(REDIS_URL)
-        for key in client.scan_iter(match=f"{PREFIX}*", count=1000):
-            client.delete(key)
+        lease = _where["lease"]
+        if not isinstance(lease, Lease):
+            return
+        try:
+            for key in lease._owner.scan_iter(match=f"{PREFIX}*", count=1000):
+                lease._owner.delete(key)
+        finally:
+            if lease._owner.get(LEASE_KEY) == lease._token.encode():
+                lease._owner.delete(LEASE_KEY)
+            lease.connection.close()
+            lease._owner.close()
 
 else:
     import fakeredis
@@ -103,6 +159,8 @@ else:
     # Upstream's large chords run more than drain()'s default bound of 1000 attempts (a guard against chains
     # that never end); a worker has no such bound.
     MAX_JOBS = 20_000
+    # what a blocking pop waits once everything is drained: fakeredis reads 0 as "forever"
+    AT_ONCE = 0.001
 
     def settle(*, wait: bool) -> None:
         """Do what a worker would have done by the time the test looks (``wait=False``: the tasks due now on the
@@ -127,6 +185,8 @@ else:
 
         def execute_command(self, *args, **options):
             settle(wait=True)
+            if str(args[0]).upper() in ("BLPOP", "BRPOP") and not _state["draining"] and _state["jobs"]:
+                args = (*args[:-1], AT_ONCE)  # drained: nothing more can arrive while it would wait
             return super().execute_command(*args, **options)
 
     def get_redis_connection():  # type: ignore[no-redef]
