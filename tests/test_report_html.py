@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 import pytest
-from conftest import MakeSpan
+from conftest import SECOND, T0, MakeSpan
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 from report_project import (
     CELERY_APP,
@@ -104,7 +105,7 @@ def test_every_span_has_exactly_one_row(make_span: MakeSpan) -> None:
 
 
 def test_no_spans(make_span: MakeSpan) -> None:
-    empty = {"n": [], "s": [], "e": [], "i": [], "T": [], "p": [], "a": [], "o": [], "d": 0}
+    empty = {"n": [], "s": [], "e": [], "i": [], "T": [], "p": [], "a": [], "d": 0}
     assert trace_data(SpanForest([])) == empty
 
 
@@ -301,3 +302,13 @@ def test_spans_read_through_the_public_api_give_the_same_data(make_span: MakeSpa
     copies = [neutral_span(span) for span in spans]  # ReadableSpans with plain dicts and tuples
     assert plain_trace_data(copies) is None  # type: ignore[arg-type]
     assert trace_data(SpanForest(copies)) == plain_trace_data(spans)  # type: ignore[arg-type]
+
+
+def test_a_span_without_ids_or_times_takes_the_forests_way(make_span: MakeSpan) -> None:
+    root = make_span("root", at=1)
+    bare = ReadableSpan(name="bare", context=None, start_time=None, end_time=None)
+    assert plain_trace_data([bare]) is None
+    data = trace_data(SpanForest([root, bare]))  # type: ignore[list-item]
+    assert (data["i"][1], data["T"][data.get("t", [0, 0])[1]]) == ("", "0" * 32)
+    assert (data["s"][1], data["e"][1], data["p"]) == (0, 0, [-1, -1])
+    assert data["s"][0] == (T0 + SECOND) // 1000  # the bare span's missing start counts as 0, as in SpanForest

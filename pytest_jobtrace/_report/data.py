@@ -1,14 +1,16 @@
 """A test's spans as the page's data: flat columns, one entry a span (small keys: a session holds many).
 
 ``{"n": names, "s": starts, "e": ends, "i": span ids, "t": traces, "T": trace ids, "p": parents,
-"a": attributes, "o": order, "m": more, "d": duration}``, spans in capture order:
+"a": attributes, "o": order, "m": more, "d": duration}``, spans in capture order (``t``, ``o``, ``m`` only
+where needed):
 
 - ``n`` the names as captured and ``a`` the attributes as they are: the page escapes control characters;
 - ``s``, ``e`` whole microseconds from the test's first span start, ``d`` the whole test's;
 - ``i`` span ids (16 hex digits); ``t`` each span's own trace, an index into ``T`` (32 hex digits), left out
   where all are in one trace;
 - ``p`` the captured parent's index, -1 for a root (a span whose parent was not captured);
-- ``o`` the span indexes in the forest's order of siblings: start time (ns), name, index;
+- ``o`` the span indexes in the forest's order of siblings: start time (ns), name, index; left out where no
+  two spans start in the same microsecond (the order of ``s`` is then that order);
 - ``m`` ``[[index, {k, st, sd, x, ev, l, ul}]...]`` for the few spans with more to say: kind (``k``) other than
   internal, status and exception, events, links (``l`` span indexes, ``ul`` how many were not captured);
 - ``rows`` and ``jobs``, only where the test ran jobs: the waterfall with each job's spans grouped under it.
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from operator import attrgetter, itemgetter
+from operator import attrgetter, eq, itemgetter
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -38,7 +40,7 @@ from pytest_jobtrace._jobs.views import JobIndex, JobView, job_index
 from pytest_jobtrace._report.safe import neutral
 
 Row = list[int]
-EMPTY: dict[str, Any] = {"n": [], "s": [], "e": [], "i": [], "T": [], "p": [], "a": [], "o": [], "d": 0}
+EMPTY: dict[str, Any] = {"n": [], "s": [], "e": [], "i": [], "T": [], "p": [], "a": [], "d": 0}
 
 # (name, start, end, context, parent, kind, status code, attributes, events, links) of a span. The SDK's
 # ReadableSpan copies events and links under a lock on every access, and wraps its attributes: these
@@ -79,15 +81,17 @@ def plain_trace_data(spans: Sequence[ReadableSpan]) -> dict[str, Any] | None:
     except AttributeError:  # not the SDK's own span objects: their forest reads them through the public API
         return None
     starts, contexts, kinds = columns[1], columns[3], columns[5]
-    if None in contexts or not all(starts):
+    if not all(starts) or (kinds.count(_INTERNAL) < len(kinds) and _has_job_span(spans)):
         return None
-    for kind in _JOB_KINDS:
-        if kind in kinds and any(s.kind is kind and recognise(s) is not None for s in spans):
-            return None
-    at = dict(zip(map(_IDS, contexts), range(len(spans))))
+    try:
+        at = dict(zip(map(_IDS, contexts), range(len(spans))))
+    except TypeError:  # a span without a context
+        return None
     if len(at) < len(spans):
         return None
     parents = [-1 if up is None else at.get((up[0], up[1]), -1) for up in columns[4]]
+    if any(map(eq, parents, range(len(spans)))):  # a span its own parent: a root, as in SpanForest
+        parents = [-1 if parent == i else parent for i, parent in enumerate(parents)]
 
     def links(i: int) -> tuple[list[int], int]:
         found = [at.get((link.context.trace_id, link.context.span_id)) for link in spans[i].links]
@@ -95,6 +99,10 @@ def plain_trace_data(spans: Sequence[ReadableSpan]) -> dict[str, Any] | None:
         return targets, len(found) - len(targets)
 
     return _columns(spans, columns, parents, links)
+
+
+def _has_job_span(spans: Sequence[ReadableSpan]) -> bool:
+    return any(span.kind in _JOB_KINDS and recognise(span) is not None for span in spans)
 
 
 def trace_data(forest: SpanForest) -> dict[str, Any]:
@@ -147,13 +155,12 @@ def _columns(
     if not all(ends):
         ends = tuple(end or start for end, start in zip(ends, starts))
     t0 = min(starts)
-    if None in contexts:
-        ids = [(context[0], context[1]) if context is not None else (0, 0) for context in contexts]
-        span_ids = [f"{span_id:016x}" if context is not None else "" for (_, span_id), context in zip(ids, contexts)]
-        trace_ids = [trace_id for trace_id, _ in ids]
-    else:
+    try:
         span_ids = list(map("%016x".__mod__, map(_SPAN_ID, contexts)))
         trace_ids = list(map(_TRACE_ID, contexts))
+    except TypeError:  # a span without a context: no id, trace 0 (as in SpanForest)
+        span_ids = ["" if context is None else f"{context[1]:016x}" for context in contexts]
+        trace_ids = [0 if context is None else context[0] for context in contexts]
     traces = list(dict.fromkeys(trace_ids))
     trace_of = {trace_id: n for n, trace_id in enumerate(traces)}
     data = {
@@ -162,11 +169,12 @@ def _columns(
         "e": [(end - t0) // 1000 for end in ends],
         "i": span_ids,
         "T": [f"{trace_id:032x}" for trace_id in traces],
-        "p": [-1 if parent == i else parent for i, parent in enumerate(parents)],
+        "p": parents,
         "a": attributes,
-        "o": sorted(range(count), key=list(zip(starts, names, range(count))).__getitem__),
         "d": (max(ends) - t0) // 1000,
     }
+    if len(set(data["s"])) < count:  # starts in the same microsecond: the order by nanoseconds and names
+        data["o"] = sorted(range(count), key=list(zip(starts, names, range(count))).__getitem__)
     if len(traces) > 1:  # one trace (most tests): no column
         data["t"] = list(map(trace_of.__getitem__, trace_ids))
     plain = kinds.count(_INTERNAL) == count and codes.count(_UNSET) == count
