@@ -37,6 +37,7 @@ from pytest_jobtrace._core.forest import SpanForest, SpanNode
 from pytest_jobtrace._jobs.jobspans import JobSpans
 from pytest_jobtrace._jobs.registry import recognise
 from pytest_jobtrace._jobs.views import JobIndex, JobView, job_index
+from pytest_jobtrace._report.html import script_json
 from pytest_jobtrace._report.safe import neutral
 
 Row = list[int]
@@ -55,6 +56,11 @@ _TRACE_ID = itemgetter(0)
 _SPAN_ID = itemgetter(1)
 _JOB_KINDS = (SpanKind.PRODUCER, SpanKind.CONSUMER)
 _INTERNAL, _UNSET = SpanKind.INTERNAL, StatusCode.UNSET
+
+
+def trace_json(capture: JobSpans, job_fixture: bool = True) -> str:
+    """:func:`capture_data` as the page's JSON text (what a test's teardown report carries)."""
+    return script_json(capture_data(capture, job_fixture))
 
 
 def capture_data(capture: JobSpans, job_fixture: bool = True) -> dict[str, Any]:
