@@ -27,8 +27,8 @@ import time
 
 import pytest
 
+START = time.process_time()  # when pytest loads this plugin (-p), before any plugin is configured
 DURATIONS = []
-SESSION = {}
 SPENT = {"collect": 0.0, "write": 0.0}
 
 
@@ -46,7 +46,8 @@ def _timed(module, name, key):
 
 
 def pytest_configure(config):
-    SESSION["start"] = time.process_time()
+    if not config.getoption("jobtrace_html"):
+        return  # nothing imported or wrapped that the session without the report would not have
     from pytest_jobtrace._report import hooks, html
 
     # Each test's part (its data, built when it ends, and kept as JSON text), then the file at the end.
@@ -64,7 +65,7 @@ def pytest_runtest_protocol(item):
 
 
 def pytest_unconfigure(config):
-    elapsed = time.process_time() - SESSION["start"]
+    elapsed = time.process_time() - START
     with open("elapsed.txt", "w") as f:
         f.write(repr({"median": statistics.median(DURATIONS), "session": elapsed, **SPENT}))
 """

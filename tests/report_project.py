@@ -110,19 +110,24 @@ def report_data(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(found.group(1))
     for test in data["tests"]:
         if test["trace"] is not None:
-            test["trace"]["spans"] = [read_span(span) for span in test["trace"]["spans"]]
+            test["trace"]["spans"] = read_spans(test["trace"])
     return data
 
 
-def read_span(span: list[Any]) -> dict[str, Any]:
-    """A span of the page's data as an object, as the page's ``spansOf`` reads it."""
-    name, start, end, trace, span_id, parent, attributes, *more = span
-    read = {"n": name, "s": start, "e": end, "t": trace, "id": span_id, **(more[0] if more else {})}
-    if parent >= 0:
-        read["p"] = parent
-    if attributes:  # the page escapes control characters in attributes, as neutral() does
-        read["a"] = [[neutral(key), _value_text(value)] for key, value in attributes.items()]
-    return read
+def read_spans(trace: dict[str, Any]) -> list[dict[str, Any]]:
+    """A test's spans (columns in the page's data) as objects, as the page's ``read`` makes them; ``t`` is
+    the span's own trace (an index into ``T``: the page numbers traces in its layout, test_report_browser.py)."""
+    more = dict(trace.get("m", []))
+    spans = []
+    for i, name in enumerate(trace["n"]):
+        read = {"n": neutral(name), "s": trace["s"][i], "e": trace["e"][i], "id": trace["i"][i], **more.get(i, {})}
+        read["t"] = trace["t"][i] if "t" in trace else 0
+        if trace["p"][i] >= 0:
+            read["p"] = trace["p"][i]
+        if trace["a"][i]:  # the page escapes control characters in attributes, as neutral() does
+            read["a"] = [[neutral(key), _value_text(value)] for key, value in trace["a"][i].items()]
+        spans.append(read)
+    return spans
 
 
 def _value_text(value: object) -> str:

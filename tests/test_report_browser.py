@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags, set_span_in_context
 from report_project import CELERY_APP, CELERY_INI, CELERY_TEST, SHOP
+
+from pytest_jobtrace._core.forest import SpanForest
+from pytest_jobtrace._report.data import plain_trace_data
+from pytest_jobtrace._report.html import page, script_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "docs" / "images" / "html-report.png"
@@ -294,3 +303,73 @@ def test_without_a_browser(pytester: pytest.Pytester, monkeypatch: pytest.Monkey
     else:
         result.assert_outcomes(skipped=1)
         result.stdout.fnmatch_lines(["SKIPPED * no Chromium found: install Debian's chromium package*"])
+
+
+class _FixedIds(IdGenerator):
+    """Span ids 1, 2, 3... in one trace: a test can give a span a parent whose ids come later."""
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def generate_span_id(self) -> int:
+        self.last += 1
+        return self.last
+
+    def generate_trace_id(self) -> int:
+        return 7
+
+
+def _loop_spans() -> list[ReadableSpan]:
+    """Spans whose parent ids loop (a -> b -> c -> a), under a root, next to a lone root."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(id_generator=_FixedIds())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("loops")
+    later = SpanContext(7, 3, is_remote=False, trace_flags=TraceFlags(1))  # the third span's ids
+    a = tracer.start_span("a", context=set_span_in_context(NonRecordingSpan(later)), start_time=5)  # id 1
+    b = tracer.start_span("b", context=set_span_in_context(a), start_time=6)  # id 2
+    c = tracer.start_span("c", context=set_span_in_context(b), start_time=7)  # id 3: a's parent
+    lone = tracer.start_span("lone", start_time=1)
+    for span in (c, b, lone, a):
+        span.end(end_time=10)
+    return list(exporter.get_finished_spans())
+
+
+def _layout_cases(make_span: Any) -> list[list[Any]]:
+    root = make_span("root", at=5, kind=SpanKind.SERVER)
+    other = make_span("other trace", at=1)
+    shapes = [
+        root,
+        make_span("b", root, at=6, status=(StatusCode.ERROR, "boom")),
+        make_span("a", root, at=6, events=["cache.miss"]),  # same start: by name
+        make_span("a", root, at=6),  # same start and name: by capture order
+        other,
+        make_span("linked", other, at=2, links=[root]),
+        make_span("z root", at=1),  # another root of its own trace, same start as "other trace"
+    ]
+    orphan = make_span("orphan's child", make_span("not captured", at=0), at=3)
+    return [shapes, shapes[::-1], shapes[3:] + shapes[:3], [orphan, *shapes[:2]], _loop_spans(), []]
+
+
+def test_the_page_lays_spans_out_as_the_forest_does(browser: Any, make_span: Any, tmp_path: Path) -> None:
+    """The page builds the waterfall from parents and sibling order (no rows in the data): the forest's
+    display order, depths and trace numbers, for ties, several traces, a parent not captured, looping ids."""
+    cases = _layout_cases(make_span)
+    datas = [plain_trace_data(spans) for spans in cases]
+    assert all(data is not None and "rows" not in data for data in datas)
+    tests = [{"id": f"case {n}", "o": "passed", "d": 0.0, "trace": data} for n, data in enumerate(datas)]
+    (tmp_path / "r.html").write_text(page(script_json({"title": "layout", "created": "now", "tests": tests})))
+    shown = Page(browser, tmp_path / "r.html")
+    for n, spans in enumerate(cases):
+        forest = SpanForest(spans)
+        trace_of = {node.index: t for t, roots in enumerate(forest.traces) for root in roots for node in root.walk()}
+        expected = [[node.name, len(node.path()) - 1, trace_of[node.index]] for node in forest.display_order]
+        laid_out = shown.page.evaluate(
+            "n => { const trace = window.jobtrace.trace(n);"
+            " return trace.rows.map(([i, depth]) => [trace.spans[i].n, depth, trace.spans[i].t]); }",
+            n,
+        )
+        assert laid_out == expected, f"case {n}"
+        ids = [f"{roots[0].span.context.trace_id:032x}" for roots in forest.traces]
+        assert shown.page.evaluate("n => window.jobtrace.trace(n).traces", n) == ids
+    assert shown.problems == []

@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 import pytest
-from conftest import MakeSpan
+from conftest import SECOND, T0, MakeSpan
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 from report_project import (
     CELERY_APP,
@@ -16,7 +17,7 @@ from report_project import (
     OUTCOMES,
     by_test_name,
     make_shop,
-    read_span,
+    read_spans,
     report_data,
 )
 
@@ -26,7 +27,7 @@ from pytest_jobtrace._jobs.views import job_index
 from pytest_jobtrace._report.data import plain_trace_data, trace_data, waterfall_rows
 from pytest_jobtrace._report.failure import captured_marks, expected_lines
 from pytest_jobtrace._report.html import script_json
-from pytest_jobtrace._report.safe import neutral
+from pytest_jobtrace._report.safe import neutral, neutral_span
 
 XDIST = pytest.mark.parametrize("xdist", [[], ["-n", "2", "-p", "xdist"]], ids=["plain", "xdist"])
 
@@ -88,7 +89,7 @@ def test_spans_carry_times_errors_links_attributes_and_events(pytester: pytest.P
     assert root["ev"][0][2] == [["items", "2"]]
     assert audit["l"] == [trace["spans"].index(root)]
     assert audit["t"] != root["t"]
-    assert len(trace["traces"]) == 2
+    assert len(trace["T"]) == 2
     failed = [span for span in trace["spans"] if span["n"] == "charge_card" and span.get("st") == "ERROR"]
     assert [span["x"] for span in failed] == ["test_shop.GatewayTimeout: gateway timed out"] * 2
     assert all(0 <= span["s"] <= span["e"] <= trace["d"] for span in trace["spans"])
@@ -104,14 +105,16 @@ def test_every_span_has_exactly_one_row(make_span: MakeSpan) -> None:
 
 
 def test_no_spans(make_span: MakeSpan) -> None:
-    assert trace_data(SpanForest([])) == {"spans": [], "rows": [], "jobs": [], "traces": [], "d": 0}
+    empty = {"n": [], "s": [], "e": [], "i": [], "T": [], "p": [], "a": [], "d": 0}
+    assert trace_data(SpanForest([])) == empty
 
 
 def test_hostile_text_is_neutralised_and_cannot_close_the_script(make_span: MakeSpan) -> None:
     span = make_span("a\x1b[31m\u202eb", attributes={"x": "</script><script>alert(1)</script>\n"})
     data = trace_data(SpanForest([span]))  # type: ignore[list-item]
-    assert read_span(data["spans"][0])["n"] == "a\\x1b[31m\\u202eb"
-    assert read_span(data["spans"][0])["a"] == [["x", "</script><script>alert(1)</script>\\x0a"]]
+    (read,) = read_spans(data)
+    assert read["n"] == "a\\x1b[31m\\u202eb"
+    assert read["a"] == [["x", "</script><script>alert(1)</script>\\x0a"]]
     text = script_json(data)
     assert "<" not in text
     assert ">" not in text
@@ -158,7 +161,7 @@ def test_without_a_forest_the_data_is_the_forests(make_span: MakeSpan) -> None:
         assert plain == trace_data(SpanForest(order))  # type: ignore[arg-type]
     spans_of_one = plain_trace_data(spans)  # type: ignore[arg-type]
     assert spans_of_one is not None
-    assert [read_span(span)["n"] for span in spans_of_one["spans"]] == [span.name for span in spans]
+    assert [span["n"] for span in read_spans(spans_of_one)] == [span.name for span in spans]
 
 
 def test_a_job_or_colliding_ids_take_the_forests_way(make_span: MakeSpan) -> None:
@@ -268,7 +271,7 @@ def test_a_value_json_cannot_hold_is_written_as_text(make_span: MakeSpan) -> Non
     text = script_json(trace_data(SpanForest([span])))  # type: ignore[list-item]
     assert "NaN" not in text
     assert "Infinity" not in text
-    (read,) = [read_span(s) for s in json.loads(text)["spans"]]
+    (read,) = read_spans(json.loads(text))
     assert read["a"] == [["ratio", "nan"], ["big", "inf"], ["ok", "0.5"]]
 
 
@@ -290,3 +293,22 @@ def test_an_unexpected_span_is_marked_in_the_capture_only(make_span: MakeSpan) -
     assert all(mark == "" for _, mark in expected_lines(raised.value))
     marked = {span_id for span_id, _ in captured_marks(raised.value)}
     assert f"{extra.get_span_context().span_id:016x}" in marked
+
+
+def test_spans_read_through_the_public_api_give_the_same_data(make_span: MakeSpan) -> None:
+    """Spans that are not the SDK's own objects (copies, spans received over OTLP) take the forest's way,
+    which reads the public API: their data is the one the SDK's own fields give."""
+    spans = _shapes(make_span)
+    copies = [neutral_span(span) for span in spans]  # ReadableSpans with plain dicts and tuples
+    assert plain_trace_data(copies) is None  # type: ignore[arg-type]
+    assert trace_data(SpanForest(copies)) == plain_trace_data(spans)  # type: ignore[arg-type]
+
+
+def test_a_span_without_ids_or_times_takes_the_forests_way(make_span: MakeSpan) -> None:
+    root = make_span("root", at=1)
+    bare = ReadableSpan(name="bare", context=None, start_time=None, end_time=None)
+    assert plain_trace_data([bare]) is None
+    data = trace_data(SpanForest([root, bare]))  # type: ignore[list-item]
+    assert (data["i"][1], data["T"][data.get("t", [0, 0])[1]]) == ("", "0" * 32)
+    assert (data["s"][1], data["e"][1], data["p"]) == (0, 0, [-1, -1])
+    assert data["s"][0] == (T0 + SECOND) // 1000  # the bare span's missing start counts as 0, as in SpanForest

@@ -1,20 +1,32 @@
-"""A test's spans as plain, JSON-ready data for the HTML report (small keys: a session holds many).
+"""A test's spans as the page's data: flat columns, one entry a span (small keys: a session holds many).
 
-Times are whole microseconds from the test's first span start; each span is a list (see ``_span``).
-Rows are the waterfall in display order: a span's row is ``[span index, depth]``; a job's header row is
-``[-1 - job index, depth]``, with the job's send span and every attempt under it (the folded order of
-``render(format="jobs")``, attempts kept).
-All text is free of control characters, except the spans' attribute values, which the page escapes.
+``{"n": names, "s": starts, "e": ends, "i": span ids, "t": traces, "T": trace ids, "p": parents,
+"a": attributes, "o": order, "m": more, "d": duration}``, spans in capture order (``t``, ``o``, ``m`` only
+where needed):
 
-Cost: a test that asserted has its forest (and job index) built already, and its data comes from them.
-Otherwise, when none of its spans is a job's, :func:`plain_trace_data` lays the spans out as the forest
-would without building one (most tests of a large session); only a test with jobs builds its forest here.
+- ``n`` the names as captured and ``a`` the attributes as they are: the page escapes control characters;
+- ``s``, ``e`` whole microseconds from the test's first span start, ``d`` the whole test's;
+- ``i`` span ids (16 hex digits); ``t`` each span's own trace, an index into ``T`` (32 hex digits), left out
+  where all are in one trace;
+- ``p`` the captured parent's index, -1 for a root (a span whose parent was not captured);
+- ``o`` the span indexes in the forest's order of siblings: start time (ns), name, index; left out where no
+  two spans start in the same microsecond (the order of ``s`` is then that order);
+- ``m`` ``[[index, {k, st, sd, x, ev, l, ul}]...]`` for the few spans with more to say: kind (``k``) other than
+  internal, status and exception, events, links (``l`` span indexes, ``ul`` how many were not captured);
+- ``rows`` and ``jobs``, only where the test ran jobs: the waterfall with each job's spans grouped under it.
+
+The page lays the spans out itself (``layout`` in page.html): roots and siblings in ``o``'s order, traces
+grouped by their roots' trace id, first root first, depth first, a parent loop broken as ``SpanForest`` breaks
+it. So a test's data is a few columns read off its spans, in C where Python allows: no forest, no rows.
+Only a test with jobs (or spans the columns cannot take: missing ids, ids that collide) goes through its
+forest, whose parents and links the data then carries.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from operator import attrgetter, eq, itemgetter
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -25,176 +37,174 @@ from pytest_jobtrace._core.forest import SpanForest, SpanNode
 from pytest_jobtrace._jobs.jobspans import JobSpans
 from pytest_jobtrace._jobs.registry import recognise
 from pytest_jobtrace._jobs.views import JobIndex, JobView, job_index
+from pytest_jobtrace._report.html import script_json
 from pytest_jobtrace._report.safe import neutral
 
 Row = list[int]
-EMPTY: dict[str, Any] = {"spans": [], "rows": [], "jobs": [], "traces": [], "d": 0}
+EMPTY: dict[str, Any] = {"n": [], "s": [], "e": [], "i": [], "T": [], "p": [], "a": [], "d": 0}
+
+# (name, start, end, context, parent, kind, status code, attributes, events, links) of a span. The SDK's
+# ReadableSpan copies events and links under a lock on every access, and wraps its attributes: these
+# fields, read in C all at once, are its own (a span made otherwise takes the public properties' way).
+Fields = tuple[Any, ...]
+_OWN_FIELDS = attrgetter(
+    "_name", "_start_time", "_end_time", "_context", "_parent", "_kind", "_status._status_code",
+    "_attributes._dict", "_events._dq", "_links._dq",
+)  # fmt: skip
+_IDS = itemgetter(0, 1)  # (trace id, span id) of a SpanContext, a tuple
+_TRACE_ID = itemgetter(0)
+_SPAN_ID = itemgetter(1)
+_JOB_KINDS = (SpanKind.PRODUCER, SpanKind.CONSUMER)
+_INTERNAL, _UNSET = SpanKind.INTERNAL, StatusCode.UNSET
+
+
+def trace_json(capture: JobSpans, job_fixture: bool = True) -> str:
+    """:func:`capture_data` as the page's JSON text (what a test's teardown report carries)."""
+    return script_json(capture_data(capture, job_fixture))
 
 
 def capture_data(capture: JobSpans, job_fixture: bool = True) -> dict[str, Any]:
-    """The page's data for one test's capture, from its forest if the test built one.
-
-    ``job_fixture``: the test used a job adapter's fixture, so any of its spans may be a job's.
-    """
-    version, spans = capture._sink.snapshot()
-    built = capture._forest  # (version, forest) once the test asserted, rendered or listed its jobs
-    if built is not None and built[0] == version:
-        return trace_data(built[1])
-    plain = None if job_fixture else plain_trace_data(spans)
-    return plain if plain is not None else trace_data(capture.forest())
-
-
-def trace_data(forest: SpanForest) -> dict[str, Any]:
-    """The page's data for one test's forest (pass ``JobSpans.forest()``: a test that asserted built it already)."""
-    if not forest.nodes:
-        return dict(EMPTY)
-    t0, duration = _bounds([node.span for node in forest.nodes])
-    trace_of = {node.index: n for n, roots in enumerate(forest.traces) for root in roots for node in root.walk()}
-    index = job_index(forest)
-    spans = []
-    for node in forest.nodes:
-        parent = node.parent.index if node.parent is not None else None
-        links = [target.index for target in node.links]
-        spans.append(_span(node.span, t0, trace_of[node.index], parent, links, node.unresolved_links))
-    return {
-        "spans": spans,
-        "rows": waterfall_rows(forest, index),
-        "jobs": [_job(job) for job in index.jobs],
-        "traces": [f"{_trace_id(roots[0]):032x}" for roots in forest.traces],
-        "d": duration,
-    }
-
-
-_JOB_KINDS = (SpanKind.PRODUCER, SpanKind.CONSUMER)
+    """The page's data for one test's capture; ``job_fixture``: the test used a job adapter's fixture, so
+    any of its spans may be a job's (its forest, built already if the test asserted, finds its jobs)."""
+    if not job_fixture:
+        plain = plain_trace_data(capture._sink.snapshot()[1])
+        if plain is not None:
+            return plain
+    return trace_data(capture.forest())
 
 
 def plain_trace_data(spans: Sequence[ReadableSpan]) -> dict[str, Any] | None:
     """What :func:`trace_data` gives for spans of no job, without building their forest; None where that
-    takes the forest: a span a job adapter recognises, a span without ids, ids that collide, parents that loop.
+    takes the forest: a span a job adapter recognises, a span without ids or times, ids that collide.
 
     Only producer and consumer spans are offered to the adapters (the kinds of every job span the built-in,
     Celery and RQ adapters know; a test that uses a job fixture takes the forest's way, where every span is).
     """
     if not spans:
         return dict(EMPTY)
-    at: dict[tuple[int, int], int] = {}
-    keys = []  # the forest's order of siblings: start time, name, index
-    for i, span in enumerate(spans):
-        context = span.context
-        if context is None or (span.kind in _JOB_KINDS and recognise(span) is not None):
-            return None
-        at[(context.trace_id, context.span_id)] = i
-        keys.append((span.start_time or 0, span.name, i))
+    try:
+        columns = tuple(zip(*map(_OWN_FIELDS, spans)))
+    except AttributeError:  # not the SDK's own span objects: their forest reads them through the public API
+        return None
+    starts, contexts, kinds = columns[1], columns[3], columns[5]
+    if not all(starts) or (kinds.count(_INTERNAL) < len(kinds) and _has_job_span(spans)):
+        return None
+    try:
+        at = dict(zip(map(_IDS, contexts), range(len(spans))))
+    except TypeError:  # a span without a context
+        return None
     if len(at) < len(spans):
         return None
-    children: list[list[int]] = [[] for _ in spans]
-    parents: list[int | None] = []
-    roots = []
-    for i, span in enumerate(spans):
-        up = span.parent
-        parent = at.get((up.trace_id, up.span_id)) if up is not None else None
-        if parent is None or parent == i:
-            parent = None
-            roots.append(i)
-        else:
-            children[parent].append(i)
-        parents.append(parent)
-    return _plain_layout(spans, at, keys, parents, children, roots)
+    parents = [-1 if up is None else at.get((up[0], up[1]), -1) for up in columns[4]]
+    if any(map(eq, parents, range(len(spans)))):  # a span its own parent: a root, as in SpanForest
+        parents = [-1 if parent == i else parent for i, parent in enumerate(parents)]
+
+    def links(i: int) -> tuple[list[int], int]:
+        found = [at.get((link.context.trace_id, link.context.span_id)) for link in spans[i].links]
+        targets = [target for target in found if target is not None]
+        return targets, len(found) - len(targets)
+
+    return _columns(spans, columns, parents, links)
 
 
-def _plain_layout(
+def _has_job_span(spans: Sequence[ReadableSpan]) -> bool:
+    return any(span.kind in _JOB_KINDS and recognise(span) is not None for span in spans)
+
+
+def trace_data(forest: SpanForest) -> dict[str, Any]:
+    """The page's data for one test's forest (pass ``JobSpans.forest()``: a test that asserted built it already)."""
+    if not forest.nodes:
+        return dict(EMPTY)
+    spans = [node.span for node in forest.nodes]
+    parents = [node.parent.index if node.parent is not None else -1 for node in forest.nodes]
+
+    def links(i: int) -> tuple[list[int], int]:
+        node = forest.nodes[i]
+        return [target.index for target in node.links], node.unresolved_links
+
+    data = _columns(spans, tuple(zip(*map(_public_fields, spans))), parents, links)
+    index = job_index(forest)
+    if index.jobs:
+        data["rows"] = waterfall_rows(forest, index)
+        data["jobs"] = [_job(job) for job in index.jobs]
+    return data
+
+
+def _public_fields(span: ReadableSpan) -> Fields:
+    return (
+        span.name,
+        span.start_time,
+        span.end_time,
+        span.context,
+        span.parent,
+        span.kind,
+        span.status.status_code,
+        dict(span.attributes or {}),
+        span.events,
+        span.links,
+    )
+
+
+def _columns(
     spans: Sequence[ReadableSpan],
-    at: dict[tuple[int, int], int],
-    keys: list[tuple[int, str, int]],
-    parents: list[int | None],
-    children: list[list[int]],
-    roots: list[int],
-) -> dict[str, Any] | None:
-    """The forest's order (see SpanForest): siblings and roots by start time, name, index; traces by their
-    first root; depth first."""
-    for kids in children:
-        if len(kids) > 1:
-            kids.sort(key=keys.__getitem__)
-    traces: dict[int, list[int]] = {}
-    for root in sorted(roots, key=keys.__getitem__):
-        traces.setdefault(spans[root].context.trace_id, []).append(root)
-    grouped = sorted(traces.values(), key=lambda trace: keys[trace[0]])
-    rows: list[Row] = []
-    trace_of = [0] * len(spans)
-    for n, trace in enumerate(grouped):
-        stack = [(root, 0) for root in reversed(trace)]
-        while stack:
-            i, depth = stack.pop()
-            rows.append([i, depth])
-            trace_of[i] = n
-            stack.extend((kid, depth + 1) for kid in reversed(children[i]))
-    if len(rows) < len(spans):  # parent ids that loop: the forest breaks the loop
-        return None
-    t0, duration = _bounds(spans)
-    data = []
-    for i, span in enumerate(spans):
-        links, unresolved = [], 0
-        for link in _links(span):
-            target = at.get((link.context.trace_id, link.context.span_id))
-            if target is None:
-                unresolved += 1
-            else:
-                links.append(target)
-        data.append(_span(span, t0, trace_of[i], parents[i], links, unresolved))
-    ids = [f"{spans[trace[0]].context.trace_id:032x}" for trace in grouped]
-    return {"spans": data, "rows": rows, "jobs": [], "traces": ids, "d": duration}
+    columns: tuple[tuple[Any, ...], ...],
+    parents: list[int],
+    links: Callable[[int], tuple[list[int], int]],
+) -> dict[str, Any]:
+    """The page's columns (see the module's docstring) from the spans' fields (one tuple a field, see
+    ``Fields``), their captured parents and a way to a span's captured links. A start of 0 or None counts
+    as 0, and a missing end as the start, as in ``SpanForest``."""
+    names, starts, ends, contexts, _, kinds, codes, attributes, events, held_links = columns
+    count = len(spans)
+    if not all(starts):
+        starts = tuple(start or 0 for start in starts)
+    if not all(ends):
+        ends = tuple(end or start for end, start in zip(ends, starts))
+    t0 = min(starts)
+    try:
+        span_ids = list(map("%016x".__mod__, map(_SPAN_ID, contexts)))
+        trace_ids = list(map(_TRACE_ID, contexts))
+    except TypeError:  # a span without a context: no id, trace 0 (as in SpanForest)
+        span_ids = ["" if context is None else f"{context[1]:016x}" for context in contexts]
+        trace_ids = [0 if context is None else context[0] for context in contexts]
+    traces = list(dict.fromkeys(trace_ids))
+    trace_of = {trace_id: n for n, trace_id in enumerate(traces)}
+    data = {
+        "n": names,
+        "s": [(start - t0) // 1000 for start in starts],
+        "e": [(end - t0) // 1000 for end in ends],
+        "i": span_ids,
+        "T": [f"{trace_id:032x}" for trace_id in traces],
+        "p": parents,
+        "a": attributes,
+        "d": (max(ends) - t0) // 1000,
+    }
+    if len(set(data["s"])) < count:  # starts in the same microsecond: the order by nanoseconds and names
+        data["o"] = sorted(range(count), key=list(zip(starts, names, range(count))).__getitem__)
+    if len(traces) > 1:  # one trace (most tests): no column
+        data["t"] = list(map(trace_of.__getitem__, trace_ids))
+    plain = kinds.count(_INTERNAL) == count and codes.count(_UNSET) == count
+    if not plain or any(events) or any(held_links):
+        special = zip(kinds, codes, events, held_links)
+        more = [
+            [i, _more(spans[i], t0, *links(i))]
+            for i, (kind, code, held_events, held) in enumerate(special)
+            if kind is not _INTERNAL or code is not _UNSET or held_events or held
+        ]
+        more = [entry for entry in more if entry[1]]
+        if more:
+            data["m"] = more
+    return data
 
 
-def _bounds(spans: Sequence[ReadableSpan]) -> tuple[int, float]:
-    t0 = min(span.start_time or 0 for span in spans)
-    end = max(span.end_time or span.start_time or 0 for span in spans)
-    return t0, (end - t0) // 1000
-
-
-# The SDK's ReadableSpan copies its events and links, under a lock, on every access, and its attributes
-# iterate the same way: most spans have no events or links, so their emptiness is read first, and the
-# attributes' own dict where the SDK keeps one (the public API otherwise). A session has many spans.
-def _events(span: ReadableSpan) -> Sequence[Any]:
-    held = getattr(span, "_events", None)
-    return () if held is not None and not len(held) else span.events
-
-
-def _links(span: ReadableSpan) -> Sequence[Any]:
-    held = getattr(span, "_links", None)
-    return () if held is not None and not len(held) else span.links
-
-
-def _attributes(span: ReadableSpan) -> dict[str, Any]:
-    # Handed to the JSON encoder as they are (read before the test's next span can end: the data is encoded
-    # in the same hook); the page escapes control characters in them, as neutral() does here.
-    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
-    return inner if type(inner) is dict else dict(span.attributes or {})
-
-
-def _span(span: ReadableSpan, t0: int, trace: int, parent: int | None, links: list[int], unresolved: int) -> list[Any]:
-    """``[name, start, end, trace, span id, parent or -1, {attributes}]`` and, when there is more to say, a
-    dict of it: ``k`` kind, ``st``/``sd``/``x`` status and exception, ``ev`` events, ``l``/``ul`` links. A
-    list is cheaper to build and to encode than a dict; the page reads it when the test is shown. The
-    attributes are the span's own values (the only text not neutralised here: the page does it).
-    """
-    start = span.start_time or t0
-    context = span.context
-    data = [
-        neutral(span.name),
-        (start - t0) // 1000,
-        ((span.end_time or start) - t0) // 1000,
-        trace,
-        f"{context.span_id:016x}" if context else "",
-        -1 if parent is None else parent,
-        _attributes(span),
-    ]
-    kind, events, code = span.kind, _events(span), span.status.status_code
-    if kind is SpanKind.INTERNAL and code is StatusCode.UNSET and not events and not links and not unresolved:
-        return data  # most spans: nothing more to say
+def _more(span: ReadableSpan, t0: int, links: list[int], unresolved: int) -> dict[str, Any]:
+    """``k`` kind, ``st``/``sd``/``x`` status and exception, ``ev`` events, ``l``/``ul`` links: what a span
+    has beyond its name, times, ids and attributes (most spans: nothing)."""
     more: dict[str, Any] = {}
-    if kind is not SpanKind.INTERNAL:
-        more["k"] = kind.name.lower()
-    if code is not StatusCode.UNSET:
+    if span.kind is not _INTERNAL:
+        more["k"] = span.kind.name.lower()
+    events = span.events
+    if span.status.status_code is not _UNSET:
         _add_status(more, span, events)
     if events:
         more["ev"] = [[neutral(e.name), (e.timestamp - t0) // 1000, attribute_rows(e.attributes)] for e in events]
@@ -202,8 +212,7 @@ def _span(span: ReadableSpan, t0: int, trace: int, parent: int | None, links: li
         more["l"] = links
     if unresolved:
         more["ul"] = unresolved
-    data.append(more)
-    return data
+    return more
 
 
 def _add_status(data: dict[str, Any], span: ReadableSpan, events: Sequence[Any]) -> None:
@@ -223,7 +232,6 @@ def attribute_rows(attributes: Attributes) -> list[list[str]]:
 
 
 def _text(value: object) -> str:
-    # The common types first, without json (a report of 1,000 tests has tens of thousands of values).
     kind = type(value)
     if kind is str:
         return neutral(value)  # type: ignore[arg-type]
@@ -250,7 +258,9 @@ def _job(job: JobView) -> dict[str, Any]:
 
 
 def waterfall_rows(forest: SpanForest, index: JobIndex) -> list[Row]:
-    """Every span once, depth first; a job's spans grouped under a header row where the job starts."""
+    """Every span once, depth first; a job's spans grouped under a header row where the job starts:
+    ``[span index, depth]``, or ``[-1 - job index, depth]`` for a job's header (the folded order of
+    ``render(format="jobs")``, attempts kept)."""
     hidden = index.hidden
     jobs = {id(job): n for n, job in enumerate(index.jobs)}
     rows: list[Row] = []
@@ -277,7 +287,3 @@ def waterfall_rows(forest: SpanForest, index: JobIndex) -> list[Row]:
 def _members(job: JobView) -> list[SpanNode]:
     nodes = [job.publish_node] if job.publish_node else []
     return [*nodes, *job.attempt_nodes, *job.republish_nodes]
-
-
-def _trace_id(node: SpanNode) -> int:
-    return node.span.context.trace_id if node.span.context else 0

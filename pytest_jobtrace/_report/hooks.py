@@ -10,7 +10,7 @@ OTLP files are written where the spans are (the worker), since they need the SDK
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,11 @@ class ReportPlugin:
         self.settings = settings
         self.is_worker = hasattr(config, "workerinput")
         self.session_log: SessionLog | None = None
+        self.trace_json: Callable[[JobSpans, bool], str] | None = None
+        if settings.html is not None:
+            from pytest_jobtrace._report.data import trace_json  # once, not at each test's end
+
+            self.trace_json = trace_json
         if settings.html is not None and not self.is_worker:
             from pytest_jobtrace._report.html import SessionLog
 
@@ -92,11 +97,8 @@ class ReportPlugin:
                 setattr(report, TIME_KEY, data)
 
     def _finish_test(self, item: pytest.Item, report: pytest.TestReport, capture: JobSpans) -> None:
-        if self.settings.html is not None:
-            from pytest_jobtrace._report.data import capture_data
-            from pytest_jobtrace._report.html import script_json
-
-            setattr(report, TRACE_KEY, script_json(capture_data(capture, _uses_job_fixture(item))))
+        if self.trace_json is not None:
+            setattr(report, TRACE_KEY, self.trace_json(capture, _uses_job_fixture(item)))
         if self.settings.export is not None:
             from pytest_jobtrace._report.otlp import export_test
 

@@ -19,6 +19,8 @@ import pytest
 from pytest_jobtrace._report.safe import neutral
 
 _DATA_MARK = "__JOBTRACE_DATA__"
+# Made once (json.dumps with options makes an encoder a call); the page's data holds no cycle to check for.
+_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False, check_circular=False)
 
 
 class SessionLog:
@@ -91,9 +93,9 @@ def script_json(data: object) -> str:
     its text, so one odd value cannot break the page.
     """
     try:
-        text = json.dumps(data, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+        text = _ENCODER.encode(data)
     except (ValueError, TypeError):
-        text = json.dumps(_plain(data), ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+        text = _ENCODER.encode(_plain(data))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
