@@ -109,14 +109,20 @@ def _bare(argv: list[str], directory: Path, ready: Callable[[], bool]) -> subpro
         argv, cwd=directory, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     deadline = time.monotonic() + 60
-    while not ready():
-        if worker.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the bare worker {argv} did not start")
-        time.sleep(0.05)
+    try:
+        while not ready():
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the bare worker {argv} did not start")
+            time.sleep(0.05)
+    except BaseException:
+        _stop(worker)  # never left running on a database whose lease ends
+        raise
     return worker
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is not None:
+        return
     os.killpg(worker.pid, 15)
     try:
         worker.wait(15)
@@ -160,7 +166,8 @@ def bare_celery(directory: Path, rounds: int, url: str) -> list[float]:
     argv = [sys.executable, "-m", "celery", "-A", "bench_jobs:app", "-b", url, "--result-backend", url]
     argv += ["worker", "--pool=prefork", "--concurrency=1", "--without-mingle", "--without-gossip"]
     argv += ["--without-heartbeat", "--loglevel=WARNING"]
-    worker = _bare(argv, directory, lambda: bool(app.control.ping(timeout=0.5)))
+    # ready once it ran a first job (no app.control.ping: its reply queue's binding would outlive the lease)
+    worker = _bare(argv, directory, lambda: bench_jobs.add.delay(0, 0).get(timeout=60) == 0)
     try:
         times = []
         for n in range(rounds + WARM_UP):
