@@ -47,7 +47,14 @@ if TYPE_CHECKING:
     from pytest_jobtrace._jobs.semconv import MESSAGING_VOLATILE_ATTRIBUTES, MessagingJobSpans
     from pytest_jobtrace._live import tracing as live_tracing
     from pytest_jobtrace._live.options import LIVE_OPTIONS
-    from pytest_jobtrace._live.redis import RedisLeaseError, SessionLease
+    from pytest_jobtrace._live.redis import (
+        LEASE_KEY,
+        LEASE_SECONDS,
+        RedisLeaseError,
+        SessionLease,
+        databases_of,
+        with_database,
+    )
     from pytest_jobtrace._live.workers import LiveHandle, LiveWorkers
 
 _WHERE = {
@@ -67,7 +74,11 @@ _WHERE = {
     "LIVE_OPTIONS": "_live.options",
     "LiveHandle": "_live.workers",
     "LiveWorkers": "_live.workers",
+    "LEASE_KEY": "_live.redis",
+    "LEASE_SECONDS": "_live.redis",
     "RedisLeaseError": "_live.redis",
+    "databases_of": "_live.redis",
+    "with_database": "_live.redis",
     "SessionLease": "_live.redis",
     "JobSpanInfo": "_jobs.info",
     "MessagingJobSpans": "_jobs.semconv",
@@ -89,6 +100,8 @@ _WHERE = {
 __all__ = [
     "ENTRY_POINT_GROUP",
     "EXPECT_FAILURES",
+    "LEASE_KEY",
+    "LEASE_SECONDS",
     "LIVE_OPTIONS",
     "MESSAGING_VOLATILE_ATTRIBUTES",
     "ActiveAdapter",
@@ -114,6 +127,7 @@ __all__ = [
     "VirtualClock",
     "adapters",
     "chain_message",
+    "databases_of",
     "exception_text",
     "failures_message",
     "job_name_matches",
@@ -121,6 +135,7 @@ __all__ = [
     "qualified_type_name",
     "record_exception",
     "register_adapter",
+    "with_database",
 ]
 
 

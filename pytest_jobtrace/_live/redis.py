@@ -12,7 +12,7 @@ import os
 import time
 import uuid
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 LEASE_KEY = "pytest-jobtrace:rq:lease"  # the key rq_jobs leases databases with: the two never share one
 LEASE_SECONDS = 3600
@@ -24,8 +24,12 @@ class RedisLeaseError(RuntimeError):
 
 
 def databases_of(url: str, option: str) -> list[int]:
-    """The databases ``url``'s path names (``/7``, ``/1-15``, ``/1,3,5``); 0 if none."""
-    spec = urlsplit(url).path.strip("/")
+    """The databases ``url`` names: its path (``/7``, ``/1-15``, ``/1,3,5``) or ``db=`` for ``unix://``; 0 if none.
+
+    ``option`` names where the URL came from, in the error for a spec that does not parse.
+    """
+    parts = urlsplit(url)
+    spec = dict(parse_qsl(parts.query)).get("db", "") if parts.scheme == "unix" else parts.path.strip("/")
     if not spec:
         return [0]
     chosen: list[int] = []
@@ -41,8 +45,13 @@ def databases_of(url: str, option: str) -> list[int]:
 
 
 def with_database(url: str, database: int) -> str:
+    """``url`` naming ``database`` alone (in a URL, the path's database wins over a ``db=`` keyword)."""
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"]
+    if parts.scheme == "unix":
+        # urlunsplit would drop the empty host of unix:///path
+        return f"unix://{parts.netloc}{parts.path}?{urlencode([*query, ('db', str(database))])}"
+    return urlunsplit(parts._replace(path=f"/{database}", query=urlencode(query)))
 
 
 class SessionLease:

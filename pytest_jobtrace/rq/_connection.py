@@ -17,10 +17,10 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-LEASE_KEY = "pytest-jobtrace:rq:lease"
-LEASE_SECONDS = 3600
+from pytest_jobtrace.adapters import LEASE_KEY, LEASE_SECONDS, RedisLeaseError, with_database
+from pytest_jobtrace.adapters import databases_of as _databases_of
+
 _WAIT_SECONDS = 60.0
 _SCRIPTS = {"eval", "evalsha", "fcall"}  # their flags say nothing of writing; their keys are written
 _WRITTEN = {b"RW", b"OW", b"RM"}
@@ -70,20 +70,10 @@ def open_connection(redis_url: str | None) -> Lease:
 
 def databases_of(url: str) -> list[int]:
     """The databases ``url`` names: its path (``/7``, ``/1-15``, ``/1,3,5``) or ``db=`` for ``unix://``; 0 if none."""
-    parts = urlsplit(url)
-    spec = dict(parse_qsl(parts.query)).get("db", "") if parts.scheme == "unix" else parts.path.strip("/")
-    if not spec:
-        return [0]
-    chosen: list[int] = []
-    for item in spec.split(","):
-        first, dash, last = item.strip().partition("-")
-        if not (first.isdigit() and (last.isdigit() if dash else not last)) or int(last or first) < int(first):
-            raise RedisUnavailable(
-                f"rq_jobs: jobtrace_redis_url {url!r} names database {spec!r}; write one number (/7), "
-                "a range (/1-15) or a list (/1,3,5-9)"
-            )
-        chosen.extend(range(int(first), int(last or first) + 1))
-    return list(dict.fromkeys(chosen))
+    try:
+        return _databases_of(url, "rq_jobs: jobtrace_redis_url")
+    except RedisLeaseError as error:
+        raise RedisUnavailable(str(error)) from None
 
 
 def _lease(url: str) -> Lease:
@@ -185,16 +175,6 @@ def _recording_client(url: str, sent: list[tuple[Any, ...]]) -> Any:
 
     pool.connection_class = Recording
     return client
-
-
-def with_database(url: str, database: int) -> str:
-    """``url`` naming ``database`` alone (in a URL, the path's database wins over a ``db=`` keyword)."""
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"]
-    if parts.scheme == "unix":
-        # urlunsplit would drop the empty host of unix:///path
-        return f"unix://{parts.netloc}{parts.path}?{urlencode([*query, ('db', str(database))])}"
-    return urlunsplit(parts._replace(path=f"/{database}", query=urlencode(query)))
 
 
 def written_keys(client: Any, sent: Sequence[tuple[Any, ...]]) -> set[bytes]:
