@@ -151,7 +151,7 @@ def bench_html_session(repeats: int) -> None:
     )
     report("--jobtrace-html: added to a span-only session's time", best["session"] / base - 1, 0.10, "x")
     timed = (best["collect"] + best["write"]) / base
-    print(f"  (for information: the report's own timers, data and file, vs the session without it: {timed:.1%}; ")
+    print(f"  (for information: the report's own timers, data and file, vs the session without it: {timed:.1%};")
     print(f"  writing the file vs the session: {best['write'] / best['session']:.1%})")
 
 
