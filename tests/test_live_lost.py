@@ -169,16 +169,16 @@ def test_celery_s_decision_on_a_lost_worker_is_reported_as_celery_takes_it() -> 
 
     app = Celery("lost", set_as_current=False)
 
-    @app.task(name="plain")
+    @app.task(name="plain", shared=False)  # a shared task would land on every app made later
     def plain() -> None: ...
 
-    @app.task(name="late", acks_late=True)
+    @app.task(name="late", acks_late=True, shared=False)
     def late() -> None: ...
 
-    @app.task(name="requeued", acks_late=True, reject_on_worker_lost=True, max_retries=2)
+    @app.task(name="requeued", acks_late=True, reject_on_worker_lost=True, max_retries=2, shared=False)
     def requeued() -> None: ...
 
-    @app.task(name="retried", retry_on_worker_lost=True, max_retries=1)
+    @app.task(name="retried", retry_on_worker_lost=True, max_retries=1, shared=False)
     def retried() -> None: ...
 
     assert _fate(plain, 0) == (
