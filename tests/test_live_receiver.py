@@ -6,7 +6,7 @@ import gzip
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -14,10 +14,12 @@ from conftest import MakeSpan
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from pytest_jobtrace._core.capture import CaptureSink, SpanRouter
+from pytest_jobtrace._live import tracing as live_tracing
 from pytest_jobtrace._live.decode import BadRequest, decode_request
 from pytest_jobtrace._live.receiver import OTLPReceiver
 from pytest_jobtrace._live.routing import LiveRouter
@@ -216,16 +218,26 @@ def test_received_spans_join_the_capture_that_owns_their_trace(
     assert [(leak.name, leak.started_in, leak.received) for leak in captures.take_leaks()] == [("work", "", True)]
 
 
-def test_refused_requests_are_retried_by_the_stock_exporter_and_nothing_is_lost(
-    receiver: OTLPReceiver, captures: SpanRouter
-) -> None:
+def _stock_exporter(endpoint: str) -> SpanExporter:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=endpoint)
+
+
+def _transport_name(exporter: SpanExporter) -> str:
+    return type(getattr(getattr(exporter, "_client", None), "_transport", None)).__name__
+
+
+@pytest.mark.parametrize("make_exporter", [_stock_exporter, live_tracing.exporter], ids=["stock", "live-worker"])
+def test_refused_requests_are_retried_by_the_exporter_and_nothing_is_lost(
+    receiver: OTLPReceiver, captures: SpanRouter, make_exporter: Callable[[str], SpanExporter]
+) -> None:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 
     sink = CaptureSink("test_refused")
     worker = TracerProvider()
     results: list[SpanExportResult] = []
-    exporter = OTLPSpanExporter(endpoint=receiver.traces_endpoint)
+    exporter = make_exporter(receiver.traces_endpoint)
     original = exporter.export
     exporter.export = lambda spans: results.append(original(spans)) or results[-1]  # type: ignore[method-assign]
     worker.add_span_processor(SimpleSpanProcessor(exporter))
@@ -246,6 +258,57 @@ def test_refused_requests_are_retried_by_the_stock_exporter_and_nothing_is_lost(
     assert [span.name for span in sink.spans] == ["root", "first", "second"]
     assert sink.duplicates == 1  # root: the test's own, sent back too
     assert receiver.rejections == []  # refusals are the test's fault, not errors
+
+
+def test_the_live_workers_exporter_keeps_its_connection_and_opens_another_when_it_closes(
+    captures: SpanRouter,
+) -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    if live_tracing.keep_alive_transport("http://127.0.0.1:1/v1/traces") is None:
+        pytest.skip("this opentelemetry-exporter-otlp-proto-http takes no transport: the stock one is used")
+    sink = CaptureSink("test_keep_alive")
+    worker = TracerProvider()
+    first = OTLPReceiver(router=LiveRouter(captures)).start()
+    second: OTLPReceiver | None = None
+    exporter = live_tracing.exporter(first.traces_endpoint)
+    assert _transport_name(exporter) == "KeepAliveTransport"
+    worker.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = worker.get_tracer("worker")
+    captures.open(sink)
+    try:
+        with tracer.start_as_current_span("root") as root:
+            sink.add(root)
+            with tracer.start_as_current_span("first"):
+                pass
+            connection = exporter._client._transport._connection  # type: ignore[attr-defined]
+            with tracer.start_as_current_span("second"):
+                pass
+            assert exporter._client._transport._connection is connection  # type: ignore[attr-defined]
+            port = int(first.endpoint.rsplit(":", 1)[1])
+            first.stop()  # the connection it kept is closed by the other end
+            second = OTLPReceiver(port=port, router=LiveRouter(captures)).start()
+            with tracer.start_as_current_span("third"):
+                pass
+    finally:
+        captures.close(sink)
+        worker.shutdown()
+        first.stop()
+        if second is not None:
+            second.stop()
+    assert [span.name for span in sink.spans] == ["root", "first", "second", "third"]
+    assert second is not None
+    assert (first.requests, second.requests) == (2, 2)  # the second one had "third" and "root" (a duplicate)
+    assert sink.duplicates == 1
+    assert first.rejections == second.rejections == []
+
+
+def test_the_live_workers_exporter_is_the_stock_one_where_no_transport_can_be_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert _transport_name(live_tracing.exporter("https://collector.example:4318/v1/traces")) != "KeepAliveTransport"
+    monkeypatch.setattr(live_tracing, "keep_alive_transport", lambda endpoint: None)  # an exporter before 1.45
+    assert _transport_name(live_tracing.exporter("http://127.0.0.1:4318/v1/traces")) != "KeepAliveTransport"
 
 
 def test_refuse_takes_only_statuses_exporters_retry(receiver: OTLPReceiver) -> None:

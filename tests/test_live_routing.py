@@ -166,3 +166,38 @@ def test_a_trace_two_tests_share_goes_to_the_one_running(
     captures.close(test_b)
     assert _names(test_b) == ["publish b", "run b"]
     assert _leaks(captures) == []
+
+
+def test_one_request_s_spans_reach_a_waiting_test_together(
+    captures: SpanRouter, live: LiveRouter, make_span: MakeSpan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A waiter (job_spans.wait) is woken once per request, with every span of it there: never with half a
+    job, which would cost it a reading of the capture for nothing."""
+    publish = make_span("publish", kind=SpanKind.PRODUCER)
+    run = make_span("run", publish)
+    spans = [run, make_span("charge card", run), make_span("send receipt", run)]
+    sink = CaptureSink("test_a")
+    captures.open(sink)
+    sink.add(publish)
+    seen: list[list[str]] = []
+    monkeypatch.setattr(sink, "_waiting", 1)  # as if a test were in wait_for_change
+    monkeypatch.setattr(sink._changed, "notify_all", lambda: seen.append([span.name for span in sink.spans]))
+    live.deliver(spans)
+    captures.close(sink)
+    assert seen == [["publish", "run", "charge card", "send receipt"]]
+
+
+def test_a_request_s_spans_for_a_capture_closed_meanwhile_are_reported_each(
+    captures: SpanRouter, live: LiveRouter, make_span: MakeSpan
+) -> None:
+    publish = make_span("publish", kind=SpanKind.PRODUCER)
+    sink = CaptureSink("test_a")
+    captures.open(sink)
+    sink.add(publish)
+    live.deliver([make_span("run", publish)])  # the trace is test_a's from now on
+    sink.close()  # closing, not yet told to the router
+    captures.test_label = "test_a"
+    live.deliver([make_span("late 1", publish), make_span("late 2", publish)])
+    captures.close(sink)
+    assert _names(sink) == ["publish", "run"]
+    assert _leaks(captures) == [("late 1", "test_a", "test_a"), ("late 2", "test_a", "test_a")]

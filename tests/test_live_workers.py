@@ -91,6 +91,42 @@ def test_celery_prefork_and_solo_pools_trace_every_task(pytester: pytest.Pyteste
     result.assert_outcomes(passed=2)
 
 
+LOGS = textwrap.dedent(
+    """
+    import shop_jobs
+
+
+    def test_it(live_celery_worker):
+        shop_jobs.add.delay(1, 2)
+        live_celery_worker.settle()
+        open("output", "w").write(live_celery_worker.output())
+    """
+)
+
+
+@pytest.mark.parametrize("level", [None, "INFO"])
+def test_the_celery_worker_logs_warnings_unless_told_otherwise(pytester: pytest.Pytester, level: str | None) -> None:
+    make_project(pytester, test_logs=LOGS)
+    flags = [] if level is None else [f"--jobtrace-celery-live-loglevel={level}"]
+    result = pytester.runpytest_subprocess("-p", "no:randomly", *flags)
+    result.assert_outcomes(passed=1)
+    output = (pytester.path / "output").read_text()
+    assert "pytest-jobtrace live worker ready" in output
+    assert ("Task shop.add[" in output and "] received" in output) is (level == "INFO")
+
+
+def test_an_unknown_celery_log_level_is_an_error_naming_the_levels(pytester: pytest.Pytester) -> None:
+    make_project(pytester, test_logs=LOGS)
+    result = pytester.runpytest_subprocess("--jobtrace-celery-live-loglevel=info")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--jobtrace-celery-live-loglevel: invalid choice: 'info' (choose from 'DEBUG', *"])
+    result = pytester.runpytest_subprocess("-o", "jobtrace_celery_live_loglevel=info")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: pytest-jobtrace: ini key jobtrace_celery_live_loglevel *: celery_live_loglevel='info'; use one of *"]
+    )
+
+
 WRONG = textwrap.dedent(
     """
     import shop_jobs

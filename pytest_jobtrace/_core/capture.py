@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -196,22 +196,37 @@ class CaptureSink:
         with self._lock:
             if self.closed:
                 return False
-            key = (span.context.trace_id, span.context.span_id) if span.context is not None else None
-            if received and key is not None:
-                if self._keys is None:  # built once something is received; kept up to date from then on
-                    self._keys = {(s.context.trace_id, s.context.span_id) for s in self.spans if s.context}
-                if key in self._keys:  # sent twice (an exporter's retry), or a span of this process sent back
-                    self.duplicates += 1
-                    return True
-                self.received.add(key)
-            elif span.context is not None:
-                self.unfinished.pop(id(span.context), None)
-            if self._keys is not None and key is not None:
-                self._keys.add(key)
-            self.spans.append(span)
-            self.version += 1
-            if self._waiting:
+            if self._keep(span, received) and self._waiting:
                 self._changed.notify_all()
+        return True
+
+    def receive(self, spans: Sequence[ReadableSpan]) -> bool:
+        """``add(span, received=True)`` for each of ``spans`` (one request's, from another process) as one
+        step: a waiter wakes once, with all of them there. False (nothing kept) if the capture has closed."""
+        with self._lock:
+            if self.closed:
+                return False
+            kept = [self._keep(span, True) for span in spans]
+            if any(kept) and self._waiting:
+                self._changed.notify_all()
+        return True
+
+    def _keep(self, span: ReadableSpan, received: bool) -> bool:
+        """Under the lock: keep ``span``; False if it was a received duplicate (dropped)."""
+        key = (span.context.trace_id, span.context.span_id) if span.context is not None else None
+        if received and key is not None:
+            if self._keys is None:  # built once something is received; kept up to date from then on
+                self._keys = {(s.context.trace_id, s.context.span_id) for s in self.spans if s.context}
+            if key in self._keys:  # sent twice (an exporter's retry), or a span of this process sent back
+                self.duplicates += 1
+                return False
+            self.received.add(key)
+        elif span.context is not None:
+            self.unfinished.pop(id(span.context), None)
+        if self._keys is not None and key is not None:
+            self._keys.add(key)
+        self.spans.append(span)
+        self.version += 1
         return True
 
     def wait_for_change(self, version: int, timeout: float) -> bool:

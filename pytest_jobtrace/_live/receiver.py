@@ -18,7 +18,10 @@ A malformed body gets a 400 naming what is wrong, a path other than these two a 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -60,6 +63,7 @@ class OTLPReceiver:
         self._thread: threading.Thread | None = None
         self._refusals: list[tuple[int, float]] = []
         self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()  # open ones, closed by stop() (exporters keep them alive)
 
     @property
     def endpoint(self) -> str:
@@ -76,7 +80,7 @@ class OTLPReceiver:
     def start(self) -> OTLPReceiver:
         if self._server is not None:
             return self
-        server = ThreadingHTTPServer(self._address, _handler_for(self))
+        server = _Server(self._address, _handler_for(self))
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="jobtrace-otlp-receiver", daemon=True)
@@ -91,6 +95,11 @@ class OTLPReceiver:
             return
         server.shutdown()
         server.server_close()
+        with self._lock:
+            connections, self._connections = self._connections, set()
+        for connection in connections:  # a kept-alive connection would go on serving after the server stops
+            with contextlib.suppress(OSError):  # closed by the other end already
+                connection.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self.router in self.router.captures.watchers:
@@ -130,6 +139,13 @@ class OTLPReceiver:
 OTLPReceiver.__module__ = "pytest_jobtrace"
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the sender went away (or stop() closed its connection): nothing of ours went wrong
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 def _handler_for(receiver: OTLPReceiver) -> type[BaseHTTPRequestHandler]:
     class Handler(_Handler):
         owner = receiver
@@ -141,6 +157,16 @@ class _Handler(BaseHTTPRequestHandler):
     owner: OTLPReceiver
     protocol_version = "HTTP/1.1"  # keep-alive: the exporter's session reuses its connection
     timeout = 60  # seconds a connection may sit idle or stall mid-body before its thread lets it go
+
+    def setup(self) -> None:
+        super().setup()
+        with self.owner._lock:
+            self.owner._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.owner._lock:
+            self.owner._connections.discard(self.connection)
+        super().finish()
 
     def do_POST(self) -> None:
         body = self._body()

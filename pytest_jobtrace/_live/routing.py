@@ -29,6 +29,7 @@ class LiveRouter:
         self._owners: dict[int, CaptureSink] = {}  # trace id -> the open capture that owns it
         self._finished: dict[int, str] = {}  # trace id -> label of the finished test that owned it
         self._held: dict[int, list[ReadableSpan]] = {}  # trace id -> spans of a trace no test owns yet
+        self._joining: list[tuple[CaptureSink, ReadableSpan]] = []  # placed, given to their owners by _commit()
 
     def deliver(self, spans: Iterable[ReadableSpan]) -> None:
         """Give each span to the capture that owns its trace, or report it, or hold it until one does."""
@@ -49,6 +50,7 @@ class LiveRouter:
             for span in pending:
                 self._hold(span)
             self._release_held()
+            self._commit()
 
     def held(self) -> list[ReadableSpan]:
         """Spans received for traces that no test owns (yet)."""
@@ -66,6 +68,7 @@ class LiveRouter:
                 self._owners.pop(trace, None)
                 self._finished[trace] = sink.label
             self._release_held()
+            self._commit()
 
     def finish(self) -> None:
         """Report the spans that no test ever owned (at the end of the session)."""
@@ -95,8 +98,18 @@ class LiveRouter:
     def _join(self, owner: CaptureSink, span: ReadableSpan, traces: list[int]) -> None:
         for trace in traces:
             self._owners.setdefault(trace, owner)
-        if not owner.add(span, received=True):  # closed since: late, as if it had arrived after
-            self._late(span, owner.label)
+        self._joining.append((owner, span))
+
+    def _commit(self) -> None:
+        """Give the placed spans to their captures, each capture its spans at once (a waiter wakes once)."""
+        joining, self._joining = self._joining, []
+        by_owner: dict[int, tuple[CaptureSink, list[ReadableSpan]]] = {}
+        for owner, span in joining:
+            by_owner.setdefault(id(owner), (owner, []))[1].append(span)
+        for owner, spans in by_owner.values():
+            if not owner.receive(spans):  # closed since: late, as if they had arrived after
+                for span in spans:
+                    self._late(span, owner.label)
 
     def _late(self, span: ReadableSpan, label: str) -> None:
         self.captures.record_leak(LeakedSpan(span.name, label, self.captures.test_label, received=True))

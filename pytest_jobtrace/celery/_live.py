@@ -106,7 +106,7 @@ class CeleryLiveWorkers(LiveWorkers):
             f"--concurrency={int(self.options['celery_live_concurrency'])}",
             f"--queues={','.join(self.queues)}",
             f"--hostname=jobtrace{self._suffix}@%h",
-            "--loglevel=INFO",
+            f"--loglevel={self.options['celery_live_loglevel']}",
             "--without-mingle",
             "--without-gossip",
             "--without-heartbeat",
