@@ -26,6 +26,7 @@ def test_the_adapter_is_registered_by_its_entry_point() -> None:
         "celery_live_result_backend",
         "celery_live_pool",
         "celery_live_concurrency",
+        "celery_live_loglevel",
         "celery_live_queues",
         "live_workers",
         "live_timeout",

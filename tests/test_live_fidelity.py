@@ -51,13 +51,25 @@ def _own_context() -> Iterator[None]:
     otel_context.detach(token)
 
 
-# The live worker is instrumented once, without use_span_links: those scenarios stay in test_celery_fidelity.
-CELERY = [scenario for scenario in SCENARIOS if not scenario.span_links]
+@pytest.fixture(name="span_links")
+def _span_links(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The scenario's instrumentation in the test process (``use_span_links``): the live worker follows it."""
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+    scenario = request.node.callspec.params["scenario"]
+    if not scenario.span_links:
+        yield
+        return
+    CeleryInstrumentor().instrument(use_span_links=True)
+    try:
+        yield
+    finally:
+        CeleryInstrumentor().uninstrument()
 
 
-@pytest.mark.parametrize("scenario", CELERY, ids=[s.name.replace(" ", "_") for s in CELERY])
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name.replace(" ", "_") for s in SCENARIOS])
 def test_celery_scenario_gives_one_tree_in_both_modes(
-    scenario: Scenario, job_spans: JobSpans, request: pytest.FixtureRequest
+    scenario: Scenario, job_spans: JobSpans, request: pytest.FixtureRequest, span_links: None
 ) -> None:
     app = celery_live_app.app
     provider = trace.get_tracer_provider()
@@ -110,6 +122,28 @@ def test_rq_scenario_gives_one_tree_in_both_modes(
     on_the_worker = rq_fidelity.normalised(job_spans.spans)
 
     assert "CONSUMER" in on_the_worker  # the worker ran jobs at all
+    assert on_the_worker == in_process
+
+
+def test_an_rq_job_with_span_links_gives_one_tree_in_both_modes(
+    job_spans: JobSpans, request: pytest.FixtureRequest
+) -> None:
+    """The live worker instruments as the test process does: with use_span_links, its process span starts a
+    trace of its own, linked to the send (the worker is started anew for it)."""
+    from pytest_jobtrace.rq.instrumentation import RQInstrumentor
+
+    RQInstrumentor().instrument(use_span_links=True)
+    try:
+        in_process = _rq_in_process(job_spans, rq_fidelity.retries_then_success)
+        job_spans.clear()
+        live = request.getfixturevalue("live_rq_worker")
+        with rq_fidelity.tracer.start_as_current_span("test"):
+            rq_fidelity.retries_then_success(live.queue())
+        live.settle(expect_failures=True)
+        on_the_worker = rq_fidelity.normalised(job_spans.spans)
+    finally:
+        RQInstrumentor().uninstrument()
+    assert "link" in in_process  # the process spans are linked, not children
     assert on_the_worker == in_process
 
 

@@ -91,6 +91,58 @@ def test_celery_prefork_and_solo_pools_trace_every_task(pytester: pytest.Pyteste
     result.assert_outcomes(passed=2)
 
 
+FOLLOWS = textwrap.dedent(
+    """
+    import pytest
+    import shop_jobs
+    from pytest_jobtrace.rq.instrumentation import RQInstrumentor
+
+    PIDS = []
+
+
+    @pytest.fixture
+    def links():
+        RQInstrumentor().instrument(use_span_links=True)
+        yield
+        RQInstrumentor().uninstrument()
+
+
+    def _run(job_spans, worker):
+        worker.queue().enqueue(shop_jobs.hello, 1)
+        worker.settle()
+        PIDS.append(worker.pid)
+        (process,) = job_spans.find("process default")
+        return process
+
+
+    def test_default(job_spans, live_rq_worker):
+        assert _run(job_spans, live_rq_worker).parent is not None
+
+
+    def test_links(links, job_spans, live_rq_worker):
+        process = _run(job_spans, live_rq_worker)
+        assert process.parent is None and len(process.links) == 1
+
+
+    def test_links_again(links, job_spans, live_rq_worker):
+        assert _run(job_spans, live_rq_worker).parent is None
+
+
+    def test_default_again(job_spans, live_rq_worker):
+        assert _run(job_spans, live_rq_worker).parent is not None
+        assert PIDS[0] != PIDS[1] == PIDS[2] != PIDS[3], PIDS
+    """
+)
+
+
+def test_the_worker_instruments_as_the_test_process_does_and_restarts_when_that_changes(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(pytester, test_follows=FOLLOWS)
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=4)
+
+
 LOGS = textwrap.dedent(
     """
     import shop_jobs

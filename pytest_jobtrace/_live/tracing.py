@@ -21,6 +21,7 @@ Elsewhere (an older exporter, an ``https`` receiver) the stock transport is used
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import socket
 import sys
@@ -39,6 +40,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 ENDPOINT_ENV = "JOBTRACE_LIVE_ENDPOINT"
 """The receiver's traces URL (``http://127.0.0.1:PORT/v1/traces``) the fixture gives the worker."""
+INSTRUMENTATION_ENV = "JOBTRACE_LIVE_INSTRUMENTATION"
+"""JSON: the options the test process instruments the job system with (``use_span_links``); the worker's match."""
 READY_ENV = "JOBTRACE_LIVE_READY"
 """A file the worker writes once it takes jobs."""
 FLUSH_TIMEOUT_MILLIS = 10_000
@@ -198,6 +201,14 @@ def install(service: str, endpoint: str | None = None) -> TracerProvider:
             trace.set_tracer_provider(provider)
             _provider = provider
         return _provider
+
+
+def instrumentation_options() -> dict[str, Any]:
+    """The instrumentor's options the fixture gives the worker (``$JOBTRACE_LIVE_INSTRUMENTATION``)."""
+    options = json.loads(os.environ.get(INSTRUMENTATION_ENV) or "{}")
+    if not isinstance(options, dict):
+        raise RuntimeError(f"pytest-jobtrace live worker: {INSTRUMENTATION_ENV} is not a JSON object: {options!r}")
+    return options
 
 
 def flush() -> None:

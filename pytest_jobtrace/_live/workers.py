@@ -9,6 +9,7 @@ clean up (``cleanup``). Starting, readiness, restarting a dead worker, failing t
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 
 from pytest_jobtrace._core.options import JobtraceOptions, session_options
 from pytest_jobtrace._jobs import waiting
+from pytest_jobtrace._live import tracing as live_tracing
 from pytest_jobtrace._live.process import LiveWorkerError, WorkerProcess
 from pytest_jobtrace._live.receiver import session_receiver
 
@@ -39,6 +41,7 @@ class LiveWorkers:
         self._prepared = False
         self._starts = 0
         self._death_told = False  # a wait() in the test already failed saying the worker died
+        self._instrumented_with: dict[str, object] = {}  # instrumentation() when the running worker started
 
     # -- what an adapter writes -------------------------------------------------------------------
 
@@ -59,6 +62,11 @@ class LiveWorkers:
     def cleanup(self) -> None:
         """At the end of the session, after the worker stopped: what ``prepare`` created goes."""
 
+    def instrumentation(self) -> dict[str, object]:
+        """The options of the test process's instrumentation of the job system as the test will run
+        (``use_span_links``), JSON-serialisable: the worker instruments with the same ones."""
+        return {}
+
     # -- alike for every adapter ------------------------------------------------------------------
 
     @property
@@ -72,9 +80,15 @@ class LiveWorkers:
         if not self._prepared:
             self._prepared = True
             self.prepare(request)
-        if not self.external and (self.process is None or not self.process.alive()):
+        wanted = self.instrumentation()
+        running = self.process is not None and self.process.alive()
+        if not self.external and not (running and wanted == self._instrumented_with):
             if self.process is not None:
-                self.process.stop()  # reap the dead one; its death failed the test it happened in
+                # reap the dead one (its death failed the test it happened in), or stop the one instrumented
+                # otherwise than this process is now: its traces would not be the ones production gives
+                self.process.stop()
+                self.process = None
+            self._instrumented_with = wanted
             self.process = self._start()
         return self.attach(request)
 
@@ -82,6 +96,7 @@ class LiveWorkers:
         __tracebackhide__ = True
         receiver = session_receiver(self.config)
         argv, env = self.command()
+        env = {**env, live_tracing.INSTRUMENTATION_ENV: json.dumps(self._instrumented_with)}
         process = WorkerProcess(self.label, argv, env, receiver.traces_endpoint)
         self._starts += 1
         try:

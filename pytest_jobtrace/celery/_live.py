@@ -113,6 +113,15 @@ class CeleryLiveWorkers(LiveWorkers):
         ]
         return argv, {CONF_ENV: json.dumps(self.conf), POOL_ENV: pool, SUFFIX_ENV: self.suffix}
 
+    def instrumentation(self) -> dict[str, object]:
+        """``use_span_links`` of the instrumentation in this process (none yet: attach() instruments with
+        the defaults)."""
+        from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+        instrumentor = CeleryInstrumentor()
+        links = instrumentor.is_instrumented_by_opentelemetry and getattr(instrumentor, "_use_span_links", False)
+        return {"use_span_links": bool(links)}
+
     def attach(self, request: pytest.FixtureRequest) -> LiveCeleryWorker:
         from pytest_jobtrace.celery import _state
 

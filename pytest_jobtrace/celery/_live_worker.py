@@ -80,7 +80,7 @@ def _set_up(**_: Any) -> None:
     from pytest_jobtrace.adapters import live_tracing
 
     live_tracing.install("celery-worker")
-    CeleryInstrumentor().instrument()
+    CeleryInstrumentor().instrument(**live_tracing.instrumentation_options())  # as the test process does
     # connected after the instrumentation's own task_postrun handler, which ends the run span
     signals.task_postrun.connect(_flush, weak=False)
 

@@ -84,6 +84,15 @@ class RQLiveWorkers(LiveWorkers):
         ]
         return argv, {}
 
+    def instrumentation(self) -> dict[str, object]:
+        """``use_span_links`` of this process's ``RQInstrumentor`` (none yet: attach() instruments with the
+        defaults)."""
+        from pytest_jobtrace.rq.instrumentation import RQInstrumentor
+
+        instrumentor = RQInstrumentor()
+        links = instrumentor.is_instrumented_by_opentelemetry and getattr(instrumentor, "use_span_links", False)
+        return {"use_span_links": bool(links)}
+
     def attach(self, request: pytest.FixtureRequest) -> LiveRQWorker:
         from pytest_jobtrace.rq.instrumentation import RQInstrumentor, third_party_active
 

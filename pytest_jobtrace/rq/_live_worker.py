@@ -21,7 +21,7 @@ def main(argv: list[str]) -> None:
     from pytest_jobtrace.rq.instrumentation import RQInstrumentor
 
     live_tracing.install("rq-worker")
-    RQInstrumentor().instrument()
+    RQInstrumentor().instrument(**live_tracing.instrumentation_options())  # as the test process does
     wrap_function_wrapper("rq.worker.base", "BaseWorker.bootstrap", _ready_after)
     # RQ's command channel (``rq`` stop/kill commands over pub/sub) is left out: nobody sends it commands, and
     # with rq 3.0 and redis-py 8 its thread can miss the wake-up RQ's shutdown waits for and hold the worker

@@ -72,11 +72,13 @@ class RQInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         if third_party_active():
             log.warning("RQ is already instrumented by %s; pytest-jobtrace's RQInstrumentor stays off", _THIRD_PARTY)
+            self.use_span_links = False
             self._wrapped: list[tuple[str, str]] = []
             return
         provider = kwargs.get("tracer_provider")
         tracer = trace.get_tracer(__name__, _version(), provider, schema_url=SCHEMA_URL)
-        hooks = (Sender(tracer), Processor(tracer, bool(kwargs.get("use_span_links", False)), _flusher(provider)))
+        self.use_span_links = bool(kwargs.get("use_span_links", False))
+        hooks = (Sender(tracer), Processor(tracer, self.use_span_links, _flusher(provider)))
         self._wrapped = []
         for hook, table in zip(hooks, (_SEND_HOOKS, _PROCESS_HOOKS)):
             for module, name, method in table:
