@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -112,6 +114,57 @@ def test_the_resource_and_scope_come_through() -> None:
     assert (decoded.instrumentation_scope.name, decoded.instrumentation_scope.version) == ("shop.worker", "1.2")
 
 
+def test_each_span_keeps_its_own_resource_and_scope_when_requests_repeat_them() -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    exporter = InMemorySpanExporter()
+    for worker in ("worker-1", "worker-2"):
+        provider = TracerProvider(resource=Resource({"service.name": worker}, "https://schemas.example/" + worker))
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        for scope in ("a", "b"):
+            tracer = provider.get_tracer(scope, "1", schema_url=f"s-{scope}-{worker}")
+            with tracer.start_as_current_span(f"{worker}/{scope}"):
+                pass
+    body = encode_spans(exporter.get_finished_spans()).SerializeToString()
+    for _ in range(2):  # the second time from what was decoded before
+        seen = [
+            (s.name, s.resource.attributes["service.name"], s.resource.schema_url, scope.name, scope.schema_url)
+            for s in decode_request(body, PROTOBUF)
+            if (scope := s.instrumentation_scope) is not None
+        ]
+        assert sorted(seen) == [
+            ("worker-1/a", "worker-1", "https://schemas.example/worker-1", "a", "s-a-worker-1"),
+            ("worker-1/b", "worker-1", "https://schemas.example/worker-1", "b", "s-b-worker-1"),
+            ("worker-2/a", "worker-2", "https://schemas.example/worker-2", "a", "s-a-worker-2"),
+            ("worker-2/b", "worker-2", "https://schemas.example/worker-2", "b", "s-b-worker-2"),
+        ]
+
+
+def test_the_live_workers_resource_hashed_once_is_equal_and_encodes_the_same() -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    attributes = {"service.name": "celery-worker", "host.name": "h", "process.pid": 7}
+    plain, once = Resource(attributes, "https://s"), live_tracing.HashedOnce(attributes, "https://s")
+    assert once == plain
+    assert hash(once) == hash(plain) == hash(once)
+    assert once != live_tracing.HashedOnce({**attributes, "process.pid": 8}, "https://s")
+    encoded = []
+    for resource in (plain, once):
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider(resource=resource)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        with provider.get_tracer("w").start_as_current_span("job", start_time=1) as span:
+            span.set_attribute("k", "v")
+            span.end(end_time=2)
+        message = encode_spans(exporter.get_finished_spans())
+        for resource_spans in message.resource_spans:  # ids differ between the two runs: compare the rest
+            for scope_spans in resource_spans.scope_spans:
+                for encoded_span in scope_spans.spans:
+                    encoded_span.trace_id = encoded_span.span_id = b""
+        encoded.append(message.SerializeToString(deterministic=True))
+    assert encoded[0] == encoded[1]
+
+
 def _json_request(**span: Any) -> bytes:
     fields = {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "work", **span}
     return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [fields]}]}]}).encode()
@@ -194,6 +247,83 @@ def test_a_malformed_body_gets_a_400_with_the_reason_and_is_kept(receiver: OTLPR
 def test_an_unknown_path_gets_a_404_naming_the_right_one(receiver: OTLPReceiver) -> None:
     status, text = _post(receiver.endpoint + "/v1/metrics", b"")
     assert (status, text) == (404, "no such path '/v1/metrics': this OTLP receiver takes traces at /v1/traces")
+
+
+def _raw(receiver: OTLPReceiver, *requests: bytes) -> list[bytes]:
+    """Send ``requests`` one after the other on one connection; the status line and body of each answer,
+    and ``b"<closed>"`` for each request the receiver read no more after closing the connection."""
+    host, port = receiver.endpoint.removeprefix("http://").split(":")
+    answers = []
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        reader = connection.makefile("rb")
+        for request in requests:
+            try:
+                connection.sendall(request)
+            except OSError:
+                answers.append(b"<closed>")
+                continue
+            status = reader.readline().rstrip()
+            if not status:
+                answers.append(b"<closed>")
+                continue
+            length = 0
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            answers.append(status + b" " + reader.read(length))
+    return answers
+
+
+def _request(body: bytes, *headers: str, line: str = "POST /v1/traces HTTP/1.1") -> bytes:
+    head = [line, "Host: 127.0.0.1", *headers, f"Content-Length: {len(body)}"]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+def test_headers_are_read_case_blind_folded_and_the_connection_kept_until_it_says_close(
+    receiver: OTLPReceiver, worker_spans: list[ReadableSpan]
+) -> None:
+    body = encode_spans(worker_spans).SerializePartialToString()
+    first = _request(body, "content-TYPE:   application/x-protobuf  ")
+    folded = _request(body, "Content-Type: application/x-protobuf;", "\tcharset=binary", "Connection: close")
+    assert _raw(receiver, first, folded, first) == [b"HTTP/1.1 200 OK ", b"HTTP/1.1 200 OK ", b"<closed>"]
+    assert receiver.requests == 2
+    assert receiver.rejections == []
+
+
+def test_an_http_1_0_request_is_answered_and_its_connection_closed(
+    receiver: OTLPReceiver, worker_spans: list[ReadableSpan]
+) -> None:
+    body = encode_spans(worker_spans).SerializePartialToString()
+    request = _request(body, f"Content-Type: {PROTOBUF}", line="POST /v1/traces HTTP/1.0")
+    assert _raw(receiver, request, request) == [b"HTTP/1.1 200 OK ", b"<closed>"]
+
+
+def test_expect_100_continue_gets_its_interim_answer(receiver: OTLPReceiver) -> None:
+    answers = _raw(receiver, _request(b"{}", "Content-Type: application/json", "Expect: 100-continue"))
+    assert answers == [b"HTTP/1.1 100 Continue "]  # then the 200 for the body
+    assert receiver.requests == 1
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "answer"),
+    [
+        (b"POST /v1/traces\r\n\r\n", b"HTTP/1.1 400 Bad request syntax ('POST /v1/traces')"),
+        (b"POST /v1/traces HTTP/2.0\r\n\r\n", b"HTTP/1.1 505 Invalid HTTP version ('HTTP/2.0')"),
+        (b"POST /v1/traces HTTX/1.1\r\n\r\n", b"HTTP/1.1 400 Bad request version ('HTTX/1.1')"),
+        (b"POST /v1/traces HTTP/1.1\r\nno colon here\r\n\r\n", b"HTTP/1.1 400 Bad header line ('no colon here')"),
+        (b"POST /v1/traces HTTP/1.1\r\n: empty name\r\n\r\n", b"HTTP/1.1 400 Bad header line (': empty name')"),
+        (b"POST /v1/traces HTTP/1.1\r\nX: " + b"y" * 70_000 + b"\r\n\r\n", b"HTTP/1.1 431 Line too long"),
+        (b"POST /v1/traces HTTP/1.1\r\n" + b"X: y\r\n" * 101 + b"\r\n", b"HTTP/1.1 431 More than 100 headers"),
+    ],
+    ids=["no-version", "http-2", "not-http", "no-colon", "no-name", "long-line", "many-headers"],
+)
+def test_a_request_it_cannot_parse_gets_an_error_naming_the_problem(
+    receiver: OTLPReceiver, request_bytes: bytes, answer: bytes
+) -> None:
+    (got,) = _raw(receiver, request_bytes)
+    assert got.startswith(answer)
+    assert receiver.requests == 0
 
 
 def test_received_spans_join_the_capture_that_owns_their_trace(
@@ -309,6 +439,42 @@ def test_the_live_workers_exporter_is_the_stock_one_where_no_transport_can_be_gi
     assert _transport_name(live_tracing.exporter("https://collector.example:4318/v1/traces")) != "KeepAliveTransport"
     monkeypatch.setattr(live_tracing, "keep_alive_transport", lambda endpoint: None)  # an exporter before 1.45
     assert _transport_name(live_tracing.exporter("http://127.0.0.1:4318/v1/traces")) != "KeepAliveTransport"
+
+
+def test_the_live_workers_request_head_is_plain_http_and_a_header_it_cannot_send_is_named() -> None:
+    headers = {"Content-Type": PROTOBUF, "host": "x"}
+    head = live_tracing.request_head("POST", "/v1/traces", "127.0.0.1:4318", headers, 12)
+    assert head == (
+        b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1:4318\r\nContent-Type: application/x-protobuf\r\n"
+        b"Content-Length: 12\r\n\r\n"
+    )
+    for bad, named in [
+        ({"X-Tenant": "a\r\nX-Evil: 1"}, r"the header 'X-Tenant': 'a\r\nX-Evil: 1' cannot be sent"),
+        ({"X:Y": "1"}, r"the header 'X:Y': '1' cannot be sent"),
+        ({"X-Name": "Zoë 🙂"}, r"a header has a character HTTP cannot carry: '🙂'"),
+    ]:
+        with pytest.raises(ValueError, match=f"^{re.escape(named)}"):
+            live_tracing.request_head("POST", "/", "h:1", bad, 0)
+
+
+def test_a_header_the_exporter_cannot_send_fails_the_export_without_a_request(
+    receiver: OTLPReceiver, worker_spans: list[ReadableSpan]
+) -> None:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    transport = live_tracing.keep_alive_transport(receiver.traces_endpoint)
+    if transport is None:
+        pytest.skip("this opentelemetry-exporter-otlp-proto-http takes no transport: the stock one is used")
+    exporter = OTLPSpanExporter(  # type: ignore[call-overload,unused-ignore]
+        endpoint=receiver.traces_endpoint, headers={"X-Tenant": "a\nb"}, _transport=transport
+    )
+    try:
+        assert exporter.export(worker_spans) is SpanExportResult.FAILURE
+    finally:
+        exporter.shutdown()
+    assert receiver.requests == 0
+    assert receiver.rejections == []
 
 
 def test_refuse_takes_only_statuses_exporters_retry(receiver: OTLPReceiver) -> None:

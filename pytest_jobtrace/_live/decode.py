@@ -10,6 +10,7 @@ unchanged.
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import json
 import zlib
@@ -120,14 +121,28 @@ def _snake(key: str) -> str:
 
 def _spans(request: Any) -> Iterator[ReadableSpan]:
     for resource_spans in request.resource_spans:
-        resource = Resource(_attributes(resource_spans.resource.attributes), resource_spans.schema_url or None)
+        resource = _resource(resource_spans.resource.SerializeToString(), resource_spans.schema_url)
         for scope_spans in resource_spans.scope_spans:
-            scope = scope_spans.scope
-            instrumentation = InstrumentationScope(
-                scope.name, scope.version, scope_spans.schema_url, _attributes(scope.attributes)
-            )
+            scope = _scope(scope_spans.scope.SerializeToString(), scope_spans.schema_url)
             for span in scope_spans.spans:
-                yield _span(span, resource, instrumentation)
+                yield _span(span, resource, scope)
+
+
+# A worker sends the same resource and scopes with every request: each is decoded once (a Resource checks
+# its attributes as it is made, a third of decoding a job's spans). Both are immutable, so sharing is safe.
+@functools.lru_cache(maxsize=256)
+def _resource(encoded: bytes, schema_url: str) -> Resource:
+    from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ResourceMessage
+
+    return Resource(_attributes(ResourceMessage.FromString(encoded).attributes), schema_url or None)
+
+
+@functools.lru_cache(maxsize=256)
+def _scope(encoded: bytes, schema_url: str) -> InstrumentationScope:
+    from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope as ScopeMessage
+
+    scope = ScopeMessage.FromString(encoded)
+    return InstrumentationScope(scope.name, scope.version, schema_url, _attributes(scope.attributes))
 
 
 def _span(span: Any, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
