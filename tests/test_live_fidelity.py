@@ -10,7 +10,6 @@ They need the Redis at 127.0.0.1:6379: without one they skip, unless JOBTRACE_RE
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -22,7 +21,7 @@ pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
 import celery_live_app
 import rq_fidelity
 import rq_tasks
-from celery_scenarios import SCENARIOS, Scenario, tree_lines
+from celery_scenarios import DISCARDED, SCENARIOS, Scenario, tree_lines
 from live_helpers import require_redis
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -81,22 +80,36 @@ def test_celery_scenario_gives_one_tree_in_both_modes(
 
     live = request.getfixturevalue("live_celery_worker")
     scenario.trigger(app, provider)  # type: ignore[arg-type]
+    # Reject(requeue=True) included: the rejected attempt's span says REJECTED as a final rejection's does,
+    # and the worker's requeue verdict has settle() wait for the redelivered attempt.
     live.settle(expect_failures=scenario.failures)
-    if scenario.name.startswith("Reject(requeue=True)"):
-        # The rejected attempt's run span says REJECTED, not whether the message was requeued: wait() takes
-        # it for final (docs/live.md, "What wait() cannot know"). Here the test knows one more attempt comes.
-        _wait_for_spans(job_spans, scenario.spans)
-        live.settle()
     on_the_worker = tree_lines(job_spans.spans)
 
     assert len(on_the_worker) == scenario.spans, "\n".join(on_the_worker)
     assert on_the_worker == in_process
 
 
-def _wait_for_spans(job_spans: JobSpans, count: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while len(job_spans) < count and time.monotonic() < deadline:
-        time.sleep(0.01)
+@pytest.mark.parametrize("scenario", DISCARDED, ids=[s.name.replace(" ", "_") for s in DISCARDED])
+def test_a_celery_task_the_worker_discards_gives_one_tree_in_both_modes_and_is_not_waited_for(
+    scenario: Scenario, job_spans: JobSpans, request: pytest.FixtureRequest
+) -> None:
+    app = celery_live_app.app
+    provider = trace.get_tracer_provider()
+    with CeleryJobs(app) as jobs:
+        scenario.trigger(app, provider)  # type: ignore[arg-type]
+        jobs.drain()
+    in_process = tree_lines(job_spans.spans)
+    job_spans.clear()
+
+    live = request.getfixturevalue("live_celery_worker")
+    scenario.trigger(app, provider)  # type: ignore[arg-type]
+    live.settle(timeout=30)  # ended by the worker's discard verdict; without it, a timeout: no run span comes
+    on_the_worker = tree_lines(job_spans.spans)
+
+    assert on_the_worker == in_process
+    assert len(on_the_worker) == scenario.spans == 1, "\n".join(on_the_worker)
+    (job,) = job_spans.jobs()
+    assert (job.outcome, job.attempts) == ("pending", [])
 
 
 def _rq_in_process(job_spans: JobSpans, scenario: Callable[[Queue], None]) -> str:

@@ -1,5 +1,6 @@
 """Lost attempts: a worker process died running a job. wait() fails at once for a job that will not run
-again, and does not wait for the parent of the spans the dead process exported before it died."""
+again, and does not wait for the parent of the spans the dead process exported before it died. Verdicts: a
+job its worker discarded unrun is not waited for; after an attempt rejected with requeue, the next one is."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from test_live_wait import publish, run
 
 from pytest_jobtrace._core.capture import CaptureSink
 from pytest_jobtrace._jobs.jobspans import JobSpans
-from pytest_jobtrace._jobs.lost import LOSSES, WorkerLoss, parse_loss
-from pytest_jobtrace._live.receiver import LOST_PATH, OTLPReceiver
+from pytest_jobtrace._jobs.lost import LOSSES, VERDICTS, JobVerdict, WorkerLoss, parse_loss, parse_verdict
+from pytest_jobtrace._live.receiver import LOST_PATH, VERDICT_PATH, OTLPReceiver
 
 
 @pytest.fixture(name="sink")
@@ -113,6 +114,96 @@ def test_a_redelivered_job_whose_next_attempt_has_not_come_says_so_on_timeout(
     )
 
 
+def discarded(task_id: str, reason: str = "revoked") -> JobVerdict:
+    return JobVerdict(task_id, "shop.import_file", "discarded", reason)
+
+
+def requeued(task_id: str, reason: str = "Reject(requeue=True): storage not ready") -> JobVerdict:
+    return JobVerdict(task_id, "shop.import_file", "requeued", reason)
+
+
+def test_a_job_its_worker_discarded_unrun_is_not_waited_for(
+    sink: CaptureSink, capture: JobSpans, make_span: MakeSpan, task_id: str
+) -> None:
+    sink.add(publish(make_span, "shop.import_file", task_id))
+    with pytest.raises(AssertionError, match="never delivered: published at"):  # without the verdict
+        capture.wait(timeout=0.05)
+    VERDICTS.report(discarded(task_id, "expired"))
+    capture.wait(timeout=0.05)
+    assert capture.job("shop.import_file").outcome == "pending"  # the trace says no more, in both modes
+
+
+def test_a_discarded_verdict_ends_only_its_own_job(
+    sink: CaptureSink, capture: JobSpans, make_span: MakeSpan, task_id: str
+) -> None:
+    other = str(uuid.uuid4())
+    sink.add(publish(make_span, "shop.import_file", task_id))
+    sink.add(publish(make_span, "shop.import_file", other))
+    VERDICTS.report(discarded(task_id))
+    with pytest.raises(AssertionError) as failure:
+        capture.wait(timeout=0.05)
+    lines = str(failure.value).splitlines()
+    assert "1 of 2 job(s) have not finished" in lines[0]
+    assert lines[1].startswith(f"  job 'shop.import_file' (id {other}): never delivered")
+
+
+def test_a_terminated_attempt_s_spans_need_no_parent(
+    sink: CaptureSink, capture: JobSpans, make_span: MakeSpan, task_id: str
+) -> None:
+    sent = publish(make_span, "shop.import_file", task_id)
+    sink.add(sent)
+    killed = make_span("run/shop.import_file (killed)", sent)  # never arrives: revoke(terminate=True)
+    sink.add(make_span("read file", killed), received=True)  # exported before the kill
+    with pytest.raises(AssertionError, match="still running: 'read file' arrived, from attempt 1, whose span has not"):
+        capture.wait(timeout=0.05)
+    VERDICTS.report(discarded(task_id, "revoked with terminate=True (SIGTERM)"))
+    capture.wait(timeout=0.05)
+
+
+def test_after_an_attempt_rejected_with_requeue_the_redelivered_one_is_waited_for(
+    sink: CaptureSink, capture: JobSpans, make_span: MakeSpan, task_id: str
+) -> None:
+    sent = publish(make_span, "shop.import_file", task_id)
+    sink.add(sent)
+    VERDICTS.report(requeued(task_id))  # reported before the rejected attempt's span is sent
+    rejected = run(make_span, sent, "shop.import_file", task_id, "REJECTED")
+    sink.add(rejected, received=True)
+    with pytest.raises(AssertionError) as failure:
+        capture.wait(timeout=0.05)
+    assert str(failure.value).splitlines()[1] == (
+        f"  job 'shop.import_file' (id {task_id}): rejected and requeued (Reject(requeue=True): storage not "
+        "ready); the redelivered attempt has not arrived"
+    )
+    sink.add(run(make_span, sent, "shop.import_file", task_id, "SUCCESS"), received=True)
+    capture.wait(timeout=0.05)
+    job = capture.job("shop.import_file")
+    assert (job.outcome, len(job.attempts)) == ("succeeded", 2)
+
+
+def test_each_requeue_asks_for_one_more_attempt_and_a_discard_after_it_ends_the_job(
+    sink: CaptureSink, capture: JobSpans, make_span: MakeSpan, task_id: str
+) -> None:
+    sent = publish(make_span, "shop.import_file", task_id)
+    sink.add(sent)
+    for _ in range(2):
+        VERDICTS.report(requeued(task_id))
+        sink.add(run(make_span, sent, "shop.import_file", task_id, "REJECTED"), received=True)
+    with pytest.raises(AssertionError, match="the redelivered attempt has not arrived"):
+        capture.wait(timeout=0.05)  # two rejections: a third attempt comes
+    VERDICTS.report(discarded(task_id, "expired"))  # the redelivered message expired instead
+    capture.wait(timeout=0.05)
+
+
+def test_without_a_requeue_verdict_a_rejected_attempt_ends_its_job(
+    sink: CaptureSink, capture: JobSpans, make_span: MakeSpan, task_id: str
+) -> None:
+    sent = publish(make_span, "shop.import_file", task_id)
+    sink.add(sent)
+    sink.add(run(make_span, sent, "shop.import_file", task_id, "REJECTED"), received=True)
+    capture.wait(timeout=0.05)  # Reject() without requeue: discarded for good
+    assert capture.job("shop.import_file").outcome == "discarded"
+
+
 @pytest.fixture(name="receiver")
 def _receiver() -> Iterator[OTLPReceiver]:
     with OTLPReceiver() as receiver:
@@ -159,6 +250,65 @@ def test_a_bad_loss_report_gets_a_400_naming_the_problem(receiver: OTLPReceiver,
     assert status == 400
     assert text.startswith(f"{LOST_PATH}: ")
     assert reason in text
+
+
+def test_the_receiver_takes_a_worker_s_verdict(receiver: OTLPReceiver, task_id: str) -> None:
+    report = {"job_id": task_id, "job_name": "shop.add", "verdict": "discarded", "reason": "expired"}
+    assert _post(receiver.endpoint + VERDICT_PATH, json.dumps(report).encode()) == (200, "{}")
+    assert VERDICTS.of(task_id) == [parse_verdict(report)] == [JobVerdict(task_id, "shop.add", "discarded", "expired")]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"[]", "a job verdict is a JSON object, not list"),
+        (b'{"job_id": "x", "job_name": "t", "verdict": "discarded"}', "needs 'reason' as a non-empty string, got None"),
+        (b'{"job_id": " ", "job_name": "t", "verdict": "discarded", "reason": "r"}', "needs 'job_id' as a non-empty"),
+        (
+            b'{"job_id": "x", "job_name": "t", "verdict": "lost", "reason": "r"}',
+            "a job verdict is 'discarded' or 'requeued', not 'lost'",
+        ),
+    ],
+)
+def test_a_bad_verdict_gets_a_400_naming_the_problem(receiver: OTLPReceiver, body: bytes, reason: str) -> None:
+    status, text = _post(receiver.endpoint + VERDICT_PATH, body)
+    assert status == 400
+    assert text.startswith(f"{VERDICT_PATH}: ")
+    assert reason in text
+
+
+def test_celery_s_revokes_and_requeues_are_reported_in_its_words() -> None:
+    pytest.importorskip("celery")
+    from celery import Celery
+    from celery.app.task import Context
+    from celery.exceptions import Reject
+
+    from pytest_jobtrace.celery._lost import requeue_verdict, revoked_verdict
+
+    app = Celery("verdicts", set_as_current=False)
+
+    @app.task(name="shop.import_file", shared=False)
+    def import_file() -> None: ...
+
+    request = Context({"id": "t-1", "task": "shop.import_file"})
+    assert revoked_verdict(request, terminated=False, signum=None, expired=False)["reason"] == "revoked"
+    assert revoked_verdict(request, terminated=False, signum=None, expired=True)["reason"] == "expired"
+    assert revoked_verdict(request, terminated=True, signum=15, expired=False) == {
+        "job_id": "t-1",
+        "job_name": "shop.import_file",
+        "verdict": "discarded",
+        "reason": "revoked with terminate=True (SIGTERM)",
+    }
+    assert revoked_verdict(request, terminated=True, signum="odd", expired=False)["reason"].endswith("(odd)")
+    assert requeue_verdict("t-1", import_file, Reject("storage not ready", requeue=True), "REJECTED") == {
+        "job_id": "t-1",
+        "job_name": "shop.import_file",
+        "verdict": "requeued",
+        "reason": "Reject(requeue=True): storage not ready",
+    }
+    assert requeue_verdict("t-1", import_file, Reject(requeue=True), "REJECTED")["reason"] == "Reject(requeue=True)"  # type: ignore[index]
+    assert requeue_verdict("t-1", import_file, Reject("no", requeue=False), "REJECTED") is None
+    assert requeue_verdict("t-1", import_file, 3, "SUCCESS") is None
 
 
 def test_celery_s_decision_on_a_lost_worker_is_reported_as_celery_takes_it() -> None:

@@ -11,12 +11,19 @@ reads them by job id (ids are unique across tests and processes: UUIDs), and
 
 An adapter whose instrumentation writes the lost attempt's span from the parent (RQ's work horse) says so
 in ``JobSpanInfo.worker_lost``; the job then needs no report.
+
+Two more things a worker decides that no span says reach the job model as a :class:`JobVerdict`
+(``POST /jobtrace/v1/job-verdict``): a job discarded without an attempt that ends (Celery: revoked,
+expired, or revoked with ``terminate=True`` while it ran), which ``wait()`` then stops waiting for, and an
+attempt rejected with requeue (Celery: ``Reject(requeue=True)``, whose run span says ``REJECTED`` as a
+final rejection's does), after which ``wait()`` waits for the redelivered attempt.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Generic, Literal, TypeVar
 
 
 @dataclass(frozen=True)
@@ -43,18 +50,44 @@ class WorkerLoss:
         return f"{what}; {fate}" + (f" ({self.why})" if self.why else "")
 
 
-class LossBook:
-    """Every loss reported in this process, by job id (thread-safe: the receiver's threads report)."""
+Verdict = Literal["discarded", "requeued"]
+
+
+@dataclass(frozen=True)
+class JobVerdict:
+    """A worker's decision about job ``job_id`` that its spans do not show."""
+
+    job_id: str
+    job_name: str
+    verdict: Verdict
+    """``discarded``: the job will not run (again), and no run span ends it; ``requeued``: an attempt was
+    rejected with requeue, so one more attempt comes (its run span arrives after this report)."""
+    reason: str
+    """In the job system's words: ``revoked``, ``expired``, ``revoked with terminate=True (SIGTERM)``,
+    ``Reject(requeue=True): storage not ready``."""
+
+    def describe(self) -> str:
+        if self.verdict == "discarded":
+            return f"discarded by the worker ({self.reason})"
+        return f"rejected and requeued ({self.reason})"
+
+
+Report = TypeVar("Report", WorkerLoss, JobVerdict)
+
+
+class ReportBook(Generic[Report]):
+    """Every report of one kind received in this process, by job id (thread-safe: the receiver's threads
+    report)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_job: dict[str, list[WorkerLoss]] = {}
+        self._by_job: dict[str, list[Report]] = {}
 
-    def report(self, loss: WorkerLoss) -> None:
+    def report(self, report: Report) -> None:
         with self._lock:
-            self._by_job.setdefault(loss.job_id, []).append(loss)
+            self._by_job.setdefault(report.job_id, []).append(report)
 
-    def of(self, job_id: str | None) -> list[WorkerLoss]:
+    def of(self, job_id: str | None) -> list[Report]:
         if job_id is None:
             return []
         with self._lock:
@@ -65,8 +98,10 @@ class LossBook:
             self._by_job.clear()
 
 
-LOSSES = LossBook()
+LOSSES: ReportBook[WorkerLoss] = ReportBook()
 """The process's reported losses; the receiver fills it, ``job_spans.wait()`` reads it."""
+VERDICTS: ReportBook[JobVerdict] = ReportBook()
+"""The process's reported verdicts; the receiver fills it, ``job_spans.wait()`` reads it."""
 
 
 def parse_loss(data: object) -> WorkerLoss:
@@ -84,3 +119,18 @@ def parse_loss(data: object) -> WorkerLoss:
     if not isinstance(why, str):
         raise ValueError(f"a worker-lost report's 'why' is a string, got {why!r}")
     return WorkerLoss(why=why, **values)  # type: ignore[arg-type]
+
+
+def parse_verdict(data: object) -> JobVerdict:
+    """A :class:`JobVerdict` from a report's JSON object; ValueError naming what is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a job verdict is a JSON object, not {type(data).__name__}")
+    values: dict[str, str] = {}
+    for key in ("job_id", "job_name", "verdict", "reason"):
+        value = data.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"a job verdict needs {key!r} as a non-empty string, got {value!r}")
+        values[key] = value
+    if values["verdict"] not in ("discarded", "requeued"):
+        raise ValueError(f"a job verdict is 'discarded' or 'requeued', not {values['verdict']!r}")
+    return JobVerdict(**values)  # type: ignore[arg-type]

@@ -6,7 +6,9 @@ before they are sent, so "still open" there means a span whose parent in the sam
 arrived; in this process it means a span started and not ended (other than the ones the caller is in).
 The wait wakes on each span the capture takes, and always ends: on timeout it fails saying, job by job,
 what has not arrived. A job whose attempt died with its worker process and was not redelivered (``lost.py``)
-fails it at once: waiting cannot bring that attempt back.
+fails it at once: waiting cannot bring that attempt back. What a worker reports of a job that no span shows
+(``lost.py``'s verdicts) counts too: a job it discarded unrun is not waited for, and after an attempt it
+rejected with requeue, the redelivered attempt is.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from pytest_jobtrace._core.capture import CaptureSink
 from pytest_jobtrace._core.forest import SpanForest, SpanNode
-from pytest_jobtrace._jobs.lost import LOSSES, WorkerLoss
+from pytest_jobtrace._jobs.lost import LOSSES, VERDICTS, JobVerdict, WorkerLoss
 from pytest_jobtrace._jobs.registry import active_adapter
 from pytest_jobtrace._jobs.views import JobView, job_index
 
@@ -87,6 +89,7 @@ class WaitState:
         present.update(_key(span) for span in open_spans)
         orphans = [node for node in forest.nodes if _key(node.span) in sink.received and _orphan(node, present)]
         self.losses = {job.id: LOSSES.of(job.id) for job in self.index.jobs if job.id is not None}
+        self.verdicts = {job.id: VERDICTS.of(job.id) for job in self.index.jobs if job.id is not None}
         # Spans a dead worker process exported before it died: their parent died with it, never to arrive.
         self.lost_orphans = [
             node for job in self.index.jobs if self._lost_an_attempt(job) for node in _take_orphans(job, orphans)
@@ -94,7 +97,7 @@ class WaitState:
         self.orphans = orphans
         caller = _callers_spans(open_spans)
         self.open_names = [span.name for span in open_spans if _key(span) not in caller]
-        self.unfinished = [job for job in self.index.jobs if job.outcome == "pending"]
+        self.unfinished = [job for job in self.index.jobs if self._waits_for(job)]
 
     def done(self) -> bool:
         return not (self.unfinished or self.orphans or self.open_names)
@@ -112,8 +115,28 @@ class WaitState:
                 )
         return None
 
+    def _waits_for(self, job: JobView) -> bool:
+        """Whether more of ``job`` is to come: an attempt of a pending job, or the one after an attempt its
+        worker rejected with requeue; nothing of a job its worker discarded."""
+        if self._discarded(job):
+            return False
+        requeued = self._requeued(job)
+        if requeued and len(job.attempt_infos) <= len(requeued):
+            return True
+        return job.outcome == "pending"
+
+    def _discarded(self, job: JobView) -> JobVerdict | None:
+        return next((v for v in self.verdicts.get(job.id or "", []) if v.verdict == "discarded"), None)
+
+    def _requeued(self, job: JobView) -> list[JobVerdict]:
+        return [v for v in self.verdicts.get(job.id or "", []) if v.verdict == "requeued"]
+
     def _lost_an_attempt(self, job: JobView) -> bool:
-        return bool(self.losses.get(job.id or "")) or any(info.worker_lost for info in job.attempt_infos)
+        """Whether an attempt of ``job`` ended with its process (lost, or killed by a revoke), so that the spans
+        it exported before have no parent to wait for."""
+        if self.losses.get(job.id or "") or self._discarded(job):
+            return True
+        return any(info.worker_lost for info in job.attempt_infos)
 
     def lost(self, job: JobView) -> WorkerLoss | None:
         """The loss that ended ``job``: an attempt that died with its worker, not redelivered, none after it."""
@@ -161,6 +184,9 @@ class WaitState:
             shown = ", ".join(repr(node.name) for node in mine[:5])
             attempt = f"attempt {len(job.attempt_nodes) + 1}"
             return f"still running: {shown} arrived, from {attempt}, whose span has not"
+        requeued = self._requeued(job)
+        if requeued and len(job.attempt_infos) <= len(requeued):
+            return f"{requeued[-1].describe()}; the redelivered attempt has not arrived"
         redelivered = [loss for loss in self.losses.get(job.id or "", []) if loss.redelivered]
         if redelivered:
             return f"lost and redelivered: {redelivered[-1].describe()}; no attempt has arrived since"

@@ -9,9 +9,11 @@ is decoded into an SDK ``ReadableSpan`` (``decode.py``) and routed to the test w
 (``routing.py``), where ``job_spans`` shows it beside the in-process spans.
 
 A worker's parent process reports an attempt lost with its process (a Celery pool child killed) with a JSON
-``POST /jobtrace/v1/worker-lost`` (``pytest_jobtrace._jobs.lost``), which ``job_spans.wait()`` reads.
+``POST /jobtrace/v1/worker-lost``, and a worker what it decided about a job that no span shows (discarded
+unrun, rejected with requeue) with ``POST /jobtrace/v1/job-verdict`` (``pytest_jobtrace._jobs.lost``);
+``job_spans.wait()`` reads both.
 
-A malformed body gets a 400 naming what is wrong, a path other than these two a 404. For the fault
+A malformed body gets a 400 naming what is wrong, a path other than these three a 404. For the fault
 "the receiver refuses spans for a moment", :meth:`OTLPReceiver.refuse` makes the next requests get a 503
 (or 429) with ``Retry-After``: the stock exporter retries them, and nothing is lost.
 """
@@ -31,13 +33,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from pytest_jobtrace._core.options import session_options
-from pytest_jobtrace._jobs.lost import LOSSES, parse_loss
+from pytest_jobtrace._jobs.lost import LOSSES, VERDICTS, parse_loss, parse_verdict
 from pytest_jobtrace._live.decode import BadRequest, decode_request
 from pytest_jobtrace._live.options import receiver_address
 from pytest_jobtrace._live.routing import LiveRouter
 
 TRACES_PATH = "/v1/traces"
 LOST_PATH = "/jobtrace/v1/worker-lost"
+VERDICT_PATH = "/jobtrace/v1/job-verdict"
 MAX_BODY = 64 * 1024 * 1024
 MAX_LINE = 65536  # bytes in a header line, and headers in a request: http.client's limits
 MAX_HEADERS = 100
@@ -233,6 +236,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.split("?")[0] == LOST_PATH:
             self._worker_lost(body)
             return
+        if self.path.split("?")[0] == VERDICT_PATH:
+            self._job_verdict(body)
+            return
         if self.path.split("?")[0] != TRACES_PATH:
             self._answer(404, f"no such path {self.path!r}: this OTLP receiver takes traces at {TRACES_PATH}")
             return
@@ -266,6 +272,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(400, f"{LOST_PATH}: {error}")
             return
         LOSSES.report(loss)
+        self._send(200, b"{}", "application/json")
+
+    def _job_verdict(self, body: bytes) -> None:
+        try:
+            verdict = parse_verdict(json.loads(body))
+        except ValueError as error:
+            self._answer(400, f"{VERDICT_PATH}: {error}")
+            return
+        VERDICTS.report(verdict)
         self._send(200, b"{}", "application/json")
 
     def do_GET(self) -> None:

@@ -64,7 +64,8 @@ def main(argv: list[str]) -> None:
 
 
 def _report_lost_tasks() -> None:
-    """A pool process that dies mid-task takes its run span with it: the main process tells the test."""
+    """A pool process that dies mid-task takes its run span with it, and a revoked task leaves none: the main
+    process tells the test."""
     from pytest_jobtrace.adapters import live_tracing
     from pytest_jobtrace.celery import _lost
 
@@ -78,8 +79,12 @@ def _set_up(**_: Any) -> None:
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
     from pytest_jobtrace.adapters import live_tracing
+    from pytest_jobtrace.celery import _lost
 
     live_tracing.install("celery-worker")
+    endpoint = os.environ.get(live_tracing.ENDPOINT_ENV)
+    if endpoint:  # before the instrumentation's task_postrun handler ends the run span (see _lost)
+        signals.task_postrun.connect(_lost.report_requeue(endpoint), weak=False)
     CeleryInstrumentor().instrument(**live_tracing.instrumentation_options())  # as the test process does
     # connected after the instrumentation's own task_postrun handler, which ends the run span
     signals.task_postrun.connect(_flush, weak=False)

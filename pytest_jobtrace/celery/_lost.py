@@ -6,14 +6,25 @@ alone cannot say the attempt is over. Celery's main process notices (``Request.o
 ``acks_late``), requeue it (``acks_late`` with ``task_reject_on_worker_lost``) or retry it
 (``task_retry_on_worker_lost``). :func:`install` wraps ``on_failure`` in the worker's main process to post
 that decision to ``/jobtrace/v1/worker-lost`` on the test's receiver, where ``job_spans.wait()`` reads it
-(``pytest_jobtrace._jobs.lost``). Test machinery of live mode only: production tracing is untouched, and
-the trace stays what opentelemetry-instrumentation-celery makes.
+(``pytest_jobtrace._jobs.lost``).
+
+Two more decisions leave no span that says so, and are posted to ``/jobtrace/v1/job-verdict``:
+
+- a task discarded unrun (revoked, expired) or killed by ``revoke(terminate=True)``: the main process sends
+  ``task_revoked``, and :func:`install` reports the job discarded, so that ``wait()`` stops waiting for it;
+- ``Reject(requeue=True)``: the run span says ``REJECTED``, as for a final rejection. The process that ran
+  the task reports the requeue (:func:`report_requeue`, on ``task_postrun`` before the instrumentation ends
+  the run span, so the report is in before the span can leave), and ``wait()`` waits for the redelivery.
+
+Test machinery of live mode only: production tracing is untouched, and the trace stays what
+opentelemetry-instrumentation-celery makes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -21,22 +32,34 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 LOST_PATH = "/jobtrace/v1/worker-lost"
+VERDICT_PATH = "/jobtrace/v1/job-verdict"
 
 
-def lost_url(traces_endpoint: str) -> str:
+def lost_url(traces_endpoint: str, path: str = LOST_PATH) -> str:
     """The report URL beside the receiver's traces URL (``http://127.0.0.1:PORT/v1/traces``)."""
     base = traces_endpoint.rstrip("/")
     if base.endswith("/v1/traces"):
         base = base[: -len("/v1/traces")]
-    return base + LOST_PATH
+    return base + path
 
 
 def install(traces_endpoint: str) -> Callable[[], None]:
-    """Report lost tasks from this process (a Celery worker's main process); returns the undo."""
+    """Report lost and discarded tasks from this process (a Celery worker's main process); returns the undo."""
+    from celery import signals
     from celery.worker.request import Request
 
     url = lost_url(traces_endpoint)
+    verdict_url = lost_url(traces_endpoint, VERDICT_PATH)
     original = Request.on_failure
+
+    def on_revoked(request: Any = None, terminated: bool = False, signum: Any = None, expired: bool = False,
+                   **_: Any) -> None:  # fmt: skip
+        try:
+            report = revoked_verdict(request, terminated=terminated, signum=signum, expired=expired)
+        except Exception:
+            log.warning("pytest-jobtrace: could not read a revoked request", exc_info=True)
+            return
+        _post(verdict_url, report)
 
     def on_failure(self: Any, exc_info: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -49,11 +72,57 @@ def install(traces_endpoint: str) -> Callable[[], None]:
         return original(self, exc_info, *args, **kwargs)
 
     Request.on_failure = on_failure
+    signals.task_revoked.connect(on_revoked, weak=False)
 
     def undo() -> None:
         Request.on_failure = original
+        signals.task_revoked.disconnect(on_revoked)
 
     return undo
+
+
+def revoked_verdict(request: Any, *, terminated: bool, signum: Any, expired: bool) -> dict[str, object]:
+    """The verdict for a task the worker discarded (``task_revoked``: revoked, expired or terminated)."""
+    if expired:
+        reason = "expired"
+    elif terminated:
+        reason = f"revoked with terminate=True ({_signal_name(signum)})"
+    else:
+        reason = "revoked"
+    return {"job_id": request.id, "job_name": request.task, "verdict": "discarded", "reason": reason}
+
+
+def _signal_name(signum: Any) -> str:
+    try:
+        return signal.Signals(int(signum)).name
+    except (TypeError, ValueError):
+        return str(signum)
+
+
+def requeue_verdict(task_id: str, task: Any, retval: Any, state: str) -> dict[str, object] | None:
+    """The verdict for an attempt that raised ``Reject(requeue=True)`` (from ``task_postrun``), else None."""
+    from celery.exceptions import Reject
+
+    if state != "REJECTED" or not isinstance(retval, Reject) or not retval.requeue:
+        return None
+    reason = "Reject(requeue=True)" + (f": {retval.reason}" if retval.reason else "")
+    return {"job_id": task_id, "job_name": task.name, "verdict": "requeued", "reason": reason}
+
+
+def report_requeue(traces_endpoint: str) -> Callable[..., None]:
+    """A ``task_postrun`` receiver posting :func:`requeue_verdict` (connect it before the instrumentation's)."""
+    url = lost_url(traces_endpoint, VERDICT_PATH)
+
+    def on_postrun(task_id: str = "", task: Any = None, retval: Any = None, state: str = "", **_: Any) -> None:
+        try:
+            report = requeue_verdict(task_id, task, retval, state)
+        except Exception:
+            log.warning("pytest-jobtrace: could not read a rejected task", exc_info=True)
+            return
+        if report is not None:
+            _post(url, report)
+
+    return on_postrun
 
 
 def lost_report(request: Any, exc_info: Any) -> dict[str, object] | None:
@@ -106,4 +175,4 @@ def _post(url: str, report: dict[str, object]) -> None:
         with urllib.request.urlopen(request, timeout=5) as answer:
             answer.read()
     except Exception:
-        log.warning("pytest-jobtrace: could not report lost task %s to %s", report.get("job_id"), url, exc_info=True)
+        log.warning("pytest-jobtrace: could not report task %s to %s", report.get("job_id"), url, exc_info=True)
