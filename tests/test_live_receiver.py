@@ -300,8 +300,17 @@ def test_an_http_1_0_request_is_answered_and_its_connection_closed(
 
 
 def test_expect_100_continue_gets_its_interim_answer(receiver: OTLPReceiver) -> None:
-    answers = _raw(receiver, _request(b"{}", "Content-Type: application/json", "Expect: 100-continue"))
-    assert answers == [b"HTTP/1.1 100 Continue "]  # then the 200 for the body
+    host, port = receiver.endpoint.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(_request(b"{}", "Content-Type: application/json", "Expect: 100-continue"))
+        reader = connection.makefile("rb")
+        interim = [reader.readline(), reader.readline()]
+        final = reader.readline()
+        while reader.readline() not in (b"\r\n", b""):  # the final answer's headers
+            pass
+        body = reader.read(2)
+    assert interim == [b"HTTP/1.1 100 Continue\r\n", b"\r\n"]
+    assert (final, body) == (b"HTTP/1.1 200 OK\r\n", b"{}")
     assert receiver.requests == 1
 
 
