@@ -148,6 +148,33 @@ def test_an_rq_work_horse_killed_mid_job_is_failed_by_its_worker_with_the_attemp
     assert queued.id == job.id
 
 
+def test_an_rq_job_stopped_on_request_is_failed_as_stopped_with_the_attempt_s_span(
+    request: pytest.FixtureRequest, job_spans: JobSpans, tmp_path: Path
+) -> None:
+    from rq import Retry
+    from rq.command import send_stop_job_command
+
+    marker = tmp_path / "started"
+    with dedicated(request, RQLiveWorkers) as worker:
+        queued = worker.queue().enqueue(jobs.rq_charge, str(marker), retry=Retry(max=1))
+        horse = started(marker)
+        send_stop_job_command(worker.connection, queued.id)  # RQ's worker kills the horse: no retry follows
+        job_spans.wait(timeout=30)
+    job = job_spans.job("rq_charge")
+    assert job.outcome == "failed"
+    (attempt,) = job.attempts
+    assert (attempt.attributes or {})["rq.job.status"] == "stopped"
+    assert job.attempt_infos[0].worker_lost == f"work horse pid {horse} terminated: signal 9 (SIGKILL)"
+    job_spans.assert_span_tree(
+        """
+        send default
+        └── process default [consumer, error "Job stopped by user, work-horse terminated."]
+        charge started
+        """,
+        exact=True,
+    )
+
+
 def test_an_rq_job_with_a_retry_whose_horse_was_killed_is_retried_and_finishes(
     request: pytest.FixtureRequest, job_spans: JobSpans, tmp_path: Path
 ) -> None:

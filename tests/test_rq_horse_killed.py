@@ -3,6 +3,8 @@ writes the attempt's span from the parent, since the horse's own span died with 
 
 The job kills its own horse (SIGKILL, or os._exit), so nothing depends on timing; a real forking
 ``Worker`` on a real Redis (a leased database) runs it, in a subprocess that writes its spans as OTLP JSON.
+A job stopped on request has its horse killed by the parent, through RQ's own command handler
+(``handle_stop_job_command``, called by the worker once the horse says it started).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pytest_jobtrace._live.decode import decode_request
 DOOMED = """
 import os
 import signal
+import time
 
 from opentelemetry import trace
 
@@ -35,12 +38,18 @@ def die(how):
     trace.get_tracer_provider().force_flush()  # this span leaves before the horse dies; its parent will not
     if how == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if how == "stop":
+        with open("started", "w") as marker:
+            marker.write(str(os.getpid()))
+        time.sleep(60)  # stopped in here
     os._exit(3)
 """
 
 WORKER = """
 import json
+import os
 import sys
+import time
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -55,6 +64,17 @@ from pytest_jobtrace.rq.instrumentation import RQInstrumentor
 class Worker(RQWorker):
     def subscribe(self):  # no command channel (see tests/test_rq_instrumentation.py's forking worker)
         pass
+
+    def wait_for_horse(self):
+        if sys.argv[3] == "stop" and not getattr(self, "stop_sent", False):  # as the command channel would
+            self.stop_sent = True
+            deadline = time.monotonic() + 30
+            while not os.path.exists("started") and time.monotonic() < deadline:
+                time.sleep(0.01)
+            from rq.command import handle_stop_job_command
+
+            handle_stop_job_command(self, {"job_id": self.get_current_job_id()})
+        return super().wait_for_horse()
 
 
 class FileExporter(SpanExporter):
@@ -94,7 +114,8 @@ def run_worker(tmp_path: Path, how: str, retries: int) -> JobSpans:
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
-    assert "Work-horse terminated unexpectedly" in done.stdout  # RQ's own warning: the horse did die
+    said = "stopped by user" if how == "stop" else "Work-horse terminated unexpectedly"
+    assert said in done.stdout + done.stderr  # RQ's own warning: the horse did die
     sink = CaptureSink("horse")
     for line in exported.read_text().splitlines():
         for span in decode_request(line.encode(), "application/json"):
@@ -140,6 +161,26 @@ def test_a_horse_that_died_is_retried_by_the_parent_and_the_retry_reads_why(tmp_
     assert [info.attempt for info in job.attempt_infos] == [1, 2]
     assert job.retry_reasons == ["exit status 3: Work-horse terminated unexpectedly: exit status 3"]
     assert [attrs(a)["error.type"] for a in job.attempts] == ["exit status 3", "exit status 3"]
+
+
+def test_a_job_stopped_on_request_gets_its_attempt_s_span_from_the_parent(tmp_path: Path) -> None:
+    spans = run_worker(tmp_path, "stop", retries=1)  # a stopped job is not retried
+    spans.wait(timeout=5)
+    job = spans.job("doomed.die")
+    assert job.outcome == "failed"
+    (attempt,) = job.attempts
+    pid = int((tmp_path / "started").read_text())
+    assert attempt.status.description == "Job stopped by user, work-horse terminated."
+    assert (attrs(attempt)["rq.job.status"], attrs(attempt)["rq.work_horse.pid"]) == ("stopped", pid)
+    assert attrs(attempt)["error.type"] == "SIGKILL"  # RQ kills a stopped horse with SIGKILL
+    (info,) = job.attempt_infos
+    assert info.worker_lost == f"work horse pid {pid} terminated: signal 9 (SIGKILL)"
+    spans.assert_span_tree("""
+    POST /pay
+    └── send default
+        └── process default [consumer, error "Job stopped by user, work-horse terminated."]
+    charge card
+    """)
 
 
 def test_without_the_parent_s_span_wait_would_not_end(tmp_path: Path) -> None:

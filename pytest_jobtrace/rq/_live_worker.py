@@ -2,9 +2,10 @@
 
 Started by the ``live_rq_worker`` fixture. It sets tracing up (``RQInstrumentor`` on a provider that
 exports to the test's receiver), then hands over to RQ's own command line (``rq worker``): the forking
-``Worker``, whose work horse runs each job in a forked child. The provider's exporter is made anew in
-each forked process (``live_tracing``), and the instrumentation flushes the horse's spans when the job ends,
-before the horse leaves with ``os._exit``.
+``Worker``, whose work horse runs each job in a forked child, with its command channel (a job stopped with
+``send_stop_job_command`` gets its attempt's span from the worker, as a killed horse's does). The
+provider's exporter is made anew in each forked process (``live_tracing``), and the instrumentation flushes
+the horse's spans when the job ends, before the horse leaves with ``os._exit``.
 """
 
 from __future__ import annotations
@@ -22,12 +23,24 @@ def main(argv: list[str]) -> None:
 
     live_tracing.install("rq-worker")
     RQInstrumentor().instrument(**live_tracing.instrumentation_options())  # as the test process does
+    wrap_function_wrapper("rq.worker.base", "BaseWorker.subscribe", _subscribe)
     wrap_function_wrapper("rq.worker.base", "BaseWorker.bootstrap", _ready_after)
-    # RQ's command channel (``rq`` stop/kill commands over pub/sub) is left out: nobody sends it commands, and
-    # with rq 3.0 and redis-py 8 its thread can miss the wake-up RQ's shutdown waits for and hold the worker
-    # 60 s after SIGTERM (tests/rq_fidelity.py's worker leaves it out for the same reason).
-    wrap_function_wrapper("rq.worker.base", "BaseWorker.subscribe", _no_command_channel)
     rq_main(["worker", *argv], prog_name="rq")
+
+
+COMMAND_POLL_SECONDS = 0.2
+"""How long the command channel's thread waits for a message before it looks whether to stop."""
+
+
+def _subscribe(wrapped: Any, worker: Any, args: Any, kwargs: Any) -> None:
+    """RQ's own ``subscribe`` (its command channel: ``send_stop_job_command``, ``send_kill_horse_command``),
+    with the thread polling every 0.2 s instead of 60. With rq 3.0 and redis-py 8 the thread can miss the
+    wake-up RQ's shutdown waits for, and a 60 s poll then held the worker 60 s after SIGTERM."""
+    worker.pubsub = worker.connection.pubsub()
+    worker.pubsub.subscribe(**{worker.pubsub_channel_name: worker.handle_payload})
+    handler = getattr(worker, "_pubsub_exception_handler", None)  # rq 3
+    options = {"exception_handler": handler} if handler is not None else {}
+    worker.pubsub_thread = worker.pubsub.run_in_thread(sleep_time=COMMAND_POLL_SECONDS, daemon=True, **options)
 
 
 def _ready_after(wrapped: Any, worker: Any, args: Any, kwargs: Any) -> Any:
@@ -36,10 +49,6 @@ def _ready_after(wrapped: Any, worker: Any, args: Any, kwargs: Any) -> Any:
     result = wrapped(*args, **kwargs)
     live_tracing.ready()  # registered and subscribed: it takes jobs from here on
     return result
-
-
-def _no_command_channel(wrapped: Any, worker: Any, args: Any, kwargs: Any) -> None:
-    return None
 
 
 if __name__ == "__main__":

@@ -42,6 +42,10 @@ _EXECUTING: ContextVar[_Execution | None] = ContextVar("pytest_jobtrace_rq_execu
 _WATCHING: ContextVar[list[tuple[_Execution, list[Callable[[], None]]]] | None] = ContextVar(
     "pytest_jobtrace_rq_watching", default=None
 )
+# There too: how the horse ended, as ``wait_for_horse`` returned it (pid, waitpid status).
+_HORSE_ENDED: ContextVar[list[tuple[object, object]] | None] = ContextVar("pytest_jobtrace_rq_horse", default=None)
+STOPPED = "Job stopped by user, work-horse terminated."
+"""RQ's words for a job stopped on request (``send_stop_job_command``): its horse was killed on purpose."""
 
 
 class Processor:
@@ -105,10 +109,11 @@ class Processor:
         """The parent of a forked work horse waits for it here; when the horse died (killed, crashed), RQ
         calls ``handle_work_horse_killed`` and then fails or retries the job, inside this call."""
         watching: list[tuple[_Execution, list[Callable[[], None]]]] = []
-        token = _WATCHING.set(watching)
+        token, ended = _WATCHING.set(watching), _HORSE_ENDED.set([])
         try:
             return wrapped(*args, **kwargs)
         finally:
+            _HORSE_ENDED.reset(ended)
             _WATCHING.reset(token)
             for execution, resets in watching:
                 for reset in reversed(resets):
@@ -116,6 +121,14 @@ class Processor:
                 _safely(_finish, execution)
             if watching:
                 _safely(self.flush)
+
+    def wait_for_horse(self, wrapped: Wrapped, worker: Any, args: Any, kwargs: Any) -> Any:
+        """Keep how the horse ended, for a horse stopped on request (RQ passes it on only when it died)."""
+        result = wrapped(*args, **kwargs)
+        ended = _HORSE_ENDED.get()
+        if ended is not None and isinstance(result, tuple) and len(result) >= 2:
+            ended.append((result[0], result[1]))
+        return result
 
     def handle_work_horse_killed(self, wrapped: Wrapped, worker: Any, args: Any, kwargs: Any) -> Any:
         """The horse died running ``job``: its process span died with it. Write the attempt's span here,
@@ -130,8 +143,24 @@ class Processor:
                 log.warning("RQ instrumentation: no span for the lost attempt of job %r", job.id, exc_info=True)
         return wrapped(*args, **kwargs)
 
+    def _stopped_attempt(self, worker: Any, job: Any) -> None:
+        """The horse was killed on request (``send_stop_job_command``): RQ fails the job as stopped without
+        ``handle_work_horse_killed``, and the attempt's span died with the horse. Write it here, as for a
+        horse that died, with RQ's words for it."""
+        watching = _WATCHING.get()
+        if watching is None or any(execution.job is job for execution, _ in watching):
+            return
+        ended = _HORSE_ENDED.get() or []
+        pid, ret_val = ended[-1] if ended else (getattr(worker, "horse_pid", None), None)
+        self._lost_attempt(watching, job, pid, ret_val, description=STOPPED)
+
     def _lost_attempt(
-        self, watching: list[tuple[_Execution, list[Callable[[], None]]]], job: Any, pid: object, ret_val: object
+        self,
+        watching: list[tuple[_Execution, list[Callable[[], None]]]],
+        job: Any,
+        pid: object,
+        ret_val: object,
+        description: str | None = None,
     ) -> None:
         queue_name = getattr(job, "origin", None)
         parent, links = self._parent(carrier_of(job))
@@ -153,7 +182,7 @@ class Processor:
             links=links,
             start_time=int(started.timestamp() * 1e9) if started is not None else None,
         )
-        span.set_status(StatusCode.ERROR, f"Work-horse terminated unexpectedly: {ended}")
+        span.set_status(StatusCode.ERROR, description or f"Work-horse terminated unexpectedly: {ended}")
         execution = _Execution(job, span, attempt, exception_type=_error_type(ret_val))
         state, running = _EXECUTING.set(execution), EXECUTING_ATTEMPT.set((job, attempt))
         current = context.attach(trace.set_span_in_context(span, parent))  # a retry is sent from inside it
@@ -171,11 +200,16 @@ class Processor:
         return wrapped(*args, **kwargs)
 
     def handle_job_failure(self, wrapped: Wrapped, worker: Any, args: Any, kwargs: Any) -> Any:
-        execution = _EXECUTING.get()
         job = args[0] if args else kwargs.get("job")
+        stopped = job is not None and getattr(worker, "_stopped_job_id", None) == job.id
+        if stopped and _EXECUTING.get() is None:
+            try:
+                self._stopped_attempt(worker, job)
+            except Exception:
+                log.warning("RQ instrumentation: no span for the stopped attempt of job %r", job.id, exc_info=True)
+        execution = _EXECUTING.get()
         if execution is None or job is not execution.job:
             return wrapped(*args, **kwargs)
-        stopped = getattr(worker, "_stopped_job_id", None) == job.id
         retrying = bool(job.retries_left) and not stopped
         delay = job.get_retry_interval() if retrying else 0
         result = wrapped(*args, **kwargs)

@@ -44,9 +44,10 @@ _PROCESS_HOOKS = (
     ("rq.worker.base", "BaseWorker.handle_exception", "handle_exception"),
     ("rq.worker.base", "BaseWorker.handle_job_failure", "handle_job_failure"),
     ("rq.worker.base", "BaseWorker.handle_job_retry", "handle_job_retry"),
-    # the parent of a forked work horse: a horse that died gets its attempt's span from here
+    # the parent of a forked work horse: a horse that died, or was stopped, gets its attempt's span from here
     ("rq.worker", "Worker.monitor_work_horse", "monitor_work_horse"),
     ("rq.worker", "Worker.handle_work_horse_killed", "handle_work_horse_killed"),
+    ("rq.worker", "Worker.wait_for_horse", "wait_for_horse"),
 )
 _THIRD_PARTY = "opentelemetry-instrumentation-rq"
 
