@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from pytest_jobtrace._core.errors import FailedJob, JobChainError, JobFailedError, chain_message, failures_message
     from pytest_jobtrace._core.exceptions import exception_text, qualified_type_name, record_exception
     from pytest_jobtrace._jobs.info import AttemptOutcome, JobSpanInfo, Role
+    from pytest_jobtrace._jobs.lost import report_verdict
     from pytest_jobtrace._jobs.names import job_name_matches
     from pytest_jobtrace._jobs.protocol import (
         EXPECT_FAILURES,
@@ -95,6 +96,7 @@ _WHERE = {
     "qualified_type_name": "_core.exceptions",
     "record_exception": "_core.exceptions",
     "register_adapter": "_jobs.registry",
+    "report_verdict": "_jobs.lost",
 }
 
 __all__ = [
@@ -135,6 +137,7 @@ __all__ = [
     "qualified_type_name",
     "record_exception",
     "register_adapter",
+    "report_verdict",
     "with_database",
 ]
 

@@ -120,6 +120,21 @@ def callbacks(queue: Queue) -> None:
     queue.enqueue(rq_tasks.boom, on_failure=Callback(rq_tasks.on_failure))
 
 
+def canceled_and_deleted_before_they_ran(queue: Queue) -> None:
+    """No span says a job was dropped unrun: live, the test's cancel and delete tell wait() instead."""
+    queue.enqueue_in(timedelta(seconds=30), rq_tasks.hello, "canceled").cancel()
+    parent = queue.enqueue_in(timedelta(seconds=30), rq_tasks.hello, "deleted")
+    queue.enqueue(rq_tasks.hello, "deleted with its dependency", depends_on=parent)
+    parent.delete(delete_dependents=True)
+    queue.enqueue(rq_tasks.hello, "runs")
+
+
+def a_job_cancels_another(queue: Queue) -> None:
+    """Live, the worker tells wait() of the job it canceled."""
+    later = queue.enqueue_in(timedelta(seconds=30), rq_tasks.hello, "canceled by a job")
+    queue.enqueue(rq_tasks.cancel, later.id)
+
+
 SCENARIOS = [
     single_job,
     children_in_a_custom_span,
@@ -130,6 +145,8 @@ SCENARIOS = [
     dependencies,
     scheduled,
     callbacks,
+    canceled_and_deleted_before_they_ran,
+    a_job_cancels_another,
 ]
 
 

@@ -120,3 +120,13 @@ def on_other_queue() -> None:
     job = get_current_job()
     assert job is not None
     Queue("mailers", connection=job.connection).enqueue(hello, "mail")
+
+
+def cancel(job_id: str) -> None:
+    """Cancel another job, which has not run yet."""
+    from rq.job import Job
+
+    job = get_current_job()
+    assert job is not None
+    with tracer.start_as_current_span("cancel.work"):
+        Job.fetch(job_id, connection=job.connection).cancel()

@@ -315,7 +315,8 @@ def test_celery_s_decision_on_a_lost_worker_is_reported_as_celery_takes_it() -> 
     pytest.importorskip("celery")
     from celery import Celery
 
-    from pytest_jobtrace.celery._lost import _fate, lost_url
+    from pytest_jobtrace._live.tracing import report_url
+    from pytest_jobtrace.celery._lost import _fate
 
     app = Celery("lost", set_as_current=False)
 
@@ -340,4 +341,5 @@ def test_celery_s_decision_on_a_lost_worker_is_reported_as_celery_takes_it() -> 
     assert _fate(requeued, 2)[0] is False  # max_retries reached: Celery fails it instead
     assert _fate(retried, 0) == (True, "task_retry_on_worker_lost: retried")
     assert _fate(retried, 1)[0] is False
-    assert lost_url("http://127.0.0.1:4318/v1/traces") == "http://127.0.0.1:4318" + LOST_PATH
+    assert report_url("http://127.0.0.1:4318/v1/traces", LOST_PATH) == "http://127.0.0.1:4318" + LOST_PATH
+    assert report_url("http://collector:4318/v1/traces/", VERDICT_PATH) == "http://collector:4318" + VERDICT_PATH

@@ -68,7 +68,7 @@ class JobVerdict:
 
     def describe(self) -> str:
         if self.verdict == "discarded":
-            return f"discarded by the worker ({self.reason})"
+            return f"discarded: {self.reason}"
         return f"rejected and requeued ({self.reason})"
 
 
@@ -134,3 +134,11 @@ def parse_verdict(data: object) -> JobVerdict:
     if values["verdict"] not in ("discarded", "requeued"):
         raise ValueError(f"a job verdict is 'discarded' or 'requeued', not {values['verdict']!r}")
     return JobVerdict(**values)  # type: ignore[arg-type]
+
+
+def report_verdict(data: object) -> JobVerdict:
+    """Record a verdict made in this process (a job the test canceled), as the receiver records a worker's;
+    ValueError naming what is wrong with ``data`` (:func:`parse_verdict`)."""
+    verdict = parse_verdict(data)
+    VERDICTS.report(verdict)
+    return verdict

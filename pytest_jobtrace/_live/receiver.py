@@ -37,10 +37,9 @@ from pytest_jobtrace._jobs.lost import LOSSES, VERDICTS, parse_loss, parse_verdi
 from pytest_jobtrace._live.decode import BadRequest, decode_request
 from pytest_jobtrace._live.options import receiver_address
 from pytest_jobtrace._live.routing import LiveRouter
+from pytest_jobtrace._live.tracing import LOST_PATH, VERDICT_PATH
 
 TRACES_PATH = "/v1/traces"
-LOST_PATH = "/jobtrace/v1/worker-lost"
-VERDICT_PATH = "/jobtrace/v1/job-verdict"
 MAX_BODY = 64 * 1024 * 1024
 MAX_LINE = 65536  # bytes in a header line, and headers in a request: http.client's limits
 MAX_HEADERS = 100

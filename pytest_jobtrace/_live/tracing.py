@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import os
 import re
 import socket
 import sys
 import threading
+import urllib.request
 from collections.abc import Mapping
 from email.message import Message
 from pathlib import Path
@@ -46,11 +48,16 @@ INSTRUMENTATION_ENV = "JOBTRACE_LIVE_INSTRUMENTATION"
 """JSON: the options the test process instruments the job system with (``use_span_links``); the worker's match."""
 READY_ENV = "JOBTRACE_LIVE_READY"
 """A file the worker writes once it takes jobs."""
+LOST_PATH = "/jobtrace/v1/worker-lost"
+"""Where a worker reports an attempt lost with its process (``pytest_jobtrace._jobs.lost``)."""
+VERDICT_PATH = "/jobtrace/v1/job-verdict"
+"""Where a worker reports a decision no span shows (a job discarded unrun, an attempt requeued)."""
 FLUSH_TIMEOUT_MILLIS = 10_000
 SCHEDULE_DELAY_MILLIS = 100  # spans outside a job (a scheduler's) go out within this, flushed or not
 
 _provider: TracerProvider | None = None
 _lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 class ForkSafeExport(SpanProcessor):
@@ -272,3 +279,24 @@ def ready() -> None:
     if path:
         Path(path).write_text(str(os.getpid()))
     print(f"pytest-jobtrace live worker ready (pid {os.getpid()})", file=sys.stderr, flush=True)
+
+
+def report_url(traces_endpoint: str, path: str) -> str:
+    """The report URL ``path`` beside the receiver's traces URL (``http://127.0.0.1:PORT/v1/traces``)."""
+    base = traces_endpoint.rstrip("/")
+    if base.endswith("/v1/traces"):
+        base = base[: -len("/v1/traces")]
+    return base + path
+
+
+def post_report(url: str, report: dict[str, object]) -> None:
+    """POST ``report`` (JSON) to the test's receiver; a failure is logged in the worker's output, never raised
+    into the job system (the test then says what it misses when its wait times out)."""
+    request = urllib.request.Request(
+        url, json.dumps(report).encode(), {"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            answer.read()
+    except Exception:
+        log.warning("pytest-jobtrace: could not report job %s to %s", report.get("job_id"), url, exc_info=True)

@@ -22,25 +22,14 @@ opentelemetry-instrumentation-celery makes.
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from pytest_jobtrace.adapters import live_tracing
+
 log = logging.getLogger(__name__)
-
-LOST_PATH = "/jobtrace/v1/worker-lost"
-VERDICT_PATH = "/jobtrace/v1/job-verdict"
-
-
-def lost_url(traces_endpoint: str, path: str = LOST_PATH) -> str:
-    """The report URL beside the receiver's traces URL (``http://127.0.0.1:PORT/v1/traces``)."""
-    base = traces_endpoint.rstrip("/")
-    if base.endswith("/v1/traces"):
-        base = base[: -len("/v1/traces")]
-    return base + path
 
 
 def install(traces_endpoint: str) -> Callable[[], None]:
@@ -48,8 +37,8 @@ def install(traces_endpoint: str) -> Callable[[], None]:
     from celery import signals
     from celery.worker.request import Request
 
-    url = lost_url(traces_endpoint)
-    verdict_url = lost_url(traces_endpoint, VERDICT_PATH)
+    url = live_tracing.report_url(traces_endpoint, live_tracing.LOST_PATH)
+    verdict_url = live_tracing.report_url(traces_endpoint, live_tracing.VERDICT_PATH)
     original = Request.on_failure
 
     def on_revoked(request: Any = None, terminated: bool = False, signum: Any = None, expired: bool = False,
@@ -59,7 +48,7 @@ def install(traces_endpoint: str) -> Callable[[], None]:
         except Exception:
             log.warning("pytest-jobtrace: could not read a revoked request", exc_info=True)
             return
-        _post(verdict_url, report)
+        live_tracing.post_report(verdict_url, report)
 
     def on_failure(self: Any, exc_info: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -68,7 +57,7 @@ def install(traces_endpoint: str) -> Callable[[], None]:
             log.warning("pytest-jobtrace: could not read a failed request", exc_info=True)
             report = None
         if report is not None:
-            _post(url, report)
+            live_tracing.post_report(url, report)
         return original(self, exc_info, *args, **kwargs)
 
     Request.on_failure = on_failure
@@ -111,7 +100,7 @@ def requeue_verdict(task_id: str, task: Any, retval: Any, state: str) -> dict[st
 
 def report_requeue(traces_endpoint: str) -> Callable[..., None]:
     """A ``task_postrun`` receiver posting :func:`requeue_verdict` (connect it before the instrumentation's)."""
-    url = lost_url(traces_endpoint, VERDICT_PATH)
+    url = live_tracing.report_url(traces_endpoint, live_tracing.VERDICT_PATH)
 
     def on_postrun(task_id: str = "", task: Any = None, retval: Any = None, state: str = "", **_: Any) -> None:
         try:
@@ -120,7 +109,7 @@ def report_requeue(traces_endpoint: str) -> Callable[..., None]:
             log.warning("pytest-jobtrace: could not read a rejected task", exc_info=True)
             return
         if report is not None:
-            _post(url, report)
+            live_tracing.post_report(url, report)
 
     return on_postrun
 
@@ -165,14 +154,3 @@ def _fate(task: Any, retries: int) -> tuple[bool, str]:
     if task.reject_on_worker_lost and not exceeded:
         return True, "acks_late and task_reject_on_worker_lost: the message was requeued"
     return False, "acks_late without task_reject_on_worker_lost: the message was not requeued"
-
-
-def _post(url: str, report: dict[str, object]) -> None:
-    request = urllib.request.Request(
-        url, json.dumps(report).encode(), {"Content-Type": "application/json"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            answer.read()
-    except Exception:
-        log.warning("pytest-jobtrace: could not report task %s to %s", report.get("job_id"), url, exc_info=True)

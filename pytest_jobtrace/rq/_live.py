@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pytest_jobtrace.adapters import LiveHandle, LiveWorkers, RedisLeaseError, SessionLease
+from pytest_jobtrace.adapters import LiveHandle, LiveWorkers, RedisLeaseError, SessionLease, report_verdict
 
 
 class LiveRQWorker(LiveHandle):
@@ -53,6 +53,7 @@ class RQLiveWorkers(LiveWorkers):
         self.connection: Any = None
         self._lease: SessionLease | None = None
         self._instrumentor: Any = None
+        self._undo_verdicts: Any = None
 
     def prepare(self, request: pytest.FixtureRequest) -> None:
         __tracebackhide__ = True
@@ -101,9 +102,16 @@ class RQLiveWorkers(LiveWorkers):
         if not RQInstrumentor().is_instrumented_by_opentelemetry and not third_party_active():
             self._instrumentor = RQInstrumentor()
             self._instrumentor.instrument()  # the send side, in this process
+        from pytest_jobtrace.rq import _verdicts
+
+        # a job the test cancels or deletes before the worker takes it: wait() is told not to wait for it
+        self._undo_verdicts = _verdicts.install(report_verdict)
         return LiveRQWorker(self, request)
 
     def detach(self, handle: Any) -> None:
+        if self._undo_verdicts is not None:
+            self._undo_verdicts()
+            self._undo_verdicts = None
         if self._instrumentor is not None:
             self._instrumentor.uninstrument()
             self._instrumentor = None

@@ -5,11 +5,13 @@ exports to the test's receiver), then hands over to RQ's own command line (``rq 
 ``Worker``, whose work horse runs each job in a forked child, with its command channel (a job stopped with
 ``send_stop_job_command`` gets its attempt's span from the worker, as a killed horse's does). The
 provider's exporter is made anew in each forked process (``live_tracing``), and the instrumentation flushes
-the horse's spans when the job ends, before the horse leaves with ``os._exit``.
+the horse's spans when the job ends, before the horse leaves with ``os._exit``. A job that cancels or
+deletes another before a worker took it reports that one discarded to the test (``_verdicts``).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -19,9 +21,14 @@ def main(argv: list[str]) -> None:
     from wrapt import wrap_function_wrapper
 
     from pytest_jobtrace.adapters import live_tracing
+    from pytest_jobtrace.rq import _verdicts
     from pytest_jobtrace.rq.instrumentation import RQInstrumentor
 
     live_tracing.install("rq-worker")
+    endpoint = os.environ.get(live_tracing.ENDPOINT_ENV)
+    if endpoint:  # a job that cancels or deletes another before it ran: the test is told
+        url = live_tracing.report_url(endpoint, live_tracing.VERDICT_PATH)
+        _verdicts.install(lambda verdict: live_tracing.post_report(url, verdict))
     RQInstrumentor().instrument(**live_tracing.instrumentation_options())  # as the test process does
     wrap_function_wrapper("rq.worker.base", "BaseWorker.subscribe", _subscribe)
     wrap_function_wrapper("rq.worker.base", "BaseWorker.bootstrap", _ready_after)
