@@ -36,23 +36,20 @@ def install(report: Report) -> Callable[[], None]:
 
     cancel, delete = Job.cancel, Job.delete
 
-    def canceled(self: Any, *args: Any, **kwargs: Any) -> Any:
-        before = _unrun(self)
-        result = cancel(self, *args, **kwargs)
-        if before:
-            _report(report, [verdict(self, "canceled (Job.cancel) before a worker took it")])
-        return result
+    def reporting(method: Callable[..., Any], reason: str) -> Callable[..., Any]:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            before = _unrun(self)
+            result = method(self, *args, **kwargs)
+            if before:
+                _report(report, [verdict(self, reason)])
+            return result
 
-    def deleted(self: Any, *args: Any, **kwargs: Any) -> Any:
-        # delete_dependents=True deletes each dependent with Job.delete too: each is reported from here
-        before = _unrun(self)
-        result = delete(self, *args, **kwargs)
-        if before:
-            _report(report, [verdict(self, "deleted (Job.delete) before a worker took it")])
-        return result
+        wrapper.__wrapped__ = method  # type: ignore[attr-defined]
+        return wrapper
 
-    canceled.__wrapped__ = cancel  # type: ignore[attr-defined]
-    deleted.__wrapped__ = delete  # type: ignore[attr-defined]
+    canceled = reporting(cancel, "canceled (Job.cancel) before a worker took it")
+    # delete_dependents=True deletes each dependent with Job.delete too: each is reported from here
+    deleted = reporting(delete, "deleted (Job.delete) before a worker took it")
     Job.cancel, Job.delete = canceled, deleted  # type: ignore[method-assign]
 
     def undo() -> None:
