@@ -1,9 +1,10 @@
 """Tracing inside a live worker process: spans exported over OTLP/HTTP to the test's receiver.
 
-Runs in the worker, never in the test process: no pytest here. The worker bootstraps of the adapters
-(``pytest_jobtrace.celery._live_worker``, ``pytest_jobtrace.rq._live_worker``) call :func:`install` where
-the worker runs jobs and :func:`flush` when a job ends, so that ``job_spans.wait()`` returns as soon as the
-job's last span is sent instead of after the batch processor's next tick.
+Runs in the worker (the test process reads only the report paths from it): no pytest here. The worker
+bootstraps of the adapters (``pytest_jobtrace.celery._live_worker``, ``pytest_jobtrace.rq._live_worker``)
+call :func:`install` where the worker runs jobs and :func:`flush` when a job ends, so that
+``job_spans.wait()`` returns as soon as the job's last span is sent instead of after the batch processor's
+next tick. A worker reports what no span shows with :func:`post_report` (``LOST_PATH``, ``VERDICT_PATH``).
 
 A ``BatchSpanProcessor``'s thread and its exporter's HTTP connection do not survive ``fork``: a forked
 child (Celery's prefork pool, RQ's work horse) would lose its spans or write on its parent's socket.
