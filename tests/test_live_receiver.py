@@ -16,7 +16,7 @@ from conftest import MakeSpan
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -163,6 +163,76 @@ def test_the_live_workers_resource_hashed_once_is_equal_and_encodes_the_same() -
                     encoded_span.trace_id = encoded_span.span_id = b""
         encoded.append(message.SerializeToString(deterministic=True))
     assert encoded[0] == encoded[1]
+
+
+@pytest.fixture(name="cached_encoding")
+def _cached_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stock encoder with :func:`live_tracing.cache_encoding` (as in a live worker), undone after."""
+    from opentelemetry.exporter.otlp.proto.common._internal import trace_encoder
+
+    for name in ("_encode_attributes", "_encode_resource", "_encode_instrumentation_scope"):
+        monkeypatch.setattr(trace_encoder, name, getattr(trace_encoder, name))  # restored at teardown
+
+
+def _varied_spans() -> list[ReadableSpan]:
+    """Spans of two resources and three scopes, with every kind of attribute value and look-alikes that a
+    cache keyed on the value alone would confuse (True and 1, 0.0 and -0.0, "1" and 1)."""
+    from opentelemetry.trace import Link
+
+    spans: list[ReadableSpan] = []
+    for service in ("celery-worker", "rq-worker"):
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider(resource=live_tracing.HashedOnce({"service.name": service, "process.pid": 7}))
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        for scope in ("opentelemetry.instrumentation.celery", "shop"):
+            tracer = provider.get_tracer(scope, "1.0", attributes={"scope.kind": scope[:4]})
+            with tracer.start_as_current_span("run/shop.charge", kind=SpanKind.CONSUMER) as run:
+                run.set_attributes({"flag": True, "one": 1, "text": "1", "zero": 0.0, "negative_zero": -0.0})
+                run.set_attributes({"many": ("a", "b"), "ints": (1, 2), "huge": 2**70, "empty": ""})
+                run.add_event("retry", {"attempt": 2, "reason": "boom"})
+                with tracer.start_as_current_span("charge", links=[Link(run.get_span_context(), {"n": 1})]) as inner:
+                    inner.set_attributes({"flag": 1, "one": True, "text": 1, "zero": -0.0, "negative_zero": 0.0})
+                    inner.set_status(StatusCode.ERROR, "declined")
+        spans.extend(exporter.get_finished_spans())
+    return spans
+
+
+def test_cached_encoding_sends_the_stock_encoder_s_bytes(
+    cached_encoding: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    spans = _varied_spans()
+    stock = [encode_spans(spans[:n]).SerializeToString() for n in (1, 2, len(spans))]
+    assert "Failed to encode key huge" in caplog.text  # the stock encoder leaves an int64 overflow out
+    assert live_tracing.cache_encoding()
+    assert live_tracing.cache_encoding()  # a second call wraps nothing twice
+    for _ in range(3):  # cold, then from what was kept
+        assert [encode_spans(spans[:n]).SerializeToString() for n in (1, 2, len(spans))] == stock
+
+
+def test_cached_encoding_starts_afresh_when_full(cached_encoding: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live_tracing, "ENCODED_PAIRS_KEPT", 3)
+    spans = _varied_spans()
+    stock = encode_spans(spans).SerializeToString()
+    live_tracing.cache_encoding()
+    assert encode_spans(spans).SerializeToString() == encode_spans(spans).SerializeToString() == stock
+
+
+def test_cached_encoding_leaves_a_call_it_does_not_know_to_the_encoder(
+    cached_encoding: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A newer encoder may pass more arguments: the wrappers hand such calls over unchanged."""
+    from opentelemetry.exporter.otlp.proto.common._internal import trace_encoder
+
+    def newer(value: object, *more: object, **options: object) -> object:
+        return ("stock", value, more, options)
+
+    for name in ("_encode_attributes", "_encode_resource", "_encode_instrumentation_scope"):
+        monkeypatch.setattr(trace_encoder, name, newer)
+    assert live_tracing.cache_encoding()
+    encoder: Any = trace_encoder
+    assert encoder._encode_attributes({"k": "v"}, allow_null=True) == ("stock", {"k": "v"}, (), {"allow_null": True})
+    assert encoder._encode_resource("r", 2) == ("stock", "r", (2,), {})
+    assert encoder._encode_instrumentation_scope("s", x=1) == ("stock", "s", (), {"x": 1})
 
 
 def _json_request(**span: Any) -> bytes:
