@@ -41,7 +41,7 @@ def install(report: Report) -> Callable[[], None]:
             before = _unrun(self)
             result = method(self, *args, **kwargs)
             if before:
-                _report(report, [verdict(self, reason)])
+                _report(report, verdict(self, reason))
             return result
 
         wrapper.__wrapped__ = method  # type: ignore[attr-defined]
@@ -83,9 +83,8 @@ def _name(job: Any) -> str:
     return str(name or job.id)
 
 
-def _report(report: Report, verdicts: list[dict[str, object]]) -> None:
-    for found in verdicts:
-        try:
-            report(found)
-        except Exception:  # never into the caller's cancel or delete
-            log.warning("pytest-jobtrace: could not report job %s discarded", found["job_id"], exc_info=True)
+def _report(report: Report, found: dict[str, object]) -> None:
+    try:
+        report(found)
+    except Exception:  # never into the caller's cancel or delete
+        log.warning("pytest-jobtrace: could not report job %s discarded", found["job_id"], exc_info=True)
