@@ -135,6 +135,13 @@ def a_job_cancels_another(queue: Queue) -> None:
     queue.enqueue(rq_tasks.cancel, later.id)
 
 
+def expired_before_it_was_due(queue: Queue) -> None:
+    """Its ttl runs out before it is due: RQ's scheduler finds no job and drops it without a word (and no
+    span says so); live, the worker tells wait()."""
+    queue.enqueue_in(timedelta(seconds=2), rq_tasks.hello, "expired", ttl=1)
+    queue.enqueue(rq_tasks.hello, "runs")
+
+
 SCENARIOS = [
     single_job,
     children_in_a_custom_span,
@@ -147,6 +154,7 @@ SCENARIOS = [
     callbacks,
     canceled_and_deleted_before_they_ran,
     a_job_cancels_another,
+    expired_before_it_was_due,
 ]
 
 

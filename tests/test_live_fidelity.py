@@ -138,6 +138,26 @@ def test_rq_scenario_gives_one_tree_in_both_modes(
     assert on_the_worker == in_process
 
 
+def test_a_queued_rq_job_whose_ttl_runs_out_while_the_worker_is_busy_is_not_waited_for(
+    job_spans: JobSpans, request: pytest.FixtureRequest
+) -> None:
+    """RQ's worker takes the stale job's id off its queue, finds no job and drops it without a word: the live
+    worker tells wait(), which returns instead of timing out (``never delivered``). Live only: in-process, a
+    job's sleep takes no virtual time, so the job would not go stale (tests/test_rq_worker.py covers ttl
+    on the virtual clock)."""
+    import live_fault_jobs
+
+    live = request.getfixturevalue("live_rq_worker")
+    queue = live.queue()
+    queue.enqueue(live_fault_jobs.rq_nap, 2)  # the one worker is busy for 2 s
+    stale = queue.enqueue(rq_tasks.hello, "stale", ttl=1)
+    live.settle(timeout=20)  # without the worker's report: a timeout naming the stale job never delivered
+
+    views = {view.id: view for view in job_spans.jobs()}
+    assert (views[stale.id].outcome, views[stale.id].attempts) == ("pending", [])
+    assert [view.outcome for view in views.values() if view.id != stale.id] == ["succeeded"]
+
+
 def test_an_rq_job_with_span_links_gives_one_tree_in_both_modes(
     job_spans: JobSpans, request: pytest.FixtureRequest
 ) -> None:

@@ -6,7 +6,8 @@ exports to the test's receiver), then hands over to RQ's own command line (``rq 
 ``send_stop_job_command`` gets its attempt's span from the worker, as a killed horse's does). The
 provider's exporter is made anew in each forked process (``live_tracing``), and the instrumentation flushes
 the horse's spans when the job ends, before the horse leaves with ``os._exit``. A job that cancels or
-deletes another before a worker took it reports that one discarded to the test (``_verdicts``).
+deletes another before a worker took it reports that one discarded to the test, and so does a job RQ drops
+because its data is gone (its ``ttl`` ran out while it waited) (``_verdicts``).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ def main(argv: list[str]) -> None:
 
     live_tracing.install("rq-worker")
     endpoint = os.environ.get(live_tracing.ENDPOINT_ENV)
-    if endpoint:  # a job that cancels or deletes another before it ran: the test is told
+    if endpoint:  # a job canceled, deleted or dropped by RQ (its data gone) before it ran: the test is told
         url = live_tracing.report_url(endpoint, live_tracing.VERDICT_PATH)
         _verdicts.install(lambda verdict: live_tracing.post_report(url, verdict))
+        _verdicts.install_dropped(lambda verdict: live_tracing.post_report(url, verdict))
     RQInstrumentor().instrument(**live_tracing.instrumentation_options())  # as the test process does
     wrap_function_wrapper("rq.worker.base", "BaseWorker.subscribe", _subscribe)
     wrap_function_wrapper("rq.worker.base", "BaseWorker.bootstrap", _ready_after)

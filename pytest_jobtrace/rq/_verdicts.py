@@ -9,15 +9,23 @@ reports such a job discarded (``pytest_jobtrace._jobs.lost``'s verdict), so ``wa
 - in the live worker (a job that cancels another): posted to the test's receiver.
 
 A job that a worker had already started when it was canceled or deleted is not reported: it runs on, and
-its spans arrive. A job whose data expired in its queue (``ttl=``) is dropped by the worker without a word;
-nothing reports it (docs/live.md).
+its spans arrive.
+
+A job whose data is gone by the time RQ comes to it (its ``ttl=`` ran out while it waited, or its key was
+deleted by other code) is dropped by RQ without a word: the worker takes its id off the queue, finds no
+job and takes the next (``Job.fetch`` raising ``NoSuchJobError`` in ``Queue.dequeue_any``), and the
+scheduler removes a due id without a job from its registry (``Job.fetch_many`` giving ``None`` in
+``RQScheduler.enqueue_scheduled_jobs``). :func:`install_dropped` reports each such id discarded, from the
+live worker, at the moment RQ drops it: RQ's own decision, not a guess from the ttl.
 
 Test machinery of live mode only: the RQ instrumentation and the trace are untouched.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +67,83 @@ def install(report: Report) -> Callable[[], None]:
             Job.delete = delete  # type: ignore[method-assign]
 
     return undo
+
+
+DROPPED_BY_WORKER = (
+    "its data was gone when RQ's worker took it off its queue (its ttl ran out while it waited, or its key "
+    "was deleted): RQ dropped it"
+)
+DROPPED_BY_SCHEDULER = (
+    "its data was gone when RQ's scheduler came to enqueue it (its ttl ran out while it waited, or its key "
+    "was deleted): RQ dropped it"
+)
+_taking = threading.local()  # .where: "worker" inside Queue.dequeue_any, "scheduler" inside enqueue_scheduled_jobs
+
+
+def install_dropped(report: Report) -> Callable[[], None]:
+    """Report the job ids RQ's worker and scheduler drop because the job's data is gone; returns the undo.
+    For the live worker's process (and its scheduler, forked from it)."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+    from rq.queue import Queue
+    from rq.scheduler import RQScheduler
+
+    saved = [
+        (Queue, "dequeue_any", Queue.__dict__["dequeue_any"]),
+        (RQScheduler, "enqueue_scheduled_jobs", RQScheduler.__dict__["enqueue_scheduled_jobs"]),
+        (Job, "fetch", Job.__dict__["fetch"]),
+        (Job, "fetch_many", Job.__dict__["fetch_many"]),
+    ]
+    fetch, fetch_many = Job.__dict__["fetch"].__func__, Job.__dict__["fetch_many"].__func__
+
+    def taking(where: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            before = getattr(_taking, "where", None)
+            _taking.where = where
+            try:
+                return method(*args, **kwargs)
+            finally:
+                _taking.where = before
+
+        return wrapper
+
+    @functools.wraps(fetch)
+    def fetching(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fetch(cls, *args, **kwargs)
+        except NoSuchJobError:
+            if getattr(_taking, "where", None) == "worker":
+                job_id = args[0] if args else kwargs.get("id")
+                _report(report, dropped(str(job_id), DROPPED_BY_WORKER))
+            raise
+
+    @functools.wraps(fetch_many)
+    def fetching_many(cls: Any, job_ids: Any, *args: Any, **kwargs: Any) -> Any:
+        job_ids = list(job_ids)  # an iterator would be spent by the fetch
+        jobs = fetch_many(cls, job_ids, *args, **kwargs)
+        if getattr(_taking, "where", None) == "scheduler":
+            for job_id, job in zip(job_ids, jobs):
+                if job is None:
+                    _report(report, dropped(str(job_id), DROPPED_BY_SCHEDULER))
+        return jobs
+
+    dequeue_any = Queue.__dict__["dequeue_any"].__func__
+    Queue.dequeue_any = classmethod(taking("worker", dequeue_any))  # type: ignore[method-assign,assignment]
+    RQScheduler.enqueue_scheduled_jobs = taking("scheduler", RQScheduler.enqueue_scheduled_jobs)  # type: ignore[method-assign]
+    Job.fetch = classmethod(fetching)  # type: ignore[method-assign,assignment]
+    Job.fetch_many = classmethod(fetching_many)  # type: ignore[method-assign,assignment]
+
+    def undo() -> None:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
+
+    return undo
+
+
+def dropped(job_id: str, reason: str) -> dict[str, object]:
+    """The verdict for a job id RQ dropped because its data was gone (the job's name went with it)."""
+    return {"job_id": job_id, "job_name": job_id, "verdict": "discarded", "reason": reason}
 
 
 def verdict(job: Any, reason: str) -> dict[str, object]:
