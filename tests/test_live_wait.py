@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import threading
+import time
+import types
 from collections.abc import Iterator
 
 import pytest
@@ -88,6 +90,80 @@ def test_it_waits_through_a_retry_for_the_final_attempt(
         later.append(threading.Timer(delay, lambda span=span: sink.add(span, received=True)))
         later[-1].start()
     capture.wait(timeout=30)
+    assert capture.job("shop.charge").describe_attempts() == "attempt 1 retried, attempt 2 succeeded"
+
+
+class _Readings:
+    """Each reading of the capture made to take ``cost`` seconds (a big capture), and the wait's sleeps kept."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, cost: float) -> None:
+        from pytest_jobtrace._jobs import waiting
+
+        self.sleeps: list[float] = []
+        forest = JobSpans.forest
+
+        def slow_forest(capture: JobSpans) -> object:
+            read = forest(capture)
+            until = time.perf_counter() + cost
+            while time.perf_counter() < until:  # busy, as a reading is: not a sleep the wait could see
+                pass
+            return read
+
+        clock = types.SimpleNamespace(monotonic=time.monotonic, sleep=self._sleep)
+        monkeypatch.setattr(JobSpans, "forest", slow_forest)
+        monkeypatch.setattr(waiting, "time", clock)
+
+    def _sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        time.sleep(seconds)
+
+
+def _when_waiting(sink: CaptureSink, *steps: tuple[float, ReadableSpan]) -> threading.Thread:
+    """Adds each span ``delay`` seconds after the one before, starting once the wait is asleep."""
+
+    def feed() -> None:
+        while not sink._waiting:
+            time.sleep(0.001)
+        for delay, span in steps:
+            time.sleep(delay)
+            sink.add(span, received=True)
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_an_expensive_reading_does_not_hold_back_the_span_the_test_waits_for(
+    sink: CaptureSink, capture: JobSpans, make_span: MakeSpan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big capture and one job: the job's span is read as soon as it arrives, no gathering first."""
+    readings = _Readings(monkeypatch, cost=0.05)
+    sent = publish(make_span, "shop.charge", "t1")
+    sink.add(sent)
+    feeder = _when_waiting(sink, (0.0, run(make_span, sent, "shop.charge", "t1", "SUCCESS")))
+    capture.wait(timeout=30)
+    feeder.join(5)
+    assert readings.sleeps == []
+    assert capture.job("shop.charge").outcome == "succeeded"
+
+
+def test_spans_arriving_back_to_back_gather_while_readings_are_expensive(
+    sink: CaptureSink, capture: JobSpans, make_span: MakeSpan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the first wake, the next reading starts no sooner than a reading takes after the last one ended
+    (reading takes at most half the time), and it still sees every span."""
+    readings = _Readings(monkeypatch, cost=0.05)
+    sent = publish(make_span, "shop.charge", "t1")
+    sink.add(sent)
+    retried = run(make_span, sent, "shop.charge", "t1", "RETRY", **{"celery.retry.reason": "Retry in 1s: boom"})
+    again = publish(make_span, "shop.charge", "t1", retried, at=1)
+    final = run(make_span, again, "shop.charge", "t1", "SUCCESS", retries=1)
+    # the retry wakes the wait; the next two arrive while it reads, so its next wake comes at once
+    feeder = _when_waiting(sink, (0.0, retried), (0.01, again), (0.0, final))
+    capture.wait(timeout=30)
+    feeder.join(5)
+    assert len(readings.sleeps) == 1
+    assert 0 < readings.sleeps[0] <= 0.1  # what is left of a reading's time since the last ended
     assert capture.job("shop.charge").describe_attempts() == "attempt 1 retried, attempt 2 succeeded"
 
 

@@ -54,6 +54,7 @@ def wait_for_jobs(sink: CaptureSink, forest: Callable[[], SpanForest], timeout: 
         raise ValueError(f"wait(timeout={timeout!r}): the timeout must be a positive number of seconds")
     started = time.monotonic()
     deadline = started + timeout
+    woken = False
     while True:
         version = sink.snapshot()[0]
         began = time.monotonic()
@@ -71,12 +72,18 @@ def wait_for_jobs(sink: CaptureSink, forest: Callable[[], SpanForest], timeout: 
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise AssertionError(state.message(timeout, time.monotonic() - started))
+        read_at = time.monotonic()
         sink.wait_for_change(version, min(remaining, CHECK_SECONDS if _checks else _REPORT_POLL))
         # Spans arriving one by one (a thousand jobs) would have the capture read again for each: once a
-        # reading is not cheap, let more gather for as long as it took, so reading takes at most half the
-        # time. A cheap one (a few jobs) is read again at once: that is what the test waits on.
-        if cost >= GATHER_AFTER:
-            time.sleep(min(cost, max(0.0, deadline - time.monotonic())))
+        # reading is not cheap, the next starts no sooner than it took after the last one ended, so reading
+        # takes at most half the time. A cheap one (a few jobs) is read again at once, and so is an
+        # expensive one after the first wake or a quiet spell as long as a reading: that is what the test
+        # waits on (a big capture and one job: the job's spans are read as they arrive).
+        if cost >= GATHER_AFTER and woken:
+            rest = cost - (time.monotonic() - read_at)
+            if rest > 0:
+                time.sleep(min(rest, max(0.0, deadline - time.monotonic())))
+        woken = True
 
 
 class WaitState:
