@@ -88,6 +88,30 @@ def test_rq_id_reused(job_spans, rq_jobs):
     rq_jobs.queue().enqueue(hello, 2, job_id="same")
     rq_jobs.drain()
     notes(job("hello", attempts=1))
+
+
+@pytest.fixture
+def rq_traced():
+    # RQ traced with no rq_jobs in the test: as with live workers, which run the jobs in other processes
+    from pytest_jobtrace.rq.instrumentation import RQInstrumentor
+
+    RQInstrumentor().instrument()
+    yield Queue(connection=fakeredis.FakeStrictRedis(server=fakeredis.FakeServer()))
+    RQInstrumentor().uninstrument()
+
+
+def test_rq_with_no_fixture_that_drains_it(job_spans, rq_traced):
+    rq_traced.enqueue(hello, 1)
+    notes(job("hello", outcome="succeeded"))
+
+
+def test_rq_discarded_by_a_worker(job_spans, rq_traced):
+    from pytest_jobtrace.adapters import report_verdict
+    from pytest_jobtrace.rq import _verdicts
+
+    dropped = rq_traced.enqueue(hello, 1, ttl=1)
+    report_verdict(_verdicts.dropped(dropped.id, _verdicts.DROPPED_BY_WORKER))  # as a live worker reports it
+    notes(job("hello", outcome="succeeded"))
 """
 
 
@@ -96,7 +120,7 @@ def test_a_job_the_fixture_never_received_says_where_it_went(pytester: pytest.Py
     pytester.makeini("[pytest]\njobtrace_celery_app = shop:app\n")
     pytester.syspathinsert()
     result = pytester.runpytest("-p", "no:randomly", "-s", "-v")
-    result.assert_outcomes(passed=5)
+    result.assert_outcomes(passed=7)
     output = result.stdout.str()
     reports = dict(zip(re.findall(r"test_notes.py::(\w+) <<<", output), re.findall(r"<<<\n(.*?)>>>", output, re.S)))
     assert reports == snapshot(
@@ -106,5 +130,7 @@ def test_a_job_the_fixture_never_received_says_where_it_went(pytester: pytest.Py
             "test_another_redis_connection": "note: 'hello' was never processed: it was enqueued on a Redis connection other than rq_jobs', so rq_jobs never saw it; enqueue on rq_jobs.queue() or a Queue built on rq_jobs.connection\n",
             "test_rq_not_drained": "note: enqueued but never processed: 'hello'; drain the queue first (rq_jobs.drain())\n",
             "test_rq_id_reused": "\n",
+            "test_rq_with_no_fixture_that_drains_it": "note: enqueued but never processed: 'hello'; drain the queue first (rq_jobs.drain()), or with live workers wait for it (job_spans.wait())\n",
+            "test_rq_discarded_by_a_worker": "note: 'hello' was never processed: discarded: its data was gone when RQ's worker took it off its queue (its ttl ran out while it waited, or its key was deleted): RQ dropped it\n",
         }
     )

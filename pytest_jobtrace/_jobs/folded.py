@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pytest_jobtrace._core.forest import SpanForest, SpanNode
 from pytest_jobtrace._core.render import Details, first_exception, span_line, tree_lines
+from pytest_jobtrace._jobs.lost import VERDICTS
 from pytest_jobtrace._jobs.match import job_line
-from pytest_jobtrace._jobs.registry import adapters
+from pytest_jobtrace._jobs.registry import active_adapter, adapters
 from pytest_jobtrace._jobs.views import JobIndex, JobView, folded_children, job_index
 
 
@@ -43,21 +44,31 @@ def detailed_job_line(job: JobView, details: Details) -> str:
 
 def pending_notes(forest: SpanForest) -> list[str]:
     """A failure's likely cause: jobs enqueued and never processed, by the fixture that drains them."""
-    pending: dict[str, list[str]] = {}
+    pending: dict[tuple[str, bool], list[str]] = {}
     notes = []
     index = job_index(forest)
     for job in index.jobs:
         if job.attempt_nodes or index.reused_by(job) is not None:
             continue  # a job whose id a later enqueue reused never runs: its own difference says so
         elsewhere = job.went_elsewhere()
+        discarded = next((v for v in VERDICTS.of(job.id) if v.verdict == "discarded"), None)
         if elsewhere is not None:
             notes.append(f"note: {job.short_name!r} was never processed: {elsewhere}")
+        elif discarded is not None:  # a live worker's word: the job will not run
+            notes.append(f"note: {job.short_name!r} was never processed: {discarded.describe()}")
         else:
             fixture = job.adapter.fixture_name if job.adapter is not None else "its job system"
-            pending.setdefault(fixture, []).append(repr(job.short_name))
-    for fixture, jobs in pending.items():
+            active = job.adapter is not None and active_adapter(job.adapter.name) is not None
+            pending.setdefault((fixture, active), []).append(repr(job.short_name))
+    for (fixture, active), jobs in pending.items():
         names = ", ".join(jobs[:5]) + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
-        notes.append(f"note: enqueued but never processed: {names}; drain the queue first ({fixture}.drain())")
+        if active:
+            notes.append(f"note: enqueued but never processed: {names}; drain the queue first ({fixture}.drain())")
+        else:  # no in-process fixture of this test runs it: a live worker, or nothing, would
+            notes.append(
+                f"note: enqueued but never processed: {names}; drain the queue first ({fixture}.drain()), "
+                "or with live workers wait for it (job_spans.wait())"
+            )
     return notes
 
 
