@@ -504,33 +504,87 @@ EXTERNAL = textwrap.dedent(
     import os
     import subprocess
     import sys
+    from datetime import timedelta
 
     import shop_jobs
 
+    URL = "{url}"
 
-    def test_workers_elsewhere(job_spans, jobtrace_receiver, live_rq_worker):
-        assert live_rq_worker.pid is None  # nothing started
-        assert jobtrace_receiver.endpoint == "http://127.0.0.1:{port}"
-        live_rq_worker.queue().enqueue(shop_jobs.hello, 7)
-        # "elsewhere": a worker this test starts itself, exporting to the receiver's fixed address
-        env = {{**os.environ, "JOBTRACE_LIVE_ENDPOINT": "http://127.0.0.1:{port}/v1/traces"}}
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "pytest_jobtrace.rq._live_worker", "--url", "{url}", "default"],
+
+    def _elsewhere(module, *options, **env):
+        # "elsewhere": a worker this test starts itself through pytest-jobtrace's bootstrap, told only the OTLP
+        # exporter's own variable (the receiver's fixed address), as a compose file would tell it
+        env = {{**os.environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:{port}/v1/traces", **env}}
+        env.pop("JOBTRACE_LIVE_ENDPOINT", None)
+        return subprocess.Popen(
+            [sys.executable, "-m", module, *options],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
+
+
+    def _stop(worker):
+        worker.kill()
+        worker.wait(30)
+
+
+    def test_rq_workers_elsewhere(job_spans, jobtrace_receiver, live_rq_worker):
+        assert live_rq_worker.pid is None  # nothing started
+        assert jobtrace_receiver.endpoint == "http://127.0.0.1:{port}"
+        queue = live_rq_worker.queue()
+        queue.enqueue(shop_jobs.hello, 7)
+        # dropped by RQ's scheduler, its data gone before it was due: only the worker can tell wait()
+        expired = queue.enqueue_in(timedelta(seconds=2), shop_jobs.hello, 8, ttl=1)
+        worker = _elsewhere("pytest_jobtrace.rq.live_worker", "--url", URL, "--with-scheduler", "default")
         try:
             live_rq_worker.settle(timeout=120)  # the worker starts within it, on a loaded machine too
         finally:
-            worker.kill()
-            worker.wait(30)
-        job_spans.assert_span_tree("send default\\n└── process default\\n    └── hello.work", exact=True)
+            _stop(worker)
+        outcomes = {{job.id: job.outcome for job in job_spans.jobs()}}
+        assert outcomes.pop(expired.id) == "pending"
+        assert list(outcomes.values()) == ["succeeded"]
+        job_spans.assert_span_tree(
+            "send default\\n└── process default\\n    └── hello.work\\nsend default", exact=True
+        )
+
+
+    def test_celery_workers_elsewhere(job_spans, live_celery_worker):
+        assert live_celery_worker.pid is None
+        shop_jobs.app.conf.update(broker_url=URL, result_backend=URL)  # the app as the user configures it
+        shop_jobs.add.delay(1, 1)
+        # expired before it is due: the worker discards it, and only the worker can tell wait()
+        expired = shop_jobs.add.apply_async((2, 2), countdown=1, expires=0.5)
+        worker = _elsewhere(
+            "pytest_jobtrace.celery.live_worker", "external_app:app", "--pool=solo", "--without-mingle",
+            "--without-gossip", "--without-heartbeat", "--loglevel=WARNING", EXTERNAL_BROKER=URL,
+        )
+        try:
+            live_celery_worker.settle(timeout=120)
+        finally:
+            _stop(worker)
+        outcomes = {{job.id: job.outcome for job in job_spans.jobs()}}
+        assert outcomes.pop(expired.id) == "pending"
+        assert list(outcomes.values()) == ["succeeded"]
+    """
+)
+
+EXTERNAL_APP = textwrap.dedent(
+    """
+    import os
+
+    from shop_jobs import app
+
+    app.conf.update(broker_url=os.environ["EXTERNAL_BROKER"], result_backend=os.environ["EXTERNAL_BROKER"])
     """
 )
 
 
-def test_with_external_workers_nothing_starts_and_the_receiver_listens_where_told(
-    pytester: pytest.Pytester,
+@pytest.mark.parametrize("system", ["rq", "celery"])
+def test_workers_elsewhere_started_with_the_bootstrap_trace_and_report_what_no_span_shows(
+    pytester: pytest.Pytester, system: str
 ) -> None:
+    """jobtrace_live_workers = external: nothing starts, the receiver listens where told, and workers started
+    through ``python -m pytest_jobtrace.<system>.live_worker`` with only the OTLP exporter's variable send
+    their spans and their verdicts (a job dropped unrun: without the verdict, a timeout)."""
     import socket
 
     from pytest_jobtrace.adapters import SessionLease
@@ -540,10 +594,12 @@ def test_with_external_workers_nothing_starts_and_the_receiver_listens_where_tol
         port = probe.getsockname()[1]
     lease = SessionLease("redis://127.0.0.1:6379/1-15", "test")
     try:
-        make_project(pytester, test_external=EXTERNAL.format(port=port, url=lease.url))
+        make_project(pytester, test_external=EXTERNAL.format(port=port, url=lease.url), external_app=EXTERNAL_APP)
         result = pytester.runpytest_subprocess(
             "-p",
             "no:randomly",
+            "-k",
+            system,
             "--jobtrace-live-workers=external",
             f"--jobtrace-live-receiver=127.0.0.1:{port}",
             f"--jobtrace-rq-live-redis-url={lease.url}",

@@ -1,7 +1,7 @@
 """Tracing inside a live worker process: spans exported over OTLP/HTTP to the test's receiver.
 
 Runs in the worker (the test process reads only the report paths from it): no pytest here. The worker
-bootstraps of the adapters (``pytest_jobtrace.celery._live_worker``, ``pytest_jobtrace.rq._live_worker``)
+bootstraps of the adapters (``pytest_jobtrace.celery.live_worker``, ``pytest_jobtrace.rq.live_worker``)
 call :func:`install` where the worker runs jobs and :func:`flush` when a job ends, so that
 ``job_spans.wait()`` returns as soon as the job's last span is sent instead of after the batch processor's
 next tick. A worker reports what no span shows with :func:`post_report` (``LOST_PATH``, ``VERDICT_PATH``).
@@ -309,6 +309,23 @@ def _by_identity(encode: Any) -> Any:
     return cached
 
 
+OTLP_TRACES_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+OTLP_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
+
+
+def adopt_otlp_endpoint() -> str | None:
+    """For a worker started elsewhere (``jobtrace_live_workers = external``): where ``$JOBTRACE_LIVE_ENDPOINT``
+    is not set, take the receiver's traces URL from the OTLP exporter's own variables,
+    ``$OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` as it is or ``$OTEL_EXPORTER_OTLP_ENDPOINT`` + ``/v1/traces``,
+    and set it, so that this process and its children export and report there. Returns the URL, or None."""
+    endpoint = os.environ.get(ENDPOINT_ENV) or os.environ.get(OTLP_TRACES_ENV)
+    if not endpoint and os.environ.get(OTLP_ENV):
+        endpoint = os.environ[OTLP_ENV].rstrip("/") + "/v1/traces"
+    if endpoint:
+        os.environ[ENDPOINT_ENV] = endpoint
+    return endpoint or None
+
+
 def install(service: str, endpoint: str | None = None) -> TracerProvider:
     """The process's global provider, exporting to ``endpoint`` (default: ``$JOBTRACE_LIVE_ENDPOINT``).
 
@@ -318,7 +335,10 @@ def install(service: str, endpoint: str | None = None) -> TracerProvider:
         if _provider is None:
             target = endpoint or os.environ.get(ENDPOINT_ENV)
             if not target:
-                raise RuntimeError(f"pytest-jobtrace live worker: {ENDPOINT_ENV} is not set (the receiver's URL)")
+                raise RuntimeError(
+                    f"pytest-jobtrace live worker: set {ENDPOINT_ENV} (or {OTLP_TRACES_ENV}) to the receiver's "
+                    "traces URL, http://HOST:PORT/v1/traces"
+                )
             resource = Resource.create({"service.name": service})
             provider = TracerProvider(resource=HashedOnce(resource.attributes, resource.schema_url))
             provider.add_span_processor(ForkSafeExport(target))

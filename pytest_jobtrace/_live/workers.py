@@ -82,7 +82,9 @@ class LiveWorkers:
             self.prepare(request)
         wanted = self.instrumentation()
         running = self.process is not None and self.process.alive()
-        if not self.external and not (running and wanted == self._instrumented_with):
+        if self.external:  # workers elsewhere export to the receiver: it listens from the first test on
+            session_receiver(self.config)
+        elif not (running and wanted == self._instrumented_with):
             if self.process is not None:
                 # reap the dead one (its death failed the test it happened in), or stop the one instrumented
                 # otherwise than this process is now: its traces would not be the ones production gives

@@ -1,7 +1,7 @@
 """``live_celery_worker``: the test publishes through the user's app to a real ``celery worker`` process.
 
 One worker per test process (per xdist worker), started on first use with Celery's own command line
-(``_live_worker.py``), prefork pool by default. The broker and the result backend are one Redis database
+(``live_worker.py``), prefork pool by default. The broker and the result backend are one Redis database
 leased for the session (``jobtrace_celery_live_broker_url``, default ``redis://127.0.0.1:6379/1-15``), so
 the app's own queue names hold and no other run shares them. On RabbitMQ (an ``amqp://`` URL) queues are
 shared by every run of the vhost: each queue the worker consumes gets a suffix of this run's own
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from pytest_jobtrace.adapters import LiveHandle, LiveWorkers, RedisLeaseError, SessionLease
-from pytest_jobtrace.celery._live_worker import CONF_ENV, POOL_ENV, SUFFIX_ENV, renamed_queues
+from pytest_jobtrace.celery.live_worker import CONF_ENV, SUFFIX_ENV, renamed_queues
 
 LIVE_APP_HINT = "set jobtrace_celery_live_app = 'package.module:app' (an app the worker can import)"
 
@@ -100,7 +100,7 @@ class CeleryLiveWorkers(LiveWorkers):
         argv = [
             sys.executable,
             "-m",
-            "pytest_jobtrace.celery._live_worker",
+            "pytest_jobtrace.celery.live_worker",
             self.spec,
             f"--pool={pool}",
             f"--concurrency={int(self.options['celery_live_concurrency'])}",
@@ -111,7 +111,7 @@ class CeleryLiveWorkers(LiveWorkers):
             "--without-gossip",
             "--without-heartbeat",
         ]
-        return argv, {CONF_ENV: json.dumps(self.conf), POOL_ENV: pool, SUFFIX_ENV: self.suffix}
+        return argv, {CONF_ENV: json.dumps(self.conf), SUFFIX_ENV: self.suffix}
 
     def instrumentation(self) -> dict[str, object]:
         """``use_span_links`` of the instrumentation in this process (none yet: attach() instruments with

@@ -1,7 +1,7 @@
 """``live_rq_worker``: the test enqueues on a real Redis, a real ``rq worker`` process runs the jobs.
 
 One worker per test process (per xdist worker), started on first use with RQ's own command line
-(``_live_worker.py``): the forking ``Worker``, with the scheduler, on the queues ``jobtrace_rq_live_queues``
+(``live_worker.py``): the forking ``Worker``, with the scheduler, on the queues ``jobtrace_rq_live_queues``
 names. It works on one Redis database leased for the session (``jobtrace_rq_live_redis_url``, default
 ``redis://127.0.0.1:6379/1-15``): queue names stay the application's own and no other run shares them.
 For each test RQ is instrumented in the test process (the send spans), and undone at teardown.
@@ -78,7 +78,7 @@ class RQLiveWorkers(LiveWorkers):
         argv = [
             sys.executable,
             "-m",
-            "pytest_jobtrace.rq._live_worker",
+            "pytest_jobtrace.rq.live_worker",
             f"--url={self.redis_url}",
             "--with-scheduler",
             *self.queues,

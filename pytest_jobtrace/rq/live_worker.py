@@ -1,6 +1,9 @@
-"""The live RQ worker: ``python -m pytest_jobtrace.rq._live_worker [rq worker options] QUEUE...``.
+"""The live RQ worker: ``python -m pytest_jobtrace.rq.live_worker [rq worker options] QUEUE...``.
 
-Started by the ``live_rq_worker`` fixture. It sets tracing up (``RQInstrumentor`` on a provider that
+Started by the ``live_rq_worker`` fixture, and the way to start workers elsewhere (``jobtrace_live_workers =
+external``: a compose cluster, another host) so that they tell the test what the fixture's do: give it the
+receiver's traces URL in ``$JOBTRACE_LIVE_ENDPOINT`` or the OTLP exporter's own
+``$OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (``docs/live.md``). It sets tracing up (``RQInstrumentor`` on a provider that
 exports to the test's receiver), then hands over to RQ's own command line (``rq worker``): the forking
 ``Worker``, whose work horse runs each job in a forked child, with its command channel (a job stopped with
 ``send_stop_job_command`` gets its attempt's span from the worker, as a killed horse's does). The
@@ -25,6 +28,7 @@ def main(argv: list[str]) -> None:
     from pytest_jobtrace.rq import _verdicts
     from pytest_jobtrace.rq.instrumentation import RQInstrumentor
 
+    live_tracing.adopt_otlp_endpoint()
     live_tracing.install("rq-worker")
     endpoint = os.environ.get(live_tracing.ENDPOINT_ENV)
     if endpoint:  # a job canceled, deleted or dropped by RQ (its data gone) before it ran: the test is told

@@ -1,13 +1,20 @@
-"""The live Celery worker: ``python -m pytest_jobtrace.celery._live_worker APP [celery worker options]``.
+"""The live Celery worker: ``python -m pytest_jobtrace.celery.live_worker APP [celery worker options]``.
 
-Started by the ``live_celery_worker`` fixture. It imports the user's app, applies the fixture's settings
-(broker, result backend: ``$JOBTRACE_LIVE_CELERY_CONF``, JSON), sets tracing up where tasks run, then hands
-over to Celery's own command line (``app.worker_main(["worker", ...])``): the real worker, prefork pool and all.
+Started by the ``live_celery_worker`` fixture, and the way to start workers elsewhere (``jobtrace_live_workers
+= external``: a compose cluster, another host) so that they tell the test what the fixture's do: the same
+tracing, flushed when each job ends, and the reports no span carries (a task revoked or expired, a rejection
+requeued, a pool process lost). There, give it the receiver's traces URL in ``$JOBTRACE_LIVE_ENDPOINT`` or
+the OTLP exporter's own ``$OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (``docs/live.md``).
 
-Tracing: with the prefork pool, in each pool process on ``worker_process_init`` (a ``BatchSpanProcessor``'s
-thread does not survive the fork), as opentelemetry-instrumentation-celery's documentation says; with the
-solo pool, in the worker itself. Spans are flushed on ``task_postrun`` (after the instrumentation's own
-handler has ended the run span) and when a pool process exits (``max_tasks_per_child``).
+It imports the user's app, applies the fixture's settings if any (broker, result backend:
+``$JOBTRACE_LIVE_CELERY_CONF``, JSON), sets tracing up where tasks run, then hands over to Celery's own
+command line (``app.worker_main(["worker", ...])``): the real worker, prefork pool and all.
+
+Tracing: with the prefork pool (``--pool`` / ``-P`` on the command line, else the app's ``worker_pool``), in
+each pool process on ``worker_process_init`` (a ``BatchSpanProcessor``'s thread does not survive the fork),
+as opentelemetry-instrumentation-celery's documentation says; with any other pool (solo, threads), in the
+worker itself. Spans are flushed on ``task_postrun`` (after the instrumentation's own handler has ended the
+run span) and when a pool process exits (``max_tasks_per_child``).
 """
 
 from __future__ import annotations
@@ -18,7 +25,6 @@ import sys
 from typing import Any
 
 CONF_ENV = "JOBTRACE_LIVE_CELERY_CONF"
-POOL_ENV = "JOBTRACE_LIVE_CELERY_POOL"
 SUFFIX_ENV = "JOBTRACE_LIVE_CELERY_QUEUE_SUFFIX"
 
 
@@ -38,6 +44,27 @@ def renamed_queues(app: Any, names: list[str], suffix: str) -> list[Any]:
     return renamed
 
 
+def forks_pool_processes(options: list[str], app: Any) -> bool:
+    """Whether the worker these options start runs tasks in forked pool processes (the prefork pool, named
+    ``prefork`` or ``processes``): ``--pool`` / ``-P`` in ``options``, else the app's ``worker_pool``."""
+    from celery.concurrency import get_implementation
+
+    pool: Any = None
+    for n, option in enumerate(options):
+        if option in ("-P", "--pool") and n + 1 < len(options):
+            pool = options[n + 1]
+        elif option.startswith("--pool="):
+            pool = option.split("=", 1)[1]
+        elif option.startswith("-P") and len(option) > 2:
+            pool = option[2:]
+    if pool is None:
+        pool = app.conf.worker_pool or "prefork"
+    try:  # as Celery resolves it: an alias, a "module:Class" path or a class
+        return bool(get_implementation(pool) is get_implementation("prefork"))
+    except Exception:  # a pool whose package is missing (gevent): the worker says so itself
+        return False
+
+
 def main(argv: list[str]) -> None:
     from celery import signals
     from celery.utils.imports import symbol_by_name
@@ -45,7 +72,8 @@ def main(argv: list[str]) -> None:
     from pytest_jobtrace.adapters import live_tracing
 
     if not argv:
-        raise SystemExit("usage: python -m pytest_jobtrace.celery._live_worker package.module:app [worker options]")
+        raise SystemExit("usage: python -m pytest_jobtrace.celery.live_worker package.module:app [worker options]")
+    live_tracing.adopt_otlp_endpoint()
     app = symbol_by_name(argv[0])
     app.conf.update(json.loads(os.environ.get(CONF_ENV, "{}")))
     suffix = os.environ.get(SUFFIX_ENV, "")
@@ -53,7 +81,7 @@ def main(argv: list[str]) -> None:
         names = next(arg.split("=", 1)[1] for arg in argv if arg.startswith("--queues=")).split(",")
         app.conf.task_queues = renamed_queues(app, names, suffix)
     _report_lost_tasks()
-    if os.environ.get(POOL_ENV, "prefork") == "prefork":
+    if forks_pool_processes(argv[1:], app):
         signals.worker_process_init.connect(_set_up, weak=False)
         signals.worker_process_shutdown.connect(_shut_down, weak=False)
     else:
