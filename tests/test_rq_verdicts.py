@@ -9,7 +9,7 @@ not.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -28,14 +28,19 @@ from pytest_jobtrace._jobs.lost import VERDICTS, report_verdict
 from pytest_jobtrace.rq import _verdicts
 
 
-@pytest.fixture
-def reports() -> Iterator[list[dict[str, object]]]:
+def _collected(install: Callable[[_verdicts.Report], Callable[[], None]]) -> Iterator[list[dict[str, object]]]:
+    """What ``install`` reports, while it is installed."""
     found: list[dict[str, object]] = []
-    undo = _verdicts.install(found.append)
+    undo = install(found.append)
     try:
         yield found
     finally:
         undo()
+
+
+@pytest.fixture
+def reports() -> Iterator[list[dict[str, object]]]:
+    yield from _collected(_verdicts.install)
 
 
 @pytest.fixture
@@ -146,12 +151,7 @@ def test_the_test_process_report_reaches_wait_s_verdicts(queue: Queue) -> None:
 
 @pytest.fixture
 def dropped() -> Iterator[list[dict[str, object]]]:
-    found: list[dict[str, object]] = []
-    undo = _verdicts.install_dropped(found.append)
-    try:
-        yield found
-    finally:
-        undo()
+    yield from _collected(_verdicts.install_dropped)
 
 
 def _expire(job: Job) -> None:
