@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from conftest import MakeSpan
+from conftest import SECOND, T0, MakeSpan
 from test_live_wait import publish, run
 
 from pytest_jobtrace._core.capture import CaptureSink
@@ -145,6 +145,19 @@ def test_a_discarded_verdict_ends_only_its_own_job(
     lines = str(failure.value).splitlines()
     assert "1 of 2 job(s) have not finished" in lines[0]
     assert lines[1].startswith(f"  job 'shop.import_file' (id {other}): never delivered")
+
+
+def test_a_discard_taken_before_a_job_was_published_under_its_id_is_not_that_job_s(
+    sink: CaptureSink, capture: JobSpans, make_span: MakeSpan, task_id: str
+) -> None:
+    """An id used again (an explicit RQ job_id, a Celery task_id): the discard was about the job published
+    before it, not the one published after, which is waited for; a discard taken after it ends it."""
+    VERDICTS.report(JobVerdict(task_id, "shop.import_file", "discarded", "expired", received_ns=T0 - SECOND))
+    sink.add(publish(make_span, "shop.import_file", task_id))  # published at T0, after that discard
+    with pytest.raises(AssertionError, match=f"id {task_id}\\): never delivered"):
+        capture.wait(timeout=0.05)
+    VERDICTS.report(JobVerdict(task_id, "shop.import_file", "discarded", "expired", received_ns=T0 + SECOND))
+    capture.wait(timeout=0.05)
 
 
 def test_a_terminated_attempt_s_spans_need_no_parent(

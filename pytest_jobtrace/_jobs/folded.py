@@ -8,6 +8,7 @@ from pytest_jobtrace._jobs.lost import VERDICTS
 from pytest_jobtrace._jobs.match import job_line
 from pytest_jobtrace._jobs.registry import active_adapter, adapters
 from pytest_jobtrace._jobs.views import JobIndex, JobView, folded_children, job_index
+from pytest_jobtrace._jobs.waiting import discard_of
 
 
 def render_jobs(forest: SpanForest, details: Details | None = None) -> str:
@@ -51,7 +52,7 @@ def pending_notes(forest: SpanForest) -> list[str]:
         if job.attempt_nodes or index.reused_by(job) is not None:
             continue  # a job whose id a later enqueue reused never runs: its own difference says so
         elsewhere = job.went_elsewhere()
-        discarded = next((v for v in VERDICTS.of(job.id) if v.verdict == "discarded"), None)
+        discarded = discard_of(job, VERDICTS.of(job.id))
         if elsewhere is not None:
             notes.append(f"note: {job.short_name!r} was never processed: {elsewhere}")
         elif discarded is not None:  # a live worker's word: the job will not run

@@ -22,7 +22,8 @@ final rejection's does), after which ``wait()`` waits for the redelivered attemp
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
 
@@ -65,6 +66,15 @@ class JobVerdict:
     reason: str
     """In the job system's words: ``revoked``, ``expired``, ``revoked with terminate=True (SIGTERM)``,
     ``Reject(requeue=True): storage not ready``."""
+    received_ns: int = field(default_factory=time.time_ns, compare=False, repr=False)
+    """When this process took the report (ns since the epoch, as span times)."""
+
+    def discards(self, published_ns: int | None) -> bool:
+        """Whether this verdict ends the job published at ``published_ns``: a discard taken after that. A job
+        published again under the same id afterwards (an explicit RQ ``job_id``, a Celery ``task_id``) is
+        another job, which the discard is not about: it is waited for (worst case, a clock behind the
+        worker's: a timeout naming it, never a wait that returns early)."""
+        return self.verdict == "discarded" and (published_ns is None or published_ns <= self.received_ns)
 
     def describe(self) -> str:
         if self.verdict == "discarded":

@@ -86,6 +86,12 @@ def wait_for_jobs(sink: CaptureSink, forest: Callable[[], SpanForest], timeout: 
         woken = True
 
 
+def discard_of(job: JobView, verdicts: Sequence[JobVerdict]) -> JobVerdict | None:
+    """The verdict among ``verdicts`` (the job id's) that discarded ``job``: one taken after it was published."""
+    published = job.publish.start_time if job.publish is not None else None
+    return next((verdict for verdict in verdicts if verdict.discards(published)), None)
+
+
 class WaitState:
     """What the capture still lacks, read once from one forest."""
 
@@ -133,7 +139,7 @@ class WaitState:
         return job.outcome == "pending"
 
     def _discarded(self, job: JobView) -> JobVerdict | None:
-        return next((v for v in self.verdicts.get(job.id or "", []) if v.verdict == "discarded"), None)
+        return discard_of(job, self.verdicts.get(job.id or "", []))
 
     def _requeued(self, job: JobView) -> list[JobVerdict]:
         return [v for v in self.verdicts.get(job.id or "", []) if v.verdict == "requeued"]
