@@ -8,10 +8,8 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("celery")
-
 from pytest_jobtrace.adapters import live_tracing
-from pytest_jobtrace.celery.live_worker import forks_pool_processes
+from pytest_jobtrace.celery.live_worker import forks_pool_processes  # imports Celery only when called
 
 
 def _unset_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,6 +53,7 @@ def test_a_worker_with_no_receiver_url_says_which_variables_to_set(monkeypatch: 
 
 
 def _app(**conf: Any) -> Any:
+    pytest.importorskip("celery", reason="the Celery bootstrap's pool choice is Celery's (the celery extra)")
     from celery import Celery
 
     app = Celery("shop", set_as_current=False)
@@ -80,3 +79,24 @@ def test_a_celery_worker_traces_in_its_pool_processes_only_with_the_prefork_pool
     options: list[str], conf: dict[str, str], forks: bool
 ) -> None:
     assert forks_pool_processes(options, _app(**conf)) is forks
+
+
+@pytest.mark.parametrize("module", ["pytest_jobtrace.rq.live_worker", "pytest_jobtrace.celery.live_worker"])
+def test_a_bootstrap_started_by_hand_with_no_receiver_url_says_what_to_set_and_exits(
+    module: str, tmp_path: Any
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip(module.split(".")[1], reason="the bootstrap runs the job system's own command line")
+    env = {key: value for key, value in os.environ.items() if "ENDPOINT" not in key}
+    argv = ["shop:app"] if "celery" in module else ["--url", "redis://127.0.0.1:1/0", "orders"]
+    done = subprocess.run(
+        [sys.executable, "-m", module, *argv], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "pytest-jobtrace live worker: set JOBTRACE_LIVE_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) to the "
+        "receiver's traces URL, http://HOST:PORT/v1/traces"
+    )

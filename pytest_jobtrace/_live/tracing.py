@@ -311,6 +311,10 @@ def _by_identity(encode: Any) -> Any:
 
 OTLP_TRACES_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 OTLP_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
+NO_ENDPOINT = (
+    f"pytest-jobtrace live worker: set {ENDPOINT_ENV} (or {OTLP_TRACES_ENV}) to the receiver's traces URL, "
+    "http://HOST:PORT/v1/traces"
+)
 
 
 def adopt_otlp_endpoint() -> str | None:
@@ -335,10 +339,7 @@ def install(service: str, endpoint: str | None = None) -> TracerProvider:
         if _provider is None:
             target = endpoint or os.environ.get(ENDPOINT_ENV)
             if not target:
-                raise RuntimeError(
-                    f"pytest-jobtrace live worker: set {ENDPOINT_ENV} (or {OTLP_TRACES_ENV}) to the receiver's "
-                    "traces URL, http://HOST:PORT/v1/traces"
-                )
+                raise RuntimeError(NO_ENDPOINT)
             resource = Resource.create({"service.name": service})
             provider = TracerProvider(resource=HashedOnce(resource.attributes, resource.schema_url))
             provider.add_span_processor(ForkSafeExport(target))

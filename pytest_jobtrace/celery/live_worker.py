@@ -73,7 +73,8 @@ def main(argv: list[str]) -> None:
 
     if not argv:
         raise SystemExit("usage: python -m pytest_jobtrace.celery.live_worker package.module:app [worker options]")
-    live_tracing.adopt_otlp_endpoint()
+    if live_tracing.adopt_otlp_endpoint() is None:  # a worker started by hand, told nothing
+        raise SystemExit(live_tracing.NO_ENDPOINT)
     app = symbol_by_name(argv[0])
     app.conf.update(json.loads(os.environ.get(CONF_ENV, "{}")))
     suffix = os.environ.get(SUFFIX_ENV, "")

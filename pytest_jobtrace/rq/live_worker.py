@@ -28,7 +28,8 @@ def main(argv: list[str]) -> None:
     from pytest_jobtrace.rq import _verdicts
     from pytest_jobtrace.rq.instrumentation import RQInstrumentor
 
-    live_tracing.adopt_otlp_endpoint()
+    if live_tracing.adopt_otlp_endpoint() is None:  # a worker started by hand, told nothing
+        raise SystemExit(live_tracing.NO_ENDPOINT)
     live_tracing.install("rq-worker")
     endpoint = os.environ.get(live_tracing.ENDPOINT_ENV)
     if endpoint:  # a job canceled, deleted or dropped by RQ (its data gone) before it ran: the test is told
