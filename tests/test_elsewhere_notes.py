@@ -45,6 +45,7 @@ from opentelemetry import trace
 from rq import Queue
 
 from pytest_jobtrace import SpanTreeMismatch, assert_span_tree, job
+from pytest_jobtrace.builtin import Job, JobRuntime
 from shop import add, add_elsewhere, hello
 
 tracer = trace.get_tracer("test")
@@ -112,6 +113,18 @@ def test_rq_discarded_by_a_worker(job_spans, rq_traced):
     dropped = rq_traced.enqueue(hello, 1, ttl=1)
     report_verdict(_verdicts.dropped(dropped.id, _verdicts.DROPPED_BY_WORKER))  # as a live worker reports it
     notes(job("hello", outcome="succeeded"))
+
+
+class Greet(Job):
+    def perform(self, value):
+        return value
+
+
+def test_builtin_runtime_left_undrained(job_spans):
+    # the built-in system has no live workers: the note names its drain() only
+    with JobRuntime():
+        Greet.perform_later(1)
+    notes(job("Greet", outcome="succeeded"))
 """
 
 
@@ -120,7 +133,7 @@ def test_a_job_the_fixture_never_received_says_where_it_went(pytester: pytest.Py
     pytester.makeini("[pytest]\njobtrace_celery_app = shop:app\n")
     pytester.syspathinsert()
     result = pytester.runpytest("-p", "no:randomly", "-s", "-v")
-    result.assert_outcomes(passed=7)
+    result.assert_outcomes(passed=8)
     output = result.stdout.str()
     reports = dict(zip(re.findall(r"test_notes.py::(\w+) <<<", output), re.findall(r"<<<\n(.*?)>>>", output, re.S)))
     assert reports == snapshot(
@@ -130,7 +143,8 @@ def test_a_job_the_fixture_never_received_says_where_it_went(pytester: pytest.Py
             "test_another_redis_connection": "note: 'hello' was never processed: it was enqueued on a Redis connection other than rq_jobs', so rq_jobs never saw it; enqueue on rq_jobs.queue() or a Queue built on rq_jobs.connection\n",
             "test_rq_not_drained": "note: enqueued but never processed: 'hello'; drain the queue first (rq_jobs.drain())\n",
             "test_rq_id_reused": "\n",
-            "test_rq_with_no_fixture_that_drains_it": "note: enqueued but never processed: 'hello'; drain the queue first (rq_jobs.drain()), or with live workers wait for it (job_spans.wait())\n",
+            "test_rq_with_no_fixture_that_drains_it": "note: enqueued but never processed: 'hello'; drain the queue first (rq_jobs.drain()), or with live_rq_worker wait for it (job_spans.wait())\n",
             "test_rq_discarded_by_a_worker": "note: 'hello' was never processed: discarded: its data was gone when RQ's worker took it off its queue (its ttl ran out while it waited, or its key was deleted): RQ dropped it\n",
+            "test_builtin_runtime_left_undrained": "note: enqueued but never processed: 'Greet'; drain the queue first (builtin_jobs.drain())\n",
         }
     )

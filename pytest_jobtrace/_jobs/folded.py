@@ -45,7 +45,7 @@ def detailed_job_line(job: JobView, details: Details) -> str:
 
 def pending_notes(forest: SpanForest) -> list[str]:
     """A failure's likely cause: jobs enqueued and never processed, by the fixture that drains them."""
-    pending: dict[tuple[str, bool], list[str]] = {}
+    pending: dict[tuple[str, str], list[str]] = {}
     notes = []
     index = job_index(forest)
     for job in index.jobs:
@@ -60,16 +60,15 @@ def pending_notes(forest: SpanForest) -> list[str]:
         else:
             fixture = job.adapter.fixture_name if job.adapter is not None else "its job system"
             active = job.adapter is not None and active_adapter(job.adapter.name) is not None
-            pending.setdefault((fixture, active), []).append(repr(job.short_name))
-    for (fixture, active), jobs in pending.items():
+            # a system with live workers (an adapter naming their fixture) may be run by one instead
+            live = "" if active else str(getattr(job.adapter, "live_fixture_name", "") or "")
+            pending.setdefault((fixture, live), []).append(repr(job.short_name))
+    for (fixture, live), jobs in pending.items():
         names = ", ".join(jobs[:5]) + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
-        if active:
-            notes.append(f"note: enqueued but never processed: {names}; drain the queue first ({fixture}.drain())")
-        else:  # no in-process fixture of this test runs it: a live worker, or nothing, would
-            notes.append(
-                f"note: enqueued but never processed: {names}; drain the queue first ({fixture}.drain()), "
-                "or with live workers wait for it (job_spans.wait())"
-            )
+        note = f"note: enqueued but never processed: {names}; drain the queue first ({fixture}.drain())"
+        if live:  # no in-process fixture of this test runs it: a live worker, or nothing, would
+            note += f", or with {live} wait for it (job_spans.wait())"
+        notes.append(note)
     return notes
 
 
