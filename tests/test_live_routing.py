@@ -201,3 +201,71 @@ def test_a_request_s_spans_for_a_capture_closed_meanwhile_are_reported_each(
     captures.close(sink)
     assert _names(sink) == ["publish", "run"]
     assert _leaks(captures) == [("late 1", "test_a", "test_a"), ("late 2", "test_a", "test_a")]
+
+
+def test_held_spans_a_request_makes_known_follow_in_the_order_they_arrived(
+    captures: SpanRouter, live: LiveRouter, make_span: MakeSpan
+) -> None:
+    publish = make_span("publish", kind=SpanKind.PRODUCER)
+    first = make_span("run first", kind=SpanKind.CONSUMER, links=[publish])  # new traces, linked
+    second = make_span("run second", kind=SpanKind.CONSUMER, links=[publish])
+    test_a = CaptureSink("test_a")
+    captures.open(test_a)
+    test_a.add(publish)
+    live.deliver([make_span("second's work", second)])  # held, each: their traces are not known yet
+    live.deliver([make_span("stray")])
+    live.deliver([make_span("first's work", first)])
+    live.deliver([first, second])
+    captures.close(test_a)
+    assert _names(test_a) == ["publish", "run first", "run second", "second's work", "first's work"]
+    assert [span.name for span in live.held()] == ["stray"]
+
+
+def test_beyond_the_held_limit_the_oldest_trace_is_reported_and_the_others_still_follow(
+    captures: SpanRouter, live: LiveRouter, make_span: MakeSpan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_jobtrace._live import routing
+
+    monkeypatch.setattr(routing, "HELD_LIMIT", 3)
+    publish = make_span("publish", kind=SpanKind.PRODUCER)
+    run = make_span("run", kind=SpanKind.CONSUMER, links=[publish])
+    oldest = make_span("oldest")
+    live.deliver([oldest, make_span("oldest's child", oldest)])
+    live.deliver([make_span("work", run)])
+    assert _leaks(captures) == []
+    live.deliver([make_span("newer")])  # a fourth: the oldest trace goes, both its spans
+    assert [name for name, _, _ in _leaks(captures)] == ["oldest", "oldest's child"]
+    assert [span.name for span in live.held()] == ["work", "newer"]
+    test_a = CaptureSink("test_a")
+    captures.open(test_a)
+    test_a.add(publish)
+    live.deliver([run])
+    captures.close(test_a)
+    assert _names(test_a) == ["publish", "run", "work"]
+    live.finish()
+    assert [name for name, _, _ in _leaks(captures)] == ["newer"]
+
+
+def test_a_request_looks_again_only_at_the_held_spans_it_makes_known(
+    captures: SpanRouter, live: LiveRouter, make_span: MakeSpan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spans no test owns pile up when workers elsewhere run other jobs too; each request must not cost more
+    for each of them (it did: every held span was placed again on every request)."""
+    for n in range(200):
+        live.deliver([make_span(f"stray {n}")])
+    publish = make_span("publish", kind=SpanKind.PRODUCER)
+    run = make_span("run", kind=SpanKind.CONSUMER, links=[publish])
+    test_a = CaptureSink("test_a")
+    captures.open(test_a)
+    test_a.add(publish)
+    live.deliver([make_span("work", run)])
+    placed: list[str] = []
+    place = LiveRouter._place
+    monkeypatch.setattr(
+        LiveRouter, "_place", lambda self, span, late=True: placed.append(span.name) or place(self, span, late)
+    )
+    live.deliver([run])
+    captures.close(test_a)
+    assert _names(test_a) == ["publish", "run", "work"]
+    assert placed == ["run", "work"]  # the one it brought, and the one held span it made known
+    assert len(live.held()) == 200

@@ -20,6 +20,68 @@ from pytest_jobtrace._core.capture import ROUTER, CaptureSink, LeakedSpan, SpanR
 HELD_LIMIT = 10_000  # spans of unknown traces kept; beyond it the oldest are reported as belonging to no test
 
 
+class _Held:
+    """Spans of traces no test owns yet, by trace, oldest trace first, each found again by any trace it names
+    (its own, or one it links to): when a trace becomes known, only the spans naming it are looked at again,
+    so a request costs the same however many spans wait (workers elsewhere may send many no test owns)."""
+
+    def __init__(self) -> None:
+        self.by_trace: dict[int, list[ReadableSpan]] = {}  # insertion order: the oldest first
+        self.count = 0
+        self._age: dict[int, int] = {}  # a held trace -> when it was first held (its place in by_trace)
+        self._added = 0
+        self._naming: dict[int, set[int]] = {}  # a trace -> held traces with a span naming it
+        self._names: dict[int, set[int]] = {}  # a held trace -> the traces its spans name
+
+    def add(self, span: ReadableSpan) -> None:
+        assert span.context is not None
+        trace = span.context.trace_id
+        if trace not in self.by_trace:
+            self.by_trace[trace] = []
+            self._age[trace] = self._added
+            self._added += 1
+        self.by_trace[trace].append(span)
+        self.count += 1
+        for named in _named(span):
+            self._naming.setdefault(named, set()).add(trace)
+            self._names.setdefault(trace, set()).add(named)
+
+    def naming(self, traces: set[int]) -> list[int]:
+        """The held traces with a span naming one of ``traces``, the oldest first."""
+        found = {held for trace in traces for held in self._naming.get(trace, ())}
+        return sorted(found, key=self._age.__getitem__)
+
+    def keep(self, trace: int, spans: list[ReadableSpan]) -> None:
+        """Of ``trace``'s held spans, keep ``spans`` only (the trace keeps its place among the others)."""
+        if not spans:
+            self.pop(trace)
+            return
+        self.count -= len(self.by_trace[trace]) - len(spans)
+        self.by_trace[trace] = spans
+
+    def pop(self, trace: int) -> list[ReadableSpan]:
+        spans = self.by_trace.pop(trace)
+        self.count -= len(spans)
+        del self._age[trace]
+        for named in self._names.pop(trace, ()):
+            holders = self._naming[named]
+            holders.discard(trace)
+            if not holders:
+                del self._naming[named]
+        return spans
+
+    def oldest(self) -> int:
+        return next(iter(self.by_trace))
+
+    def __bool__(self) -> bool:
+        return bool(self.by_trace)
+
+
+def _named(span: ReadableSpan) -> list[int]:
+    assert span.context is not None
+    return [span.context.trace_id, *(link.context.trace_id for link in span.links)]
+
+
 class LiveRouter:
     """Routes spans received over OTLP to the open captures (one per running test, per process)."""
 
@@ -28,7 +90,8 @@ class LiveRouter:
         self._lock = threading.Lock()
         self._owners: dict[int, CaptureSink] = {}  # trace id -> the open capture that owns it
         self._finished: dict[int, str] = {}  # trace id -> label of the finished test that owned it
-        self._held: dict[int, list[ReadableSpan]] = {}  # trace id -> spans of a trace no test owns yet
+        self._held = _Held()  # spans of traces no test owns yet
+        self._learned: set[int] = set()  # traces owned or finished since held spans were last looked at
         self._joining: list[tuple[CaptureSink, ReadableSpan]] = []  # placed, given to their owners by _commit()
 
     def deliver(self, spans: Iterable[ReadableSpan]) -> None:
@@ -55,7 +118,7 @@ class LiveRouter:
     def held(self) -> list[ReadableSpan]:
         """Spans received for traces that no test owns (yet)."""
         with self._lock:
-            return [span for spans in self._held.values() for span in spans]
+            return [span for spans in self._held.by_trace.values() for span in spans]
 
     def opened(self, sink: CaptureSink) -> None:
         pass  # its traces are learned when a received span misses
@@ -67,22 +130,22 @@ class LiveRouter:
             for trace in traces:
                 self._owners.pop(trace, None)
                 self._finished[trace] = sink.label
+            self._learned.update(traces)
             self._release_held()
             self._commit()
 
     def finish(self) -> None:
         """Report the spans that no test ever owned (at the end of the session)."""
         with self._lock:
-            held, self._held = self._held, {}
-        for spans in held.values():
+            held, self._held = self._held, _Held()
+        for spans in held.by_trace.values():
             for span in spans:
                 self.captures.record_leak(LeakedSpan(span.name, "", self.captures.test_label, received=True))
 
     def _place(self, span: ReadableSpan, late: bool = True) -> bool:
         """Give ``span`` to the open capture owning its trace (or a linked one), or, if ``late``, report it
         for the finished test that owned it; False if neither."""
-        assert span.context is not None
-        traces = [span.context.trace_id, *(link.context.trace_id for link in span.links)]
+        traces = _named(span)
         for trace in traces:
             owner = self._owners.get(trace)
             if owner is not None:
@@ -97,8 +160,14 @@ class LiveRouter:
 
     def _join(self, owner: CaptureSink, span: ReadableSpan, traces: list[int]) -> None:
         for trace in traces:
-            self._owners.setdefault(trace, owner)
+            self._own(trace, owner)
         self._joining.append((owner, span))
+
+    def _own(self, trace: int, owner: CaptureSink) -> None:
+        if trace not in self._owners:
+            self._owners[trace] = owner
+            if self._held:
+                self._learned.add(trace)
 
     def _commit(self) -> None:
         """Give the placed spans to their captures, each capture its spans at once (a waiter wakes once)."""
@@ -118,30 +187,22 @@ class LiveRouter:
         for sink in self.captures.sinks():
             if not sink.closed:
                 for trace in _traces_of(sink):
-                    self._owners.setdefault(trace, sink)
+                    self._own(trace, sink)
 
     def _hold(self, span: ReadableSpan) -> None:
-        assert span.context is not None
-        self._held.setdefault(span.context.trace_id, []).append(span)
-        if sum(len(spans) for spans in self._held.values()) > HELD_LIMIT:
-            oldest = next(iter(self._held))
-            for dropped in self._held.pop(oldest):
+        self._held.add(span)
+        if self._held.count > HELD_LIMIT:
+            for dropped in self._held.pop(self._held.oldest()):
                 self.captures.record_leak(LeakedSpan(dropped.name, "", self.captures.test_label, received=True))
 
     def _release_held(self) -> None:
         """Place held spans whose trace became known; placing one may make another trace known."""
-        progress = True
-        while progress and self._held:
-            progress = False
-            for trace in list(self._held):
-                spans = self._held[trace]
-                rest = [span for span in spans if not self._place(span)]
-                if len(rest) != len(spans):
-                    progress = True
-                if rest:
-                    self._held[trace] = rest
-                else:
-                    del self._held[trace]
+        while self._learned and self._held:
+            learned, self._learned = self._learned, set()
+            for trace in self._held.naming(learned):
+                if trace in self._held.by_trace:
+                    self._held.keep(trace, [span for span in self._held.by_trace[trace] if not self._place(span)])
+        self._learned.clear()
 
 
 def _traces_of(sink: CaptureSink) -> set[int]:
