@@ -269,3 +269,49 @@ def test_a_request_looks_again_only_at_the_held_spans_it_makes_known(
     assert _names(test_a) == ["publish", "run", "work"]
     assert placed == ["run", "work"]  # the one it brought, and the one held span it made known
     assert len(live.held()) == 200
+
+
+def test_each_span_of_an_open_test_is_read_once_to_learn_its_traces(
+    captures: SpanRouter, live: LiveRouter, make_span: MakeSpan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test of many jobs gets a request for each job, each of a trace not seen yet: the router reads the
+    test's new spans only (it read the whole capture on each request: quadratic in the number of jobs)."""
+    read: list[int] = []
+    for name in ("snapshot", "since"):
+        original = getattr(CaptureSink, name, None)
+        if original is None:
+            continue
+
+        def counted(self: CaptureSink, *args: object, _original: object = original) -> object:
+            result = _original(self, *args)  # type: ignore[operator]
+            read.append(len(result[1]))
+            return result
+
+        monkeypatch.setattr(CaptureSink, name, counted)
+    sink = CaptureSink("test_a")
+    captures.open(sink)
+    for n in range(50):
+        publish = make_span(f"publish {n}", kind=SpanKind.PRODUCER)
+        sink.add(publish)
+        live.deliver([make_span(f"run {n}", publish)])
+    assert len(sink.spans) == 100
+    assert sum(read) <= 100
+    captures.close(sink)
+
+
+def test_a_job_published_after_the_test_cleared_its_capture_still_gets_its_spans(
+    captures: SpanRouter, live: LiveRouter, make_span: MakeSpan
+) -> None:
+    sink = CaptureSink("test_a")
+    captures.open(sink)
+    for n in range(3):
+        publish = make_span(f"publish {n}", kind=SpanKind.PRODUCER)
+        sink.add(publish)
+        live.deliver([make_span(f"run {n}", publish)])
+    sink.clear()  # job_spans.clear(): fewer spans after it than the router had read before
+    publish = make_span("publish again", kind=SpanKind.PRODUCER)
+    sink.add(publish)
+    live.deliver([make_span("run again", publish)])
+    captures.close(sink)
+    assert _names(sink) == ["publish again", "run again"]
+    assert live.held() == []

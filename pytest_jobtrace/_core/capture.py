@@ -180,6 +180,7 @@ class CaptureSink:
         self.duplicates = 0  # received spans dropped because the capture already held them
         self._keys: set[tuple[int, int]] | None = None
         self.version = 0
+        self.clears = 0  # clear() calls: a reader of spans added since a mark (since()) starts over after one
         self.closed = False
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -254,6 +255,13 @@ class CaptureSink:
         with self._lock:
             return self.version, list(self.spans)
 
+    def since(self, mark: tuple[int, int] = (0, 0)) -> tuple[tuple[int, int], list[ReadableSpan]]:
+        """The spans kept after ``mark`` (what an earlier call returned; every span at first, and again after
+        a ``clear()``), and the mark to give next time."""
+        with self._lock:
+            clears, seen = mark
+            return (self.clears, len(self.spans)), self.spans[seen if clears == self.clears else 0 :]
+
     def unfinished_names(self) -> list[str]:
         with self._lock:
             return [span.name for span in self.unfinished.values()]
@@ -264,6 +272,7 @@ class CaptureSink:
             self.received.clear()
             self._keys = None
             self.version += 1
+            self.clears += 1
             if self._waiting:
                 self._changed.notify_all()
 

@@ -93,6 +93,7 @@ class LiveRouter:
         self._held = _Held()  # spans of traces no test owns yet
         self._learned: set[int] = set()  # traces owned or finished since held spans were last looked at
         self._joining: list[tuple[CaptureSink, ReadableSpan]] = []  # placed, given to their owners by _commit()
+        self._read: dict[CaptureSink, tuple[int, int]] = {}  # an open capture -> how far _refresh() read it
 
     def deliver(self, spans: Iterable[ReadableSpan]) -> None:
         """Give each span to the capture that owns its trace, or report it, or hold it until one does."""
@@ -126,6 +127,7 @@ class LiveRouter:
     def closed(self, sink: CaptureSink) -> None:
         """Remember whose traces they were, so that late spans name the test and go to no other."""
         with self._lock:
+            self._read.pop(sink, None)
             traces = _traces_of(sink) | {trace for trace, owner in self._owners.items() if owner is sink}
             for trace in traces:
                 self._owners.pop(trace, None)
@@ -184,9 +186,12 @@ class LiveRouter:
         self.captures.record_leak(LeakedSpan(span.name, label, self.captures.test_label, received=True))
 
     def _refresh(self) -> None:
+        """Learn the traces of the open captures' spans: those kept since the last time (each span is read once,
+        not on every request: a test of a thousand jobs sends a request for each) and those still open."""
         for sink in self.captures.sinks():
             if not sink.closed:
-                for trace in _traces_of(sink):
+                self._read[sink], spans = sink.since(self._read.get(sink, (0, 0)))
+                for trace in _traces_in([*spans, *sink.open_spans()]):
                     self._own(trace, sink)
 
     def _hold(self, span: ReadableSpan) -> None:
@@ -208,8 +213,12 @@ class LiveRouter:
 def _traces_of(sink: CaptureSink) -> set[int]:
     """The traces a capture's spans (ended or still open) belong to or link to."""
     _, spans = sink.snapshot()
+    return _traces_in([*spans, *sink.open_spans()])
+
+
+def _traces_in(spans: Iterable[ReadableSpan]) -> set[int]:
     traces: set[int] = set()
-    for span in [*spans, *sink.open_spans()]:
+    for span in spans:
         if span.context is not None:
             traces.add(span.context.trace_id)
         traces.update(link.context.trace_id for link in span.links)
