@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from pytest_jobtrace._core.errors import FailedJob, JobChainError, JobFailedError, chain_message, failures_message
     from pytest_jobtrace._core.exceptions import exception_text, qualified_type_name, record_exception
     from pytest_jobtrace._jobs.info import AttemptOutcome, JobSpanInfo, Role
+    from pytest_jobtrace._jobs.instrumenting import instrument_for_test
     from pytest_jobtrace._jobs.lost import report_verdict
     from pytest_jobtrace._jobs.names import job_name_matches
     from pytest_jobtrace._jobs.protocol import (
@@ -92,6 +93,7 @@ _WHERE = {
     "chain_message": "_core.errors",
     "exception_text": "_core.exceptions",
     "failures_message": "_core.errors",
+    "instrument_for_test": "_jobs.instrumenting",
     "job_name_matches": "_jobs.names",
     "qualified_type_name": "_core.exceptions",
     "record_exception": "_core.exceptions",
@@ -132,6 +134,7 @@ __all__ = [
     "databases_of",
     "exception_text",
     "failures_message",
+    "instrument_for_test",
     "job_name_matches",
     "live_tracing",
     "qualified_type_name",

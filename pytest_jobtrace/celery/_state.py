@@ -144,10 +144,12 @@ def instrument(restorer: Restorer, provider: object | None) -> bool:
     """Instrument Celery unless something already did (its options, e.g. ``use_span_links``, then hold)."""
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
+    from pytest_jobtrace.adapters import instrument_for_test
+
     instrumentor = CeleryInstrumentor()
     if instrumentor.is_instrumented_by_opentelemetry:
         return False
-    instrumentor.instrument(tracer_provider=provider)
+    instrument_for_test(instrumentor, tracer_provider=provider)
     restorer.add(instrumentor.uninstrument)
     return True
 

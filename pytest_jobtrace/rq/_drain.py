@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pytest_jobtrace.adapters import JobRunner, Selected, StepInfo, VirtualClock
+from pytest_jobtrace.adapters import JobRunner, Selected, StepInfo, VirtualClock, instrument_for_test
 from pytest_jobtrace.rq._connection import Lease, open_connection
 from pytest_jobtrace.rq._names import META_ATTEMPT
 from pytest_jobtrace.rq._records import PendingRQJob, RQRun
@@ -74,7 +74,7 @@ class RQRuntime(JobRunner[_Step, RQRun, RQRun]):
         self._lease = open_connection(self._redis_url)
         if self._instrument and not RQInstrumentor().is_instrumented_by_opentelemetry and not third_party_active():
             self._instrumentor = RQInstrumentor()
-            self._instrumentor.instrument(tracer_provider=self._tracer_provider)
+            instrument_for_test(self._instrumentor, tracer_provider=self._tracer_provider)
         self._schedule.install()
 
     def _close(self) -> None:
