@@ -63,6 +63,24 @@ def test_a_publish_through_another_app_is_refused_naming_both_apps(jobs: CeleryJ
     )
 
 
+def test_a_second_app_of_the_same_name_is_refused_saying_the_app_was_made_twice(jobs: CeleryJobs) -> None:
+    again = Celery("shop", broker="memory://", set_as_current=False)  # as a factory called a second time makes it
+
+    @again.task(name="shop.add", shared=False)
+    def add() -> None:
+        pass
+
+    with pytest.raises(RuntimeError) as raised:
+        add.delay()
+    assert str(raised.value) == (
+        "a task was published through the Celery app 'shop' (broker 'memory://'), but celery_jobs runs another app"
+        " of that name (two Celery('shop') objects: the app was made twice, by a factory called again or a module"
+        " imported under two names): the message would leave the test for that broker. Give celery_jobs the app"
+        " your code publishes through: a `celery_app` fixture that returns it, or the ini key"
+        " jobtrace_celery_app = package.module:app."
+    )
+
+
 def test_another_app_publishes_normally_again_after_the_test(app: Celery, provider: TracerProvider) -> None:
     other = Celery("billing", broker="memory://", set_as_current=False)
     with open_jobs(app, provider):

@@ -184,9 +184,15 @@ def refuse_other_apps(restorer: Restorer, app: Any) -> None:
 
 
 def _other_app_message(other: Any, app: Any) -> str:
+    runs = f"celery_jobs runs the app {_app_name(app)}"
+    if _app_name(other) == _app_name(app):  # two apps of one name: made twice (a factory, a module imported twice)
+        runs = (
+            f"celery_jobs runs another app of that name (two Celery({_app_name(app)}) objects: the app was made "
+            "twice, by a factory called again or a module imported under two names)"
+        )
     return (
         f"a task was published through the Celery app {_app_name(other)} (broker {other.conf.broker_url!r}),"
-        f" but celery_jobs runs the app {_app_name(app)}: the message would leave the test for that broker."
+        f" but {runs}: the message would leave the test for that broker."
         " Give celery_jobs the app your code publishes through: a `celery_app` fixture that returns it,"
         " or the ini key jobtrace_celery_app = package.module:app."
     )
