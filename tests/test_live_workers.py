@@ -502,8 +502,10 @@ def test_on_rabbitmq_each_run_consumes_queues_of_its_own_and_deletes_them(pytest
 EXTERNAL = textwrap.dedent(
     """
     import os
+    import signal
     import subprocess
     import sys
+    import time
     from datetime import timedelta
 
     import shop_jobs
@@ -518,13 +520,31 @@ EXTERNAL = textwrap.dedent(
         env.pop("JOBTRACE_LIVE_ENDPOINT", None)
         return subprocess.Popen(
             [sys.executable, "-m", module, *options],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
 
 
     def _stop(worker):
-        worker.kill()
-        worker.wait(30)
+        # the worker and what it forked (RQ's scheduler process outlives a worker killed alone, and goes on
+        # polling the test's database): stopped as a whole, and checked gone
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(30)
+        deadline = time.monotonic() + 30
+        while _group_alive(worker.pid):
+            assert time.monotonic() < deadline, f"the worker elsewhere left processes behind (group {{worker.pid}})"
+            time.sleep(0.05)
+
+
+    def _group_alive(group):
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
 
     def test_rq_workers_elsewhere(job_spans, jobtrace_receiver, live_rq_worker):
