@@ -315,3 +315,29 @@ def test_a_job_published_after_the_test_cleared_its_capture_still_gets_its_spans
     captures.close(sink)
     assert _names(sink) == ["publish again", "run again"]
     assert live.held() == []
+
+
+def test_a_request_that_wakes_a_waiting_test_hands_it_the_interpreter_before_answering(
+    captures: SpanRouter, live: LiveRouter, make_span: MakeSpan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The woken test thread needs the interpreter lock: the receiver's thread yields it (``time.sleep(0)``)
+    once the router's lock is released, instead of keeping it until it answers the exporter."""
+    import types
+
+    from pytest_jobtrace._live import routing
+
+    yields: list[tuple[float, bool]] = []
+    monkeypatch.setattr(routing, "time", types.SimpleNamespace(sleep=lambda s: yields.append((s, live._lock.locked()))))
+    publish = make_span("publish", kind=SpanKind.PRODUCER)
+    sink = CaptureSink("test_a")
+    captures.open(sink)
+    sink.add(publish)
+    live.deliver([make_span("run 1", publish)])  # nobody waits: nothing to hand over
+    assert yields == []
+    monkeypatch.setattr(sink, "_waiting", 1)  # as if the test were in wait_for_change
+    live.deliver([make_span("run 2", publish)])
+    assert yields == [(0, False)]  # once, the router's lock released
+    live.deliver([publish])  # the test's own span sent back: kept by nobody, nobody woken, nothing handed over
+    assert yields == [(0, False)]
+    captures.close(sink)
+    assert _names(sink) == ["publish", "run 1", "run 2"]

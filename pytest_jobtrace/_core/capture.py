@@ -201,16 +201,18 @@ class CaptureSink:
                 self._changed.notify_all()
         return True
 
-    def receive(self, spans: Sequence[ReadableSpan]) -> bool:
+    def receive(self, spans: Sequence[ReadableSpan]) -> bool | None:
         """``add(span, received=True)`` for each of ``spans`` (one request's, from another process) as one
-        step: a waiter wakes once, with all of them there. False (nothing kept) if the capture has closed."""
+        step: a waiter wakes once, with all of them there. None (nothing kept) if the capture has closed,
+        else whether a waiter was woken."""
         with self._lock:
             if self.closed:
-                return False
+                return None
             kept = [self._keep(span, True) for span in spans]
-            if any(kept) and self._waiting:
+            woken = any(kept) and self._waiting > 0
+            if woken:
                 self._changed.notify_all()
-        return True
+        return woken
 
     def _keep(self, span: ReadableSpan, received: bool) -> bool:
         """Under the lock: keep ``span``; False if it was a received duplicate (dropped)."""

@@ -11,6 +11,7 @@ of the session if no test ever owns it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -114,7 +115,13 @@ class LiveRouter:
             for span in pending:
                 self._hold(span)
             self._release_held()
-            self._commit()
+            woke = self._commit()
+        if woke:
+            # The waiting test thread was just woken, and needs the interpreter lock to run. Left alone, it
+            # would get it only at this thread's next blocking call (answering the exporter, tens of
+            # microseconds of Python later); handed over now, wait() returns that much sooner: a job through
+            # live_celery_worker took 6 to 8% less (docs/benchmarks.md). This thread answers after.
+            time.sleep(0)
 
     def held(self) -> list[ReadableSpan]:
         """Spans received for traces that no test owns (yet)."""
@@ -171,16 +178,21 @@ class LiveRouter:
             if self._held:
                 self._learned.add(trace)
 
-    def _commit(self) -> None:
-        """Give the placed spans to their captures, each capture its spans at once (a waiter wakes once)."""
+    def _commit(self) -> bool:
+        """Give the placed spans to their captures, each capture its spans at once (a waiter wakes once);
+        True if a thread was waiting on one of them."""
         joining, self._joining = self._joining, []
         by_owner: dict[int, tuple[CaptureSink, list[ReadableSpan]]] = {}
         for owner, span in joining:
             by_owner.setdefault(id(owner), (owner, []))[1].append(span)
+        woke = False
         for owner, spans in by_owner.values():
-            if not owner.receive(spans):  # closed since: late, as if they had arrived after
+            woken = owner.receive(spans)
+            if woken is None:  # closed since: late, as if they had arrived after
                 for span in spans:
                     self._late(span, owner.label)
+            woke = woke or bool(woken)
+        return woke
 
     def _late(self, span: ReadableSpan, label: str) -> None:
         self.captures.record_leak(LeakedSpan(span.name, label, self.captures.test_label, received=True))
