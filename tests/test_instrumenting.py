@@ -4,6 +4,7 @@ is made once per instrumentor class, skipped only after it passed (pytest_jobtra
 from __future__ import annotations
 
 import logging
+import textwrap
 from collections.abc import Collection
 from typing import Any
 
@@ -73,10 +74,10 @@ def test_each_instrumentor_class_is_checked_for_itself() -> None:
     assert Conflicting.checks == 1
 
 
-def test_celery_s_instrumentation_is_checked_once_over_tests(pytester: pytest.Pytester) -> None:
-    pytest.importorskip("celery")
-    pytester.makepyfile(
-        shop="""
+# Per job system: its code, the instrumentor its fixture instruments with, and a test of its fixture.
+SYSTEMS = {
+    "celery": (
+        """
         from celery import Celery
 
         app = Celery("shop", broker="memory://", backend="cache+memory://", set_as_current=False)
@@ -86,58 +87,40 @@ def test_celery_s_instrumentation_is_checked_once_over_tests(pytester: pytest.Py
         def add(x, y):
             return x + y
         """,
-        conftest="""
-        import pytest
-        from opentelemetry.instrumentation.celery import CeleryInstrumentor
-
-        CHECKS = []
-        check = CeleryInstrumentor._check_dependency_conflicts
-
-
-        def counted(self):
-            CHECKS.append(1)
-            return check(self)
-
-
-        CeleryInstrumentor._check_dependency_conflicts = counted
-
-
-        def pytest_sessionfinish():
-            print(f"dependency checks: {len(CHECKS)}")
-        """,
-        test_shop="""
-        import pytest
-
-        from shop import add
-
-
-        @pytest.mark.parametrize("n", range(3))
-        def test_add(n, job_spans, celery_jobs):
-            add.delay(n, 1)
+        "opentelemetry.instrumentation.celery:CeleryInstrumentor",
+        """
+        def test_job(n, job_spans, celery_jobs):
+            shop.add.delay(n, 1)
             celery_jobs.drain()
-            job_spans.assert_span_tree("apply_async/shop.add\\n  run/shop.add")
         """,
-    )
-    pytester.makeini("[pytest]\njobtrace_celery_app = shop:app\n")
-    pytester.syspathinsert()
-    result = pytester.runpytest_subprocess("-p", "no:randomly", "-s")
-    result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines(["*dependency checks: 1"])
-
-
-def test_rq_s_instrumentation_is_checked_once_over_tests(pytester: pytest.Pytester) -> None:
-    pytest.importorskip("rq")
-    pytest.importorskip("fakeredis")
-    pytester.makepyfile(
-        jobs="""
+    ),
+    "rq": (
+        """
         def hello(value):
             return value
         """,
-        conftest="""
-        from pytest_jobtrace.rq.instrumentation import RQInstrumentor
+        "pytest_jobtrace.rq.instrumentation:RQInstrumentor",
+        """
+        def test_job(n, job_spans, rq_jobs):
+            rq_jobs.queue().enqueue(shop.hello, n)
+            rq_jobs.drain()
+        """,
+    ),
+}
+
+
+@pytest.mark.parametrize("system", list(SYSTEMS))
+def test_each_system_s_instrumentation_is_checked_once_over_tests(pytester: pytest.Pytester, system: str) -> None:
+    pytest.importorskip(system, reason=f"the {system} extra")
+    code, instrumentor, test = SYSTEMS[system]
+    module, name = instrumentor.split(":")
+    pytester.makepyfile(
+        shop=code,
+        conftest=f"""
+        from {module} import {name}
 
         CHECKS = []
-        check = RQInstrumentor._check_dependency_conflicts
+        check = {name}._check_dependency_conflicts
 
 
         def counted(self):
@@ -145,25 +128,25 @@ def test_rq_s_instrumentation_is_checked_once_over_tests(pytester: pytest.Pytest
             return check(self)
 
 
-        RQInstrumentor._check_dependency_conflicts = counted
+        {name}._check_dependency_conflicts = counted
 
 
         def pytest_sessionfinish():
-            print(f"dependency checks: {len(CHECKS)}")
+            print(f"dependency checks: {{len(CHECKS)}}")
         """,
-        test_jobs="""
-        import pytest
+        test_shop=textwrap.dedent(
+            """
+            import pytest
 
-        from jobs import hello
+            import shop
 
 
-        @pytest.mark.parametrize("n", range(3))
-        def test_hello(n, job_spans, rq_jobs):
-            rq_jobs.queue().enqueue(hello, n)
-            rq_jobs.drain()
-            assert [job.outcome for job in job_spans.jobs()] == ["succeeded"]
-        """,
+            @pytest.mark.parametrize("n", range(3))
+            """
+        )
+        + textwrap.dedent(test),
     )
+    pytester.makeini("[pytest]\njobtrace_celery_app = shop:app\n" if system == "celery" else "[pytest]\n")
     pytester.syspathinsert()
     result = pytester.runpytest_subprocess("-p", "no:randomly", "-s")
     result.assert_outcomes(passed=3)
