@@ -271,6 +271,14 @@ def test_a_request_looks_again_only_at_the_held_spans_it_makes_known(
     assert len(live.held()) == 200
 
 
+def _publish_and_run(sink: CaptureSink, live: LiveRouter, make_span: MakeSpan, jobs: int) -> None:
+    """``jobs`` jobs of the test: each published here, its run span received (a trace not seen before)."""
+    for n in range(jobs):
+        publish = make_span(f"publish {n}", kind=SpanKind.PRODUCER)
+        sink.add(publish)
+        live.deliver([make_span(f"run {n}", publish)])
+
+
 def test_each_span_of_an_open_test_is_read_once_to_learn_its_traces(
     captures: SpanRouter, live: LiveRouter, make_span: MakeSpan, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -290,10 +298,7 @@ def test_each_span_of_an_open_test_is_read_once_to_learn_its_traces(
         monkeypatch.setattr(CaptureSink, name, counted)
     sink = CaptureSink("test_a")
     captures.open(sink)
-    for n in range(50):
-        publish = make_span(f"publish {n}", kind=SpanKind.PRODUCER)
-        sink.add(publish)
-        live.deliver([make_span(f"run {n}", publish)])
+    _publish_and_run(sink, live, make_span, 50)
     assert len(sink.spans) == 100
     assert sum(read) <= 100
     captures.close(sink)
@@ -304,10 +309,7 @@ def test_a_job_published_after_the_test_cleared_its_capture_still_gets_its_spans
 ) -> None:
     sink = CaptureSink("test_a")
     captures.open(sink)
-    for n in range(3):
-        publish = make_span(f"publish {n}", kind=SpanKind.PRODUCER)
-        sink.add(publish)
-        live.deliver([make_span(f"run {n}", publish)])
+    _publish_and_run(sink, live, make_span, 3)
     sink.clear()  # job_spans.clear(): fewer spans after it than the router had read before
     publish = make_span("publish again", kind=SpanKind.PRODUCER)
     sink.add(publish)
